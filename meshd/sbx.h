@@ -1,0 +1,83 @@
+/*
+ * sbx.h - confinement of service processes.
+ *
+ * meshd never runs service code itself.  It starts the small launcher
+ * program meshd-sandbox (meshd/sandbox-exec.c) with posix_spawn; the
+ * launcher, single-threaded and before it execs the service program,
+ * enters the namespaces the kernel allows, drops to an unprivileged uid when
+ * started as root, sets rlimits, chdirs into a fresh working directory,
+ * closes every fd above 2, sets no_new_privs and installs the seccomp filter
+ * that sbx_open() built once (passed to it as a BPF program in a memfd).
+ *
+ * Nothing here calls nng, so it is safe for the launcher; meshd calls
+ * sbx_spawn() from its main thread only.
+ */
+#ifndef MESHD_SBX_H
+#define MESHD_SBX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sbx;
+
+/* Confinement layers that can be in force, as a bit set. */
+enum {
+	SBX_SECCOMP = 1 << 0, /* seccomp allowlist, arch checked, no_new_privs */
+	SBX_RLIMITS = 1 << 1, /* CPU, address space, file size, nproc, nofile, core 0 */
+	SBX_USERNS = 1 << 2,  /* unprivileged user namespace */
+	SBX_SETUID = 1 << 3,  /* root drops to a per-slot unprivileged uid/gid */
+	SBX_NETNS = 1 << 4,   /* empty network namespace: no network at all */
+	SBX_PIDNS = 1 << 5,   /* own pid space */
+	SBX_MNTNS = 1 << 6,   /* read-only filesystem but for the work dir */
+	SBX_IPCNS = 1 << 7,   /* own SysV IPC and POSIX mqueue space */
+};
+
+struct sbx_limits {
+	uint64_t mem_bytes; /* RLIMIT_AS; 0 = no limit */
+	uint32_t cpu_secs;  /* RLIMIT_CPU; 0 = no limit */
+	uint64_t fsize;     /* RLIMIT_FSIZE; 0 = no limit */
+	uint32_t nproc;     /* RLIMIT_NPROC (processes and threads) */
+	uint32_t nofile;    /* RLIMIT_NOFILE */
+};
+
+struct sbx_spec {
+	const char *path;       /* absolute path of the program to run */
+	int exe_fd;             /* open fd of that program (hash already checked),
+	                           or -1: executed with execveat when possible */
+	char *const *argv;      /* argv[0] included, NULL-terminated */
+	char *const *envp;      /* the complete, clean environment */
+	const char *workdir;    /* existing, empty directory; removed by caller */
+	unsigned slot;          /* 0..1023; selects the uid when root */
+	struct sbx_limits lim;
+	int fd_in, fd_out, fd_err; /* become the program's fds 0, 1, 2 */
+};
+
+/*
+ * Build the seccomp filter and probe which layers the kernel allows.
+ * launcher is the path of meshd-sandbox.  want is a bit set of layers the
+ * operator allows (use ~0u for all).  On success *out is set and 0 returned;
+ * on failure a negative BABL_E* code and nothing is allocated.
+ */
+int sbx_open(struct sbx **out, const char *launcher, unsigned want);
+void sbx_close(struct sbx *s);
+
+/* The bit set of layers in force, and a human line such as
+ * "seccomp, rlimits, uid 70000+slot, netns, pidns, mntns(ro)". */
+unsigned sbx_layers(const struct sbx *s);
+const char *sbx_describe(const struct sbx *s);
+
+/* uid/gid a slot runs as when meshd runs as root (workdir must be chowned). */
+uid_t sbx_slot_uid(const struct sbx *s, unsigned slot);
+gid_t sbx_slot_gid(const struct sbx *s, unsigned slot);
+
+/*
+ * Start the program confined.  The launcher is its own process-group
+ * leader: kill(-*pid, SIGKILL) ends it and everything it started.  Its wait
+ * status is the program's own (a program killed by signal N makes the
+ * launcher die of N).  If the launcher cannot set up confinement it writes
+ * one line "meshd-sandbox: ..." to fd_err and exits 127 without running the
+ * program.  Returns 0 and sets *pid, or a negative BABL_E* code.
+ */
+int sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid);
+
+#endif
