@@ -1,0 +1,76 @@
+/*
+ * t.h - the unit-test harness: a table of named cases per file.
+ *
+ *	static void case_x(void) { T_ASSERT(1 + 1 == 2); T_EQ_INT(f(), 0); }
+ *	static const struct t_case cases[] = { {"x", case_x}, {0} };
+ *	int main(int argc, char **argv) { return t_run(argc, argv, cases); }
+ *
+ * A failed assertion reports file:line and the expression, and ends that
+ * case (longjmp); the run continues with the next case.  t_run prints
+ * "N passed, N failed" last and returns non-zero if any case failed.  An
+ * argument selects the cases whose name contains it.
+ */
+#ifndef T_H
+#define T_H
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct t_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+static jmp_buf t_jmp;
+static const char *t_cur;
+
+#define T_FAIL(...)                                                        \
+	do {                                                               \
+		fprintf(stderr, "  FAIL %s: %s:%d: ", t_cur, __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                              \
+		fputc('\n', stderr);                                       \
+		longjmp(t_jmp, 1);                                         \
+	} while (0)
+#define T_ASSERT(e)                                                        \
+	do {                                                               \
+		if (!(e))                                                  \
+			T_FAIL("%s", #e);                                  \
+	} while (0)
+#define T_EQ_INT(a, b)                                                     \
+	do {                                                               \
+		long long t_a_ = (long long)(a), t_b_ = (long long)(b);    \
+		if (t_a_ != t_b_)                                          \
+			T_FAIL("%s == %lld, expected %s == %lld", #a, t_a_, #b, t_b_); \
+	} while (0)
+#define T_EQ_STR(a, b)                                                     \
+	do {                                                               \
+		const char *t_a_ = (a), *t_b_ = (b);                       \
+		if (!t_a_ || !t_b_ || strcmp(t_a_, t_b_) != 0)             \
+			T_FAIL("%s == \"%s\", expected \"%s\"", #a,        \
+			       t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)"); \
+	} while (0)
+#define T_EQ_MEM(a, b, n) T_ASSERT(memcmp((a), (b), (n)) == 0)
+
+static int
+t_run(int argc, char **argv, const struct t_case *cases)
+{
+	int passed = 0, failed = 0;
+	for (const struct t_case *c = cases; c->name; c++) {
+		if (argc > 1 && !strstr(c->name, argv[1]))
+			continue;
+		t_cur = c->name;
+		if (setjmp(t_jmp) == 0) {
+			c->fn();
+			passed++;
+			fprintf(stderr, "  ok   %s\n", c->name);
+		} else {
+			failed++;
+		}
+	}
+	printf("%s: %d passed, %d failed\n", argv[0], passed, failed);
+	return failed ? 1 : 0;
+}
+
+#endif
