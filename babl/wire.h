@@ -1,0 +1,209 @@
+/*
+ * wire.h - the babl wire protocol: framing and message codecs.
+ *
+ * Pure functions, no I/O: they are unit-tested and fuzzed in one process.
+ *
+ * A frame is a 4-byte big-endian body length followed by the body; the body
+ * is one type byte followed by the type's fields.  Integers are big-endian,
+ * strings and byte strings are a u32 length then the bytes.  A body is at
+ * least 1 and at most WIRE_MAX_BODY bytes.  A connection starts with HELLO
+ * (client) and WELCOME or ERROR (server), each naming WIRE_VERSION.
+ *
+ * A call:   C: CALL, DATA*, EOF          S: OUT*, ERRB*, EXIT   (or ERROR)
+ * A deploy: C: DEPLOY                    S: TEXT, EXIT         (or ERROR)
+ * A query:  C: QUERY                     S: TEXT|HEAD, EXIT    (or ERROR)
+ * Either side may send ERROR and close.  CANCEL from the client kills the
+ * call's process group.
+ */
+#ifndef BABL_WIRE_H
+#define BABL_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_MAGIC "BABL"
+#define WIRE_VERSION 1
+#define WIRE_HDR 4                    /* length prefix */
+#define WIRE_CHUNK (256u * 1024)      /* data moved per DATA/OUT frame, at most */
+#define WIRE_MAX_BODY (WIRE_CHUNK + 64 * 1024) /* largest body accepted */
+#define WIRE_MAX_ARGS 256
+#define WIRE_MAX_STR (64u * 1024)     /* names, args, messages */
+
+enum wire_type {
+	WIRE_HELLO = 0x01,
+	WIRE_WELCOME = 0x02,
+	WIRE_ERROR = 0x03,
+	WIRE_CALL = 0x10,
+	WIRE_DATA = 0x11,
+	WIRE_EOF = 0x12,
+	WIRE_CANCEL = 0x13,
+	WIRE_OUT = 0x20,
+	WIRE_ERRB = 0x21,
+	WIRE_EXIT = 0x22,
+	WIRE_DEPLOY = 0x30,
+	WIRE_QUERY = 0x31,
+	WIRE_TEXT = 0x32,
+	WIRE_HEAD = 0x33,
+};
+
+/* What a QUERY asks. */
+enum wire_query {
+	WIRE_Q_LS = 1,
+	WIRE_Q_INFO = 2,
+	WIRE_Q_LOG = 3,
+	WIRE_Q_STATUS = 4,
+	WIRE_Q_HEAD = 5, /* current head of a service, for deploy */
+};
+
+/* How a call or request ended (EXIT). */
+enum wire_exit_kind {
+	WIRE_EXITED = 0,   /* code is the exit status */
+	WIRE_SIGNALED = 1, /* code is the signal number */
+};
+
+/* A view of one frame inside a caller's buffer. */
+struct wire_frame {
+	uint8_t type;
+	const uint8_t *p; /* fields after the type byte */
+	size_t len;
+};
+
+/* A borrowed string: not NUL-terminated, points into a frame. */
+struct wire_str {
+	const char *p;
+	size_t len;
+};
+
+struct wire_hello {
+	uint16_t version;
+	struct wire_str agent;
+};
+struct wire_welcome {
+	uint16_t version;
+	struct wire_str node;
+};
+struct wire_error {
+	int32_t code; /* a BABL_E* code */
+	struct wire_str msg;
+};
+enum { WIRE_CALL_PROGRESS = 1 };
+struct wire_call {
+	struct wire_str target; /* NAME, NAME@VERSION, service id or version id */
+	struct wire_str idkey;  /* empty: not idempotent */
+	uint32_t timeout_ms;    /* 0: the service's own limit */
+	uint32_t flags;
+	uint32_t nargs;
+	struct wire_str args[WIRE_MAX_ARGS];
+};
+struct wire_exit {
+	uint8_t kind;
+	int32_t code;
+	struct wire_str msg; /* why, for limits and failures; may be empty */
+};
+struct wire_deploy {
+	struct wire_str bundle; /* canonical bundle bytes (bundle.h) */
+	const uint8_t *owner;   /* 32-byte ed25519 public key */
+	uint64_t version;       /* 1 for the first */
+	const uint8_t *prev;    /* 32-byte previous version id, zeros for none */
+	const uint8_t *sig;     /* 64-byte signature (bundle_deploy_msg) */
+};
+struct wire_query_msg {
+	uint8_t what;
+	struct wire_str arg;
+	struct wire_str arg2;
+};
+struct wire_head {
+	uint64_t version;     /* 0: no such service */
+	const uint8_t *vid;   /* 32 bytes */
+	const uint8_t *owner; /* 32 bytes */
+};
+
+/*
+ * Find the next frame in buf[0..len).  Returns 0 and fills *f and *used
+ * (bytes of the frame, prefix included), BABL_EAGAIN if the frame is not
+ * all there yet, BABL_ETOOBIG if the announced body exceeds max (or
+ * WIRE_MAX_BODY), BABL_EPROTO for an empty body or unknown type.
+ */
+int wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
+    size_t *used);
+
+/* Decoders: 0 or BABL_EPROTO (wrong type, short, trailing bytes, field
+ * beyond its bound).  Outputs borrow from the frame. */
+int wire_dec_hello(const struct wire_frame *f, struct wire_hello *m);
+int wire_dec_welcome(const struct wire_frame *f, struct wire_welcome *m);
+int wire_dec_error(const struct wire_frame *f, struct wire_error *m);
+int wire_dec_call(const struct wire_frame *f, struct wire_call *m);
+int wire_dec_exit(const struct wire_frame *f, struct wire_exit *m);
+int wire_dec_deploy(const struct wire_frame *f, struct wire_deploy *m);
+int wire_dec_query(const struct wire_frame *f, struct wire_query_msg *m);
+int wire_dec_head(const struct wire_frame *f, struct wire_head *m);
+/* DATA, OUT, ERRB, TEXT: the payload is the frame's bytes (f->p, f->len). */
+
+/*
+ * A growable output buffer.  Encoders append one whole frame and return 0,
+ * or BABL_ENOMEM / BABL_ETOOBIG leaving the buffer as it was.
+ */
+struct wbuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void wbuf_free(struct wbuf *b);
+void wbuf_reset(struct wbuf *b);
+
+int wire_enc_hello(struct wbuf *b, const char *agent);
+int wire_enc_welcome(struct wbuf *b, const char *node);
+int wire_enc_error(struct wbuf *b, int code, const char *msg);
+int wire_enc_call(struct wbuf *b, const struct wire_call *m);
+int wire_enc_bytes(struct wbuf *b, uint8_t type, const void *p, size_t n);
+int wire_enc_empty(struct wbuf *b, uint8_t type);
+int wire_enc_exit(struct wbuf *b, uint8_t kind, int32_t code, const char *msg);
+int wire_enc_deploy(struct wbuf *b, const struct wire_deploy *m);
+int wire_enc_query(struct wbuf *b, uint8_t what, const char *arg, const char *arg2);
+int wire_enc_head(struct wbuf *b, uint64_t version, const uint8_t vid[32],
+    const uint8_t owner[32]);
+
+/* The 5-byte header of a frame whose body is one type byte plus n bytes of
+ * payload, so that data can be sent from where it lies (two iovecs). */
+void wire_hdr(uint8_t hdr[5], uint8_t type, size_t n);
+
+/* Copy a borrowed string into a NUL-terminated malloc'd one (NULL on OOM). */
+char *wire_strdup(struct wire_str s);
+/* 1 if s equals the C string c. */
+int wire_streq(struct wire_str s, const char *c);
+
+/*
+ * Field codec shared with the log-entry and bundle codecs: a cursor over
+ * bytes that fails sticky on the first overrun.
+ */
+struct rd {
+	const uint8_t *p, *end;
+	int bad;
+};
+static inline void rd_init(struct rd *r, const void *p, size_t n)
+{
+	r->p = p;
+	r->end = (const uint8_t *)p + n;
+	r->bad = 0;
+}
+uint8_t rd_u8(struct rd *r);
+uint16_t rd_u16(struct rd *r);
+uint32_t rd_u32(struct rd *r);
+uint64_t rd_u64(struct rd *r);
+const uint8_t *rd_fixed(struct rd *r, size_t n);
+struct wire_str rd_str(struct rd *r, size_t max);
+/* 0 if every read fitted and nothing is left over, else BABL_EPROTO. */
+int rd_done(const struct rd *r);
+
+int wb_u8(struct wbuf *b, uint8_t v);
+int wb_u16(struct wbuf *b, uint16_t v);
+int wb_u32(struct wbuf *b, uint32_t v);
+int wb_u64(struct wbuf *b, uint64_t v);
+int wb_raw(struct wbuf *b, const void *p, size_t n);
+int wb_str(struct wbuf *b, const void *p, size_t n);
+int wb_cstr(struct wbuf *b, const char *s);
+void be32_put(uint8_t *p, uint32_t v);
+void be64_put(uint8_t *p, uint64_t v);
+uint32_t be32_get(const uint8_t *p);
+uint64_t be64_get(const uint8_t *p);
+
+#endif
