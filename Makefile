@@ -33,8 +33,8 @@ MESHD_SRC := $(filter-out meshd/main.c meshd/sandbox-exec.c,$(wildcard meshd/*.c
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
-MESHD_OBJ := $(MESHD_SRC:%.c=$(B)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
+MESHD_OBJ := $(MESHD_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
@@ -42,7 +42,7 @@ PROGS = $(B)/babl $(B)/meshd $(B)/meshd-sandbox
 
 all: $(PROGS) $(UNIT_BIN) $(HELPER_BIN)
 
-$(B)/%.o: %.c
+$(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -52,21 +52,21 @@ $(B)/libbabl.a: $(LIB_OBJ)
 $(B)/libmeshd.a: $(MESHD_OBJ)
 	rm -f $@; ar rcs $@ $^
 
-$(B)/babl: $(B)/babl/babl.o $(B)/libbabl.a
+$(B)/babl: $(B)/obj/babl/babl.o $(B)/libbabl.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(B)/meshd: $(B)/meshd/main.o $(B)/libmeshd.a $(B)/libbabl.a
+$(B)/meshd: $(B)/obj/meshd/main.o $(B)/libmeshd.a $(B)/libbabl.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
 
 # The launcher stays small: libc only, no nng, no threads.
-$(B)/meshd-sandbox: $(B)/meshd/sandbox-exec.o
+$(B)/meshd-sandbox: $(B)/obj/meshd/sandbox-exec.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
 
-$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libmeshd.a $(B)/libbabl.a
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libmeshd.a $(B)/libbabl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
 
-$(B)/tests/%: $(B)/tests/helpers/%.o $(B)/libbabl.a
+$(B)/tests/%: $(B)/obj/tests/helpers/%.o $(B)/libbabl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 

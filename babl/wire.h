@@ -53,6 +53,7 @@ enum wire_query {
 	WIRE_Q_LOG = 3,
 	WIRE_Q_STATUS = 4,
 	WIRE_Q_HEAD = 5, /* current head of a service, for deploy */
+	WIRE_Q_VERIFY = 6, /* check the log's checksums and hash chain */
 };
 
 /* How a call or request ended (EXIT). */

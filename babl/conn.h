@@ -1,0 +1,49 @@
+/*
+ * conn.h - a client connection to a meshd node over an nng byte stream.
+ *
+ * conn_dial tries each URL of a comma-separated list in turn, completes the
+ * HELLO/WELCOME handshake and returns the first that answers.  Sends and
+ * receives block; one thread may send while another receives (conn_send*
+ * are serialised by an internal lock).
+ */
+#ifndef BABL_CONN_H
+#define BABL_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct conn;
+
+/*
+ * Connect to the first reachable node in urls.  timeout_ms bounds each
+ * attempt (0: 5 s).  On failure returns BABL_EUNREACH (or the handshake's
+ * error) and writes into why a one-line account of every URL tried.
+ */
+int conn_dial(struct conn **out, const char *urls, int timeout_ms, char *why,
+    size_t whylen);
+void conn_close(struct conn *c);
+
+/* The node's name from WELCOME and the URL that answered (owned by c). */
+const char *conn_node(const struct conn *c);
+const char *conn_url(const struct conn *c);
+
+/* Send a whole encoded buffer, or a frame header and a payload. */
+int conn_send(struct conn *c, const void *p, size_t n);
+int conn_send_data(struct conn *c, uint8_t type, const void *p, size_t n);
+
+/*
+ * Receive the next frame.  timeout_ms < 0 waits for ever.  The frame
+ * borrows from c's buffer until the next conn_recv.  Returns 0,
+ * BABL_ECLOSED, BABL_ETIMEDOUT, BABL_EPROTO or BABL_ETOOBIG.
+ */
+int conn_recv(struct conn *c, struct wire_frame *f, int timeout_ms);
+
+/* Close the sending side's interest: wake a blocked conn_recv with ECLOSED. */
+void conn_shutdown(struct conn *c);
+
+/* Bytes sent and received so far (for --progress). */
+void conn_counts(const struct conn *c, uint64_t *sent, uint64_t *received);
+
+#endif
