@@ -1,0 +1,98 @@
+/*
+ * store.h - the log and the state, in one LMDB environment.
+ *
+ * Databases: the log (index -> entry, see entry.h), and the state that
+ * applying the log builds: services, per-service call records, --id
+ * outcomes and their recorded output, and meta values.  Write transactions
+ * commit durably (LMDB's default sync).  One thread writes; any thread may
+ * read in its own read transaction.
+ *
+ * Errors: BABL_EIO for LMDB failures (logged with mdb_strerror by the
+ * caller through store_errstr), BABL_ECORRUPT when a stored entry fails its
+ * checksum or chain, BABL_ENOENT when a key is absent, BABL_ETOOBIG when
+ * the map is full (the transaction is then aborted and nothing written).
+ */
+#ifndef MESHD_STORE_H
+#define MESHD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "entry.h"
+
+enum store_db {
+	DB_LOG,
+	DB_META,     /* "applied", "node", ... */
+	DB_SERVICES, /* service id -> service record (node.c) */
+	DB_NAMES,    /* name -> service id */
+	DB_BUNDLES,  /* version id -> bundle bytes */
+	DB_CALLS,    /* service id, call index -> call record */
+	DB_IDEM,     /* BLAKE2b(service id, id key) -> outcome record */
+	DB_IDOUT,    /* idem key, sequence -> recorded output chunk */
+	DB_N
+};
+
+struct store;
+struct store_txn;
+
+/* Open (creating) DIR/data.mdb.  map_bytes bounds the file's size. */
+int store_open(struct store **out, const char *dir, uint64_t map_bytes);
+void store_close(struct store *s);
+
+/* The last LMDB error text, for logs. */
+const char *store_errstr(const struct store *s);
+
+/* The committed tail of the log: last index (0 if empty), its hash, term. */
+void store_tail(const struct store *s, uint64_t *index, uint8_t hash[32],
+    uint64_t *term);
+
+int store_begin(struct store *s, int write, struct store_txn **t);
+/* Commit: durable for write transactions.  The txn is freed either way. */
+int store_commit(struct store_txn *t);
+void store_abort(struct store_txn *t);
+
+int store_put(struct store_txn *t, int db, const void *k, size_t kl,
+    const void *v, size_t vl);
+int store_del(struct store_txn *t, int db, const void *k, size_t kl);
+/* *v points into the map, valid until the txn ends. */
+int store_get(struct store_txn *t, int db, const void *k, size_t kl,
+    const void **v, size_t *vl);
+
+/*
+ * Append e (e->index must be the txn's tail + 1; e->prev is filled from the
+ * tail) with its payload in iov; the entry is sealed (entry_seal) and
+ * e->hash set.  BABL_EINVAL-like misuse gives BABL_EINTERNAL.
+ */
+int store_append(struct store_txn *t, struct entry *e, const struct iovec *iov,
+    int niov);
+
+/* Read and check one entry; e->payload points into the map. */
+int store_entry(struct store_txn *t, uint64_t index, struct entry *e);
+
+/*
+ * Visit keys beginning with prefix in order (reverse: from the last),
+ * calling cb until it returns non-zero; returns that value or 0.
+ */
+typedef int (*store_visit)(void *arg, const void *k, size_t kl, const void *v,
+    size_t vl);
+int store_scan(struct store_txn *t, int db, const void *prefix, size_t pl,
+    int reverse, store_visit cb, void *arg);
+
+/*
+ * Check entries from index `from` to the tail: each key matches its index,
+ * each checksum holds and each prev is the hash of the entry before.
+ * Returns 0 and *count, or BABL_ECORRUPT with *bad the first bad index and
+ * a reason in why.
+ */
+int store_verify(struct store *s, uint64_t from, uint64_t *count, uint64_t *bad,
+    char *why, size_t whylen);
+
+/* Meta values as u64. */
+int store_meta_get(struct store_txn *t, const char *key, uint64_t *v);
+int store_meta_put(struct store_txn *t, const char *key, uint64_t v);
+
+/* Size of the data file, bytes. */
+uint64_t store_file_size(const struct store *s);
+
+#endif
