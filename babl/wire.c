@@ -210,6 +210,8 @@ wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
 		return BABL_EPROTO;
 	if (n > max)
 		return BABL_ETOOBIG;
+	if (len == WIRE_HDR)
+		return BABL_EAGAIN; /* the type byte is not there to check yet */
 	switch (buf[WIRE_HDR]) {
 	case WIRE_HELLO: case WIRE_WELCOME: case WIRE_ERROR: case WIRE_CALL:
 	case WIRE_DATA: case WIRE_EOF: case WIRE_CANCEL: case WIRE_OUT:
@@ -217,8 +219,7 @@ wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
 	case WIRE_TEXT: case WIRE_HEAD:
 		break;
 	default:
-		if (len > WIRE_HDR)
-			return BABL_EPROTO;
+		return BABL_EPROTO;
 	}
 	if (len - WIRE_HDR < n)
 		return BABL_EAGAIN;
