@@ -32,6 +32,10 @@ enum {
 	SBX_IPCNS = 1 << 7,   /* own SysV IPC and POSIX mqueue space */
 };
 
+/* When root, slot n runs as uid and gid SBX_UID_BASE + n, n < SBX_SLOTS. */
+enum { SBX_UID_BASE = 70000, SBX_SLOTS = 1024 };
+
+/* A limit of 0 is not set: the launcher leaves meshd's own value. */
 struct sbx_limits {
 	uint64_t mem_bytes; /* RLIMIT_AS; 0 = no limit */
 	uint32_t cpu_secs;  /* RLIMIT_CPU; 0 = no limit */

@@ -30,6 +30,7 @@ enum store_db {
 	DB_CALLS,    /* service id, call index -> call record */
 	DB_IDEM,     /* BLAKE2b(service id, id key) -> outcome record */
 	DB_IDOUT,    /* idem key, sequence -> recorded output chunk */
+	DB_OPEN,     /* call index -> nothing: calls begun and not ended */
 	DB_N
 };
 

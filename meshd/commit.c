@@ -1,0 +1,251 @@
+/* commit.c - the group-commit thread; see commit.h. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commit.h"
+#include "err.h"
+#include "logmsg.h"
+
+/* At most this much payload goes into one transaction, to bound the dirty
+ * pages LMDB holds in memory. */
+#define BATCH_BYTES (8u << 20)
+
+struct committer {
+	struct store *st;
+	int wake_fd;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stopping;
+	int failed;          /* sticky: once a commit fails, nothing more is written */
+	struct prop *q, **qt; /* queued proposals */
+	struct kvop *ops, **opt;
+	size_t backlog;
+	struct prop *done, **donet;
+	int done_err;
+	uint64_t txns, entries;
+};
+
+void
+prop_free(struct prop *p)
+{
+	if (!p)
+		return;
+	free(p->buf);
+	free(p);
+}
+
+static int
+write_batch(struct committer *c, struct prop *props, struct kvop *ops)
+{
+	struct store_txn *t;
+	int rc = store_begin(c->st, 1, &t);
+	if (rc)
+		return rc;
+	for (struct prop *p = props; p && !rc; p = p->next) {
+		struct iovec iov = {p->buf, p->e.len};
+		rc = store_append(t, &p->e, &iov, p->e.len ? 1 : 0);
+	}
+	for (struct kvop *o = ops; o && !rc; o = o->next)
+		rc = o->del ? store_del(t, o->db, o->k, o->kl)
+		            : store_put(t, o->db, o->k, o->kl, o->v, o->vl);
+	if (rc) {
+		store_abort(t);
+		return rc;
+	}
+	return store_commit(t);
+}
+
+static void *
+commit_main(void *arg)
+{
+	struct committer *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->q && !c->ops && !c->stopping)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (!c->q && !c->ops && c->stopping)
+			break;
+		/* Take up to BATCH_BYTES of proposals and every queued op. */
+		struct prop *props = c->q, *last = NULL;
+		size_t bytes = 0, n = 0;
+		for (struct prop *p = c->q; p; p = p->next) {
+			if (last && bytes + p->e.len > BATCH_BYTES)
+				break;
+			bytes += p->e.len;
+			last = p;
+			n++;
+		}
+		if (last) {
+			c->q = last->next;
+			last->next = NULL;
+			if (!c->q)
+				c->qt = &c->q;
+		} else {
+			props = NULL;
+		}
+		struct kvop *ops = c->ops;
+		c->ops = NULL;
+		c->opt = &c->ops;
+		int failed = c->failed;
+		pthread_mutex_unlock(&c->mu);
+
+		int rc = failed ? failed : write_batch(c, props, ops);
+		if (rc && !failed)
+			log_warnx("commit failed: %s (%s); no further writes will be made",
+			    babl_strerror(rc), store_errstr(c->st));
+		while (ops) {
+			struct kvop *o = ops->next;
+			free(ops);
+			ops = o;
+		}
+
+		pthread_mutex_lock(&c->mu);
+		if (rc)
+			c->failed = rc;
+		else {
+			c->txns++;
+			c->entries += n;
+		}
+		c->backlog -= bytes;
+		if (props) {
+			*c->donet = props;
+			c->donet = &last->next;
+			if (rc)
+				c->done_err = rc;
+		}
+		pthread_mutex_unlock(&c->mu);
+		uint64_t one = 1;
+		if (write(c->wake_fd, &one, 8) < 0) {
+			/* The eventfd cannot overflow here; nothing to do. */
+		}
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int
+commit_start(struct committer **out, struct store *st, int wake_fd)
+{
+	struct committer *c = calloc(1, sizeof *c);
+	if (!c)
+		return BABL_ENOMEM;
+	c->st = st;
+	c->wake_fd = wake_fd;
+	c->qt = &c->q;
+	c->opt = &c->ops;
+	c->donet = &c->done;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thr, NULL, commit_main, c)) {
+		free(c);
+		return BABL_EINTERNAL;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+commit_stop(struct committer *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stopping = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thr, NULL);
+	int err;
+	struct prop *p = commit_take(c, &err);
+	while (p) {
+		struct prop *nx = p->next;
+		prop_free(p);
+		p = nx;
+	}
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static int
+queue_op(struct committer *c, int db, int del, const void *k, size_t kl,
+    const void *v, size_t vl)
+{
+	struct kvop *o = malloc(sizeof *o + kl + vl);
+	if (!o)
+		return BABL_ENOMEM;
+	o->next = NULL;
+	o->db = (uint8_t)db;
+	o->del = (uint8_t)del;
+	o->kl = (uint32_t)kl;
+	o->vl = vl;
+	o->k = (uint8_t *)(o + 1);
+	o->v = o->k + kl;
+	memcpy(o->k, k, kl);
+	if (vl)
+		memcpy(o->v, v, vl);
+	pthread_mutex_lock(&c->mu);
+	*c->opt = o;
+	c->opt = &o->next;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int
+commit_put(struct committer *c, int db, const void *k, size_t kl, const void *v,
+    size_t vl)
+{
+	return queue_op(c, db, 0, k, kl, v, vl);
+}
+
+int
+commit_del(struct committer *c, int db, const void *k, size_t kl)
+{
+	return queue_op(c, db, 1, k, kl, NULL, 0);
+}
+
+void
+commit_submit(struct committer *c, struct prop *p)
+{
+	p->next = NULL;
+	pthread_mutex_lock(&c->mu);
+	*c->qt = p;
+	c->qt = &p->next;
+	c->backlog += p->e.len;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+struct prop *
+commit_take(struct committer *c, int *err)
+{
+	pthread_mutex_lock(&c->mu);
+	struct prop *p = c->done;
+	c->done = NULL;
+	c->donet = &c->done;
+	*err = c->done_err;
+	pthread_mutex_unlock(&c->mu);
+	return p;
+}
+
+size_t
+commit_backlog(struct committer *c)
+{
+	pthread_mutex_lock(&c->mu);
+	size_t b = c->backlog;
+	pthread_mutex_unlock(&c->mu);
+	return b;
+}
+
+void
+commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries)
+{
+	pthread_mutex_lock(&c->mu);
+	*txns = c->txns;
+	*entries = c->entries;
+	pthread_mutex_unlock(&c->mu);
+}

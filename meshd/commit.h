@@ -1,0 +1,70 @@
+/*
+ * commit.h - group commit: the thread that makes proposals durable.
+ *
+ * The main thread submits proposals (log entries with their index already
+ * assigned) and state writes; the commit thread appends and writes
+ * everything that is queued in one durable LMDB transaction, so concurrent
+ * calls share the cost of a sync.  Finished batches come back, in order,
+ * through commit_take(); the thread writes to wake_fd (an eventfd) each
+ * time one is ready.
+ *
+ * Ownership: submitted proposals and ops belong to the committer until
+ * they come back from commit_take; then they are the caller's again.
+ */
+#ifndef MESHD_COMMIT_H
+#define MESHD_COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "entry.h"
+#include "store.h"
+
+struct prop {
+	struct prop *next;
+	struct entry e;     /* type, term, index set by the proposer; prev and
+	                       hash set when persisted */
+	uint8_t *buf;       /* payload, malloc'd; buf[0..e.len) */
+	void *owner;        /* whoever waits on it (a call, a session) */
+	uint64_t cookie;
+};
+
+struct kvop {
+	struct kvop *next;
+	uint8_t db;
+	uint8_t del;
+	uint32_t kl;
+	size_t vl;
+	uint8_t *k, *v;     /* both point into this allocation */
+};
+
+struct committer;
+
+int commit_start(struct committer **out, struct store *st, int wake_fd);
+/* Finish the queued work, then stop the thread and free. */
+void commit_stop(struct committer *c);
+
+/* A state write to go into the next transaction (copies k and v). */
+int commit_put(struct committer *c, int db, const void *k, size_t kl,
+    const void *v, size_t vl);
+int commit_del(struct committer *c, int db, const void *k, size_t kl);
+
+/* Queue a proposal (ownership passes to the committer). */
+void commit_submit(struct committer *c, struct prop *p);
+
+/*
+ * Take the proposals of every finished batch, oldest first (NULL if none).
+ * *err is 0, or the error that failed them: nothing of a failed batch, nor
+ * of anything queued behind it, was written.
+ */
+struct prop *commit_take(struct committer *c, int *err);
+
+/* Bytes queued and not yet durable. */
+size_t commit_backlog(struct committer *c);
+
+/* Totals for status and the benchmark. */
+void commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries);
+
+void prop_free(struct prop *p);
+
+#endif

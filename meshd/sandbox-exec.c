@@ -1,0 +1,497 @@
+/*
+ * sandbox-exec.c - meshd-sandbox, the launcher that confines one service
+ * program; see sbx.h.  libc only, single-threaded.
+ *
+ *   meshd-sandbox -L LAYERS [-d PPID] [-u UID -g GID] [-w DIR] [-m MEM]
+ *                 [-c CPU] [-f FSIZE] [-p NPROC] [-n NOFILE] [-s BPFFD]
+ *                 [-x EXEFD] -A NARGS -- PATH ARG... ENV...
+ *   meshd-sandbox -P -L LAYERS [-u UID -g GID] [-s BPFFD]
+ *
+ * The first form runs PATH with the NARGS arguments that follow it (argv[0]
+ * included) and the rest as its environment.  The second prints the subset
+ * of LAYERS that this kernel grants, found by trying them in throwaway
+ * children.
+ *
+ * With a pid namespace there are three processes: this one (meshd's child
+ * and the process-group leader), pid 1 of the new namespace, and the
+ * program.  pid 1 is not the program because pid 1 ignores signals with a
+ * default action, which would change how pipelines end.  pid 1 sends the
+ * program's wait status up through a socket and this process dies the same
+ * way.  When pid 1 exits, the kernel kills whatever the program left behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "sbx.h"
+
+struct opts {
+	unsigned layers;
+	int probe;
+	pid_t ppid;
+	uid_t uid;
+	gid_t gid;
+	int have_ids;
+	const char *workdir;
+	struct sbx_limits lim;
+	int bpf_fd, exe_fd;
+	const char *path;
+	char **argv, **envp;
+};
+
+/* The BPF program, read from its memfd before anything forks. */
+static struct sock_fprog filter;
+
+static void __attribute__((noreturn))
+die(const char *what)
+{
+	int e = errno;
+	dprintf(2, "meshd-sandbox: %s: %s\n", what, strerror(e));
+	_exit(127);
+}
+
+static void __attribute__((noreturn))
+usage(const char *what)
+{
+	dprintf(2, "meshd-sandbox: bad arguments: %s\n", what);
+	_exit(127);
+}
+
+static unsigned long long
+number(const char *s, unsigned long long max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		usage(s);
+	return v;
+}
+
+static void
+parse(int argc, char **argv, struct opts *o)
+{
+	long nargs = -1;
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->bpf_fd = o->exe_fd = -1;
+	while ((c = getopt(argc, argv, "+PL:d:u:g:w:m:c:f:p:n:s:x:A:")) != -1) {
+		switch (c) {
+		case 'P': o->probe = 1; break;
+		case 'L': o->layers = number(optarg, UINT_MAX); break;
+		case 'd': o->ppid = number(optarg, INT_MAX); break;
+		case 'u': o->uid = number(optarg, UINT_MAX - 1); o->have_ids |= 1; break;
+		case 'g': o->gid = number(optarg, UINT_MAX - 1); o->have_ids |= 2; break;
+		case 'w': o->workdir = optarg; break;
+		case 'm': o->lim.mem_bytes = number(optarg, ~0ULL); break;
+		case 'c': o->lim.cpu_secs = number(optarg, UINT32_MAX); break;
+		case 'f': o->lim.fsize = number(optarg, ~0ULL); break;
+		case 'p': o->lim.nproc = number(optarg, UINT32_MAX); break;
+		case 'n': o->lim.nofile = number(optarg, UINT32_MAX); break;
+		case 's': o->bpf_fd = number(optarg, INT_MAX); break;
+		case 'x': o->exe_fd = number(optarg, INT_MAX); break;
+		case 'A': nargs = number(optarg, INT_MAX); break;
+		default: usage("unknown option");
+		}
+	}
+	if (o->have_ids != 0 && o->have_ids != 3)
+		usage("-u and -g go together");
+	if (o->probe)
+		return;
+	if (nargs < 1 || argc - optind < nargs + 1)
+		usage("missing program or arguments");
+	/* PATH's slot goes to the arguments, leaving room for their NULL. */
+	o->path = argv[optind];
+	o->argv = argv + optind;
+	memmove(o->argv, o->argv + 1, nargs * sizeof *o->argv);
+	o->argv[nargs] = NULL;
+	o->envp = o->argv + nargs + 1;
+}
+
+/* Read the BPF program from its fd into memory and close the fd. */
+static void
+load_filter(int fd)
+{
+	struct stat st;
+	void *buf;
+
+	if (fstat(fd, &st) != 0)
+		die("seccomp program");
+	if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
+	    st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		errno = EINVAL;
+		die("seccomp program");
+	}
+	buf = malloc(st.st_size);
+	if (!buf)
+		die("seccomp program");
+	if (pread(fd, buf, st.st_size, 0) != st.st_size)
+		die("read seccomp program");
+	close(fd);
+	filter.len = st.st_size / sizeof(struct sock_filter);
+	filter.filter = buf;
+}
+
+static void
+install_filter(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		die("no_new_privs");
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) != 0 &&
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter, 0, 0) != 0)
+		die("install seccomp filter");
+}
+
+static void
+limit(int res, unsigned long long v, unsigned long long hard, const char *what)
+{
+	struct rlimit rl = {.rlim_cur = v, .rlim_max = hard};
+	if (setrlimit(res, &rl) != 0)
+		die(what);
+}
+
+static void
+set_limits(const struct sbx_limits *l)
+{
+	limit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
+	if (l->mem_bytes)
+		limit(RLIMIT_AS, l->mem_bytes, l->mem_bytes, "RLIMIT_AS");
+	/* SIGXCPU at the limit, SIGKILL a second later if that is caught. */
+	if (l->cpu_secs)
+		limit(RLIMIT_CPU, l->cpu_secs, l->cpu_secs + 1ULL, "RLIMIT_CPU");
+	if (l->fsize)
+		limit(RLIMIT_FSIZE, l->fsize, l->fsize, "RLIMIT_FSIZE");
+	if (l->nproc)
+		limit(RLIMIT_NPROC, l->nproc, l->nproc, "RLIMIT_NPROC");
+	if (l->nofile)
+		limit(RLIMIT_NOFILE, l->nofile, l->nofile, "RLIMIT_NOFILE");
+}
+
+/* The last steps in the program's own process; does not return. */
+static void __attribute__((noreturn))
+confine_and_exec(const struct opts *o)
+{
+	if (o->layers & SBX_RLIMITS)
+		set_limits(&o->lim);
+	if (o->workdir && chdir(o->workdir) != 0)
+		die("chdir to work dir");
+	if ((o->layers & SBX_SETUID) && o->have_ids) {
+		if (setgroups(0, NULL) != 0)
+			die("setgroups");
+		if (setgid(o->gid) != 0)
+			die("setgid");
+		if (setuid(o->uid) != 0)
+			die("setuid");
+	}
+	/* The exe fd, if any, is 3 with FD_CLOEXEC: keep it for execveat. */
+	if (close_range(o->exe_fd >= 0 ? 4 : 3, ~0U, 0) != 0)
+		die("close fds");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		die("no_new_privs");
+	if (filter.filter)
+		install_filter();
+	if (o->exe_fd >= 0) {
+		execveat(o->exe_fd, "", o->argv, o->envp, AT_EMPTY_PATH);
+		/* A #! script cannot run from a close-on-exec fd. */
+		if (errno != ENOENT)
+			die(o->path);
+	}
+	execve(o->path, o->argv, o->envp);
+	die(o->path);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t len = strlen(text);
+
+	if (fd < 0 || write(fd, text, len) != len)
+		die(path);
+	close(fd);
+}
+
+/* The clone flags for the namespace layers. */
+static int
+ns_flags(unsigned layers)
+{
+	int f = 0;
+
+	if (layers & SBX_NETNS)
+		f |= CLONE_NEWNET;
+	if (layers & SBX_PIDNS)
+		f |= CLONE_NEWPID;
+	if (layers & SBX_MNTNS)
+		f |= CLONE_NEWNS;
+	if (layers & SBX_IPCNS)
+		f |= CLONE_NEWIPC;
+	if (f)
+		f |= CLONE_NEWUTS;
+	return f;
+}
+
+/* Enter the new namespaces, as root or through a user namespace. */
+static void
+enter_namespaces(unsigned layers)
+{
+	int f = ns_flags(layers);
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	char map[64];
+
+	if (!f && !(layers & SBX_USERNS))
+		return;
+	if (layers & SBX_USERNS)
+		f |= CLONE_NEWUSER;
+	if (unshare(f) != 0)
+		die("unshare");
+	if (!(layers & SBX_USERNS))
+		return;
+	/* Map only the caller's own ids; no setgroups. */
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	write_file("/proc/self/uid_map", map);
+	write_file("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	write_file("/proc/self/gid_map", map);
+}
+
+/*
+ * A private, read-only view of the filesystem but for the work dir, and
+ * when in a new pid namespace a /proc that shows it (if the kernel lets us;
+ * a failure there is ignored).
+ */
+static void
+setup_mounts(const char *workdir, int proc)
+{
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+	struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		die("make / private");
+	if (workdir && mount(workdir, workdir, NULL, MS_BIND | MS_REC, NULL) != 0)
+		die("bind work dir");
+	if (proc)
+		(void)mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) != 0)
+		die("make / read-only");
+	if (workdir && mount_setattr(AT_FDCWD, workdir, 0, &rw, sizeof rw) != 0)
+		die("make work dir writable");
+}
+
+/* Die the way the program died, so that meshd's waitpid sees its status. */
+static void __attribute__((noreturn))
+reproduce(int status)
+{
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		struct rlimit none = {0, 0};
+		sigset_t set;
+
+		setrlimit(RLIMIT_CORE, &none);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), sig);
+		_exit(128 + sig);
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
+}
+
+/*
+ * pid 1 of the new namespace: mounts, then the program in a child, whose
+ * status goes up through sock.  Orphans are reaped on the way.
+ */
+static void __attribute__((noreturn))
+init_main(const struct opts *o, int sock)
+{
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	int status;
+	pid_t prog, w;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		die("PR_SET_PDEATHSIG");
+	/* The launcher may have died before the line above took effect. */
+	if (poll(&pfd, 1, 0) != 0)
+		_exit(127);
+	if (o->layers & SBX_MNTNS)
+		setup_mounts(o->workdir, 1);
+	prog = fork();
+	if (prog < 0)
+		die("fork");
+	if (prog == 0)
+		confine_and_exec(o);
+	for (;;) {
+		w = waitpid(-1, &status, 0);
+		if (w == prog)
+			break;
+		if (w < 0 && errno != EINTR)
+			die("waitpid");
+	}
+	if (write(sock, &status, sizeof status) != sizeof status)
+		die("report status");
+	_exit(0);
+}
+
+static void __attribute__((noreturn))
+run(struct opts *o)
+{
+	int sv[2], status, pst;
+	ssize_t n;
+	pid_t init;
+
+	/* Die with meshd; PPID guards against meshd having died already. */
+	if (o->ppid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
+			getppid() != o->ppid))
+		_exit(127);
+	if (o->bpf_fd >= 0)
+		load_filter(o->bpf_fd);
+	if (o->exe_fd >= 0) {
+		if (o->exe_fd != 3 && dup3(o->exe_fd, 3, O_CLOEXEC) < 0)
+			die("exe fd");
+		if (o->exe_fd != 3)
+			close(o->exe_fd);
+		else if (fcntl(3, F_SETFD, FD_CLOEXEC) != 0)
+			die("exe fd");
+		o->exe_fd = 3;
+	}
+	enter_namespaces(o->layers);
+	if (!(o->layers & SBX_PIDNS)) {
+		if (o->layers & SBX_MNTNS)
+			setup_mounts(o->workdir, 0);
+		confine_and_exec(o);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		die("socketpair");
+	init = fork();
+	if (init < 0)
+		die("fork");
+	if (init == 0) {
+		close(sv[0]);
+		init_main(o, sv[1]);
+	}
+	close(sv[1]);
+	while ((n = read(sv[0], &status, sizeof status)) < 0 && errno == EINTR)
+		;
+	while (waitpid(init, &pst, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid");
+	/* No status: pid 1 failed (and said why) or was killed. */
+	reproduce(n == sizeof status ? status : pst);
+}
+
+/* Run fn in a throwaway child; true if it exits 0. */
+static int
+try_child(void (*fn)(const struct opts *), const struct opts *o)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		/* Failures are expected here: keep stderr quiet. */
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null >= 0)
+			dup2(null, 2);
+		fn(o);
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 0;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void
+probe_ns(const struct opts *o)
+{
+	enter_namespaces(o->layers);
+	if (o->layers & SBX_MNTNS)
+		setup_mounts(NULL, 0);
+}
+
+static void
+probe_setuid(const struct opts *o)
+{
+	if (setgroups(0, NULL) != 0 || setgid(o->gid) != 0 || setuid(o->uid) != 0)
+		_exit(1);
+}
+
+static void
+probe_seccomp(const struct opts *o)
+{
+	(void)o;
+	install_filter();
+	if (getppid() <= 0)
+		_exit(1);
+}
+
+static void __attribute__((noreturn))
+probe(struct opts *o)
+{
+	unsigned want = o->layers, got = want & SBX_RLIMITS;
+	unsigned ns_bits[] = {SBX_NETNS, SBX_PIDNS, SBX_MNTNS, SBX_IPCNS};
+	unsigned base = 0;
+	struct opts t = *o;
+
+	if (o->bpf_fd >= 0 && (want & SBX_SECCOMP)) {
+		load_filter(o->bpf_fd);
+		if (try_child(probe_seccomp, o))
+			got |= SBX_SECCOMP;
+	}
+	if (geteuid() == 0) {
+		if ((want & SBX_SETUID) && o->have_ids && try_child(probe_setuid, o))
+			got |= SBX_SETUID;
+	} else if (want & SBX_USERNS) {
+		t.layers = SBX_USERNS;
+		if (try_child(probe_ns, &t))
+			base = got |= SBX_USERNS;
+	}
+	if (geteuid() == 0 || (got & SBX_USERNS)) {
+		/* Each namespace on its own, so one refusal costs only itself. */
+		for (size_t i = 0; i < sizeof ns_bits / sizeof *ns_bits; i++) {
+			if (!(want & ns_bits[i]))
+				continue;
+			t.layers = (base & SBX_USERNS) | ns_bits[i];
+			if (try_child(probe_ns, &t))
+				got |= ns_bits[i];
+		}
+	}
+	printf("%u\n", got);
+	fflush(stdout);
+	_exit(ferror(stdout) ? 127 : 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o;
+
+	parse(argc, argv, &o);
+	if (o.probe)
+		probe(&o);
+	run(&o);
+}

@@ -1,0 +1,597 @@
+/*
+ * sbx.c - confinement of service processes; see sbx.h.
+ *
+ * The seccomp filter is compiled once, here, with libseccomp and kept as a
+ * raw BPF program in a sealed memfd.  Each spawn hands that memfd, the
+ * program's fd and the stdio fds to the launcher meshd-sandbox through
+ * posix_spawn file actions, and everything else on its command line, so the
+ * launcher needs neither libseccomp nor anything from meshd.  The launcher
+ * runs with an empty environment (the dynamic loader of a process that is
+ * still root must not read LD_* from a service's environment); the program's
+ * environment follows its arguments on the launcher's command line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "sbx.h"
+
+/* The fds the launcher finds its BPF program and the program's file at. */
+enum { BPF_FD = 3, EXE_FD = 4, FIRST_FREE_FD = 5 };
+
+struct sbx {
+	char *launcher;
+	int bpf_fd;        /* sealed memfd holding struct sock_filter[] */
+	unsigned layers;
+	uid_t uid_base;
+	char desc[160];
+};
+
+/*
+ * System calls that ordinary Unix filters need.  Names unknown to the
+ * native architecture (for example "open" on arm64) are skipped.
+ */
+static const char *const allow_calls[] = {
+	/* Files and descriptors. */
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv",
+	"pwritev", "preadv2", "pwritev2", "open", "openat", "openat2", "creat",
+	"close", "close_range", "lseek", "dup", "dup2", "dup3", "pipe", "pipe2",
+	"fcntl", "flock", "fsync", "fdatasync", "sync_file_range", "truncate",
+	"ftruncate", "fallocate", "fadvise64", "readahead", "stat", "fstat",
+	"lstat", "newfstatat", "statx", "statfs", "fstatfs", "access",
+	"faccessat", "faccessat2", "getdents", "getdents64", "getcwd", "chdir",
+	"fchdir", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+	"rmdir", "link", "linkat", "unlink", "unlinkat", "symlink", "symlinkat",
+	"readlink", "readlinkat", "chmod", "fchmod", "fchmodat", "chown",
+	"fchown", "lchown", "fchownat", "umask", "utime", "utimes", "futimesat",
+	"utimensat", "mknod", "mknodat", "getxattr", "lgetxattr", "fgetxattr",
+	"listxattr", "llistxattr", "flistxattr", "splice", "tee", "vmsplice",
+	"sendfile", "copy_file_range", "memfd_create", "inotify_init",
+	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	/* Waiting for descriptors and events. */
+	"poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1",
+	"epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd",
+	"eventfd2", "signalfd", "signalfd4", "timerfd_create",
+	"timerfd_settime", "timerfd_gettime",
+	/* Sockets that already exist (pipes may be socketpairs). */
+	"socketpair", "sendmsg", "recvmsg", "sendto", "recvfrom", "shutdown",
+	"getsockopt", "setsockopt", "getsockname", "getpeername",
+	/* Memory. */
+	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "msync",
+	"mincore", "membarrier", "pkey_alloc", "pkey_free", "pkey_mprotect",
+	/* Processes, threads and signals. */
+	"fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4",
+	"waitid", "kill", "tkill", "tgkill", "rt_sigaction", "rt_sigprocmask",
+	"rt_sigreturn", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
+	"rt_tgsigqueueinfo", "rt_sigsuspend", "sigaltstack", "pause",
+	"restart_syscall", "pidfd_open", "pidfd_send_signal", "getpid",
+	"getppid", "gettid", "getpgrp", "getpgid", "getsid", "set_tid_address",
+	"set_robust_list", "get_robust_list", "rseq", "arch_prctl", "futex",
+	"futex_waitv", "seccomp", "capget", "map_shadow_stack",
+	/* Identity: changing it is left to no_new_privs and the uid. */
+	"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
+	"getgroups", "setuid", "setgid", "setreuid", "setregid", "setresuid",
+	"setresgid", "setgroups", "setfsuid", "setfsgid",
+	/* Scheduling, limits and time. */
+	"sched_yield", "sched_getaffinity", "sched_setaffinity",
+	"sched_getparam", "sched_setparam", "sched_getscheduler",
+	"sched_setscheduler", "sched_get_priority_max",
+	"sched_get_priority_min", "sched_rr_get_interval", "sched_getattr",
+	"getpriority", "setpriority", "ioprio_get", "getrlimit", "setrlimit",
+	"prlimit64", "ioctl", "getrusage", "times", "sysinfo", "uname", "getcpu",
+	"getrandom", "time", "gettimeofday", "clock_gettime", "clock_getres",
+	"clock_nanosleep", "nanosleep", "alarm", "getitimer", "setitimer",
+	"timer_create", "timer_settime", "timer_gettime", "timer_getoverrun",
+	"timer_delete",
+};
+
+/*
+ * System calls refused with EPERM: the network, other processes' memory,
+ * the kernel's own facilities, and everything that mounts or creates
+ * namespaces.
+ */
+static const char *const refuse_calls[] = {
+	"socket", "socketcall", "connect", "bind", "listen", "accept",
+	"accept4", "io_uring_setup", "io_uring_enter", "io_uring_register",
+	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+	"kcmp", "mount", "umount2", "pivot_root", "move_mount", "open_tree",
+	"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "unshare",
+	"setns", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
+	"kexec_load", "kexec_file_load", "init_module", "finit_module",
+	"delete_module", "reboot", "swapon", "swapoff", "chroot", "acct",
+	"userfaultfd", "open_by_handle_at", "name_to_handle_at",
+};
+
+/* The clone flags that would create namespaces. */
+static const uint64_t ns_clone_flags[] = {
+	CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID,
+	CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP,
+};
+
+/* prctl options a program may use; the rest fall to the default. */
+static const int prctl_ok[] = {
+	PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG,
+	PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS,
+	PR_GET_NO_NEW_PRIVS, PR_GET_SECCOMP, PR_SET_SECCOMP, PR_CAPBSET_READ,
+	PR_GET_TIMERSLACK, PR_SET_TIMERSLACK, PR_SET_VMA,
+};
+
+static int
+rule_by_name(scmp_filter_ctx ctx, uint32_t action, const char *name)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+	/* Unknown here, or multiplexed on other architectures only. */
+	if (nr == __NR_SCMP_ERROR || nr < 0)
+		return 0;
+	return seccomp_rule_add(ctx, action, nr, 0);
+}
+
+static int
+add_rules(scmp_filter_ctx ctx, unsigned layers)
+{
+	int r = 0;
+	uint64_t all_ns = 0;
+
+	for (size_t i = 0; i < sizeof allow_calls / sizeof *allow_calls; i++)
+		r |= rule_by_name(ctx, SCMP_ACT_ALLOW, allow_calls[i]);
+	for (size_t i = 0; i < sizeof refuse_calls / sizeof *refuse_calls; i++)
+		r |= rule_by_name(ctx, SCMP_ACT_ERRNO(EPERM), refuse_calls[i]);
+
+	/*
+	 * clone is allowed for threads and processes, refused when it would
+	 * create a namespace.  clone3 passes its flags in memory, which a
+	 * filter cannot see: ENOSYS, the default action (libseccomp refuses a
+	 * rule that repeats it), makes glibc fall back to clone.
+	 */
+	for (size_t i = 0; i < sizeof ns_clone_flags / sizeof *ns_clone_flags; i++)
+		all_ns |= ns_clone_flags[i];
+	r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+			      SCMP_A0(SCMP_CMP_MASKED_EQ, all_ns, 0));
+	for (size_t i = 0; i < sizeof ns_clone_flags / sizeof *ns_clone_flags; i++)
+		r |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+				      SCMP_A0(SCMP_CMP_MASKED_EQ, ns_clone_flags[i],
+					      ns_clone_flags[i]));
+
+	/* personality: the query and plain Linux only. */
+	r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
+			      SCMP_A0(SCMP_CMP_EQ, 0xffffffffu));
+	r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
+			      SCMP_A0(SCMP_CMP_EQ, 0));
+
+	for (size_t i = 0; i < sizeof prctl_ok / sizeof *prctl_ok; i++)
+		r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				      SCMP_A0(SCMP_CMP_EQ, (uint64_t)prctl_ok[i]));
+
+	/*
+	 * Without a pid namespace the process group is all that holds a
+	 * service's processes together: they may not leave it.
+	 */
+	if (layers & SBX_PIDNS) {
+		r |= rule_by_name(ctx, SCMP_ACT_ALLOW, "setpgid");
+		r |= rule_by_name(ctx, SCMP_ACT_ALLOW, "setsid");
+	} else {
+		r |= rule_by_name(ctx, SCMP_ACT_ERRNO(EPERM), "setpgid");
+		r |= rule_by_name(ctx, SCMP_ACT_ERRNO(EPERM), "setsid");
+	}
+	return r ? BABL_EINTERNAL : 0;
+}
+
+/*
+ * Compile the filter for the layers in force and export it as BPF into a
+ * sealed memfd.  Returns the fd or a negative BABL_E* code.
+ */
+static int
+build_filter(unsigned layers)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
+	struct stat st;
+	int fd = -1, r;
+
+	if (!ctx)
+		return BABL_ENOMEM;
+	/*
+	 * A foreign architecture (i386 through int 0x80) kills the process.
+	 * The x86_64 filter of libseccomp sends x32 numbers there too
+	 * because the x32 ABI is not among the filter's architectures.
+	 */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (r == 0)
+		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (r == 0) {
+		/* A binary tree of syscall numbers; older libseccomp lacks it. */
+		(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+		r = add_rules(ctx, layers);
+	}
+	if (r != 0) {
+		r = BABL_EINTERNAL;
+		goto out;
+	}
+	fd = memfd_create("meshd-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		r = errno == ENOMEM ? BABL_ENOMEM : BABL_EINTERNAL;
+		goto out;
+	}
+	if (seccomp_export_bpf(ctx, fd) != 0 || fstat(fd, &st) != 0 ||
+	    st.st_size <= 0 || st.st_size % 8 != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+				       F_SEAL_SEAL) != 0) {
+		r = BABL_EINTERNAL;
+		goto out;
+	}
+	seccomp_release(ctx);
+	/* Keep it clear of the fds the launcher is given it and others on. */
+	if (fd < FIRST_FREE_FD) {
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, FIRST_FREE_FD);
+		close(fd);
+		return high >= 0 ? high : BABL_EINTERNAL;
+	}
+	return fd;
+out:
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	return r;
+}
+
+/* Full signal reset and a new session and group, for every launcher. */
+static int
+spawn_attr(posix_spawnattr_t *at)
+{
+	sigset_t all, none;
+
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	sigemptyset(&none);
+	if (posix_spawnattr_init(at) != 0)
+		return BABL_ENOMEM;
+	/*
+	 * A new session rather than only a new group: the launcher leads its
+	 * group (kill(-pid) reaches it all) and has no controlling terminal,
+	 * so no service can reach meshd's terminal.  Signals meshd ignores or
+	 * blocks (SIGPIPE) must not be ignored or blocked in a service.
+	 */
+	if (posix_spawnattr_setflags(at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
+					     POSIX_SPAWN_SETSIGMASK) != 0 ||
+	    posix_spawnattr_setsigdefault(at, &all) != 0 ||
+	    posix_spawnattr_setsigmask(at, &none) != 0) {
+		posix_spawnattr_destroy(at);
+		return BABL_EINTERNAL;
+	}
+	return 0;
+}
+
+/*
+ * Ask the launcher which of the namespace and uid layers this kernel
+ * grants, trying them in throwaway children.  Returns the bit set or a
+ * negative BABL_E* code.
+ */
+static int
+probe_layers(const char *launcher, int bpf_fd, unsigned want, uid_t base)
+{
+	char wantbuf[16], uidbuf[16], out[32];
+	char *argv[] = {"meshd-sandbox", "-P", "-L", wantbuf, "-u", uidbuf, "-g",
+			uidbuf, "-s", "3", NULL};
+	char *envp[] = {NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	int p[2], r, st;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(wantbuf, sizeof wantbuf, "%u", want);
+	snprintf(uidbuf, sizeof uidbuf, "%u", (unsigned)base);
+	if (bpf_fd < 0)
+		argv[8] = NULL;
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return BABL_EINTERNAL;
+	r = spawn_attr(&at);
+	if (r != 0)
+		goto close_pipe;
+	if (posix_spawn_file_actions_init(&fa) != 0) {
+		r = BABL_ENOMEM;
+		goto destroy_attr;
+	}
+	if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ||
+	    posix_spawn_file_actions_adddup2(&fa, p[1], 1) ||
+	    (bpf_fd >= 0 && posix_spawn_file_actions_adddup2(&fa, bpf_fd, BPF_FD)) ||
+	    posix_spawn_file_actions_addclosefrom_np(&fa, FIRST_FREE_FD)) {
+		r = BABL_EINTERNAL;
+		goto destroy_fa;
+	}
+	r = posix_spawn(&pid, launcher, &fa, &at, argv, envp);
+	if (r != 0) {
+		r = r == ENOENT || r == EACCES ? BABL_ENOENT : BABL_EINTERNAL;
+		goto destroy_fa;
+	}
+	close(p[1]);
+	p[1] = -1;
+	while (got < sizeof out - 1 &&
+	       ((n = read(p[0], out + got, sizeof out - 1 - got)) > 0 ||
+		(n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	out[got] = '\0';
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || got == 0) {
+		r = BABL_EINTERNAL;
+		goto destroy_fa;
+	}
+	r = (int)(strtoul(out, NULL, 10) & 0xffff);
+destroy_fa:
+	posix_spawn_file_actions_destroy(&fa);
+destroy_attr:
+	posix_spawnattr_destroy(&at);
+close_pipe:
+	close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	return r;
+}
+
+static void
+describe(struct sbx *s)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {
+		{SBX_SECCOMP, "seccomp"}, {SBX_RLIMITS, "rlimits"},
+		{SBX_USERNS, "userns"},   {SBX_SETUID, NULL},
+		{SBX_NETNS, "netns"},     {SBX_PIDNS, "pidns"},
+		{SBX_MNTNS, "mntns(ro)"}, {SBX_IPCNS, "ipcns"},
+	};
+	size_t len = 0;
+
+	s->desc[0] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		char one[48];
+		if (!(s->layers & names[i].bit))
+			continue;
+		if (names[i].name)
+			snprintf(one, sizeof one, "%s", names[i].name);
+		else
+			snprintf(one, sizeof one, "uid %u+slot", (unsigned)s->uid_base);
+		len += snprintf(s->desc + len, sizeof s->desc - len, "%s%s",
+				len ? ", " : "", one);
+		if (len >= sizeof s->desc)
+			break;
+	}
+	if (!(s->layers & (SBX_USERNS | SBX_SETUID | SBX_NETNS | SBX_PIDNS |
+			   SBX_MNTNS | SBX_IPCNS)) &&
+	    len < sizeof s->desc)
+		snprintf(s->desc + len, sizeof s->desc - len, "%sno namespaces",
+			 len ? ", " : "");
+	if (s->layers == 0)
+		snprintf(s->desc, sizeof s->desc, "none");
+}
+
+int
+sbx_open(struct sbx **out, const char *launcher, unsigned want)
+{
+	struct sbx *s;
+	int r;
+
+	*out = NULL;
+	if (!launcher || launcher[0] == '\0')
+		return BABL_EUSAGE;
+	if (access(launcher, X_OK) != 0)
+		return BABL_ENOENT;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return BABL_ENOMEM;
+	s->bpf_fd = -1;
+	s->uid_base = SBX_UID_BASE;
+	s->launcher = strdup(launcher);
+	if (!s->launcher) {
+		r = BABL_ENOMEM;
+		goto fail;
+	}
+	/* setsid and setpgid depend on the pid namespace: build for it first. */
+	if (want & SBX_SECCOMP) {
+		s->bpf_fd = build_filter(want);
+		if (s->bpf_fd < 0) {
+			r = s->bpf_fd;
+			goto fail;
+		}
+	}
+	r = probe_layers(s->launcher, s->bpf_fd, want, s->uid_base);
+	if (r < 0)
+		goto fail;
+	s->layers = (unsigned)r & want;
+	if ((s->layers ^ want) & SBX_PIDNS && s->bpf_fd >= 0) {
+		close(s->bpf_fd);
+		s->bpf_fd = -1;
+	}
+	if ((s->layers & SBX_SECCOMP) && s->bpf_fd < 0) {
+		s->bpf_fd = build_filter(s->layers);
+		if (s->bpf_fd < 0) {
+			r = s->bpf_fd;
+			goto fail;
+		}
+	}
+	if (!(s->layers & SBX_SECCOMP) && s->bpf_fd >= 0) {
+		close(s->bpf_fd);
+		s->bpf_fd = -1;
+	}
+	describe(s);
+	*out = s;
+	return 0;
+fail:
+	sbx_close(s);
+	return r;
+}
+
+void
+sbx_close(struct sbx *s)
+{
+	if (!s)
+		return;
+	if (s->bpf_fd >= 0)
+		close(s->bpf_fd);
+	free(s->launcher);
+	free(s);
+}
+
+unsigned
+sbx_layers(const struct sbx *s)
+{
+	return s->layers;
+}
+
+const char *
+sbx_describe(const struct sbx *s)
+{
+	return s->desc;
+}
+
+uid_t
+sbx_slot_uid(const struct sbx *s, unsigned slot)
+{
+	return s->layers & SBX_SETUID ? s->uid_base + (slot % SBX_SLOTS) : geteuid();
+}
+
+gid_t
+sbx_slot_gid(const struct sbx *s, unsigned slot)
+{
+	return s->layers & SBX_SETUID ? (gid_t)(s->uid_base + (slot % SBX_SLOTS)) : getegid();
+}
+
+/*
+ * Make fd safe to dup2 onto one of the launcher's fixed fds: one that is
+ * itself a fixed fd could be overwritten by an earlier dup2, so it is
+ * copied above them first.  *tmp receives the copy to close afterwards.
+ */
+static int
+lift_fd(int fd, int *tmp)
+{
+	if (fd >= FIRST_FREE_FD)
+		return fd;
+	*tmp = fcntl(fd, F_DUPFD_CLOEXEC, FIRST_FREE_FD);
+	return *tmp;
+}
+
+/* Room for the launcher's own options before the program's arguments. */
+enum { OPT_SLOTS = 32, NUM_LEN = 24 };
+
+int
+sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid)
+{
+	char nums[12][NUM_LEN];
+	size_t nargs = 0, nenv = 0, i = 0, k = 0;
+	int fds[4], tmp[4] = {-1, -1, -1, -1}, r, have_exe;
+	char *envp0[] = {NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	char **argv;
+
+	if (!s || !spec || !pid || !spec->path || !spec->argv || !spec->argv[0] ||
+	    !spec->workdir || spec->fd_in < 0 || spec->fd_out < 0 || spec->fd_err < 0)
+		return BABL_EUSAGE;
+	while (spec->argv[nargs])
+		nargs++;
+	while (spec->envp && spec->envp[nenv])
+		nenv++;
+	argv = calloc(OPT_SLOTS + nargs + nenv + 2, sizeof *argv);
+	if (!argv)
+		return BABL_ENOMEM;
+	have_exe = spec->exe_fd >= 0;
+
+#define NUM(fmt, v) (snprintf(nums[k], NUM_LEN, fmt, v), nums[k++])
+	argv[i++] = "meshd-sandbox";
+	argv[i++] = "-L";
+	argv[i++] = NUM("%u", s->layers);
+	argv[i++] = "-d";
+	argv[i++] = NUM("%ld", (long)getpid());
+	if (s->layers & SBX_SETUID) {
+		argv[i++] = "-u";
+		argv[i++] = NUM("%u", (unsigned)sbx_slot_uid(s, spec->slot));
+		argv[i++] = "-g";
+		argv[i++] = NUM("%u", (unsigned)sbx_slot_gid(s, spec->slot));
+	}
+	argv[i++] = "-w";
+	argv[i++] = (char *)spec->workdir;
+	if (s->layers & SBX_RLIMITS) {
+		argv[i++] = "-m";
+		argv[i++] = NUM("%llu", (unsigned long long)spec->lim.mem_bytes);
+		argv[i++] = "-c";
+		argv[i++] = NUM("%u", spec->lim.cpu_secs);
+		argv[i++] = "-f";
+		argv[i++] = NUM("%llu", (unsigned long long)spec->lim.fsize);
+		argv[i++] = "-p";
+		argv[i++] = NUM("%u", spec->lim.nproc);
+		argv[i++] = "-n";
+		argv[i++] = NUM("%u", spec->lim.nofile);
+	}
+	if (s->bpf_fd >= 0) {
+		argv[i++] = "-s";
+		argv[i++] = NUM("%d", BPF_FD);
+	}
+	if (have_exe) {
+		argv[i++] = "-x";
+		argv[i++] = NUM("%d", EXE_FD);
+	}
+	argv[i++] = "-A";
+	argv[i++] = NUM("%zu", nargs);
+#undef NUM
+	argv[i++] = "--";
+	argv[i++] = (char *)spec->path;
+	memcpy(argv + i, spec->argv, nargs * sizeof *argv);
+	i += nargs;
+	if (nenv)
+		memcpy(argv + i, spec->envp, nenv * sizeof *argv);
+	i += nenv;
+	argv[i] = NULL;
+
+	fds[0] = lift_fd(spec->fd_in, &tmp[0]);
+	fds[1] = lift_fd(spec->fd_out, &tmp[1]);
+	fds[2] = lift_fd(spec->fd_err, &tmp[2]);
+	fds[3] = have_exe ? lift_fd(spec->exe_fd, &tmp[3]) : -1;
+	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || (have_exe && fds[3] < 0)) {
+		r = errno == EMFILE ? BABL_EBUSY : BABL_EINTERNAL;
+		goto free_fds;
+	}
+	r = spawn_attr(&at);
+	if (r != 0)
+		goto free_fds;
+	if (posix_spawn_file_actions_init(&fa) != 0) {
+		r = BABL_ENOMEM;
+		goto destroy_attr;
+	}
+	if (posix_spawn_file_actions_adddup2(&fa, fds[0], 0) ||
+	    posix_spawn_file_actions_adddup2(&fa, fds[1], 1) ||
+	    posix_spawn_file_actions_adddup2(&fa, fds[2], 2) ||
+	    (s->bpf_fd >= 0 && posix_spawn_file_actions_adddup2(&fa, s->bpf_fd, BPF_FD)) ||
+	    (have_exe && posix_spawn_file_actions_adddup2(&fa, fds[3], EXE_FD)) ||
+	    posix_spawn_file_actions_addclosefrom_np(&fa, FIRST_FREE_FD)) {
+		r = BABL_ENOMEM;
+		goto destroy_fa;
+	}
+	r = posix_spawn(pid, s->launcher, &fa, &at, argv, envp0);
+	if (r != 0)
+		r = r == ENOENT || r == EACCES ? BABL_ENOENT :
+		    r == EAGAIN ? BABL_EBUSY : r == ENOMEM ? BABL_ENOMEM : BABL_EINTERNAL;
+destroy_fa:
+	posix_spawn_file_actions_destroy(&fa);
+destroy_attr:
+	posix_spawnattr_destroy(&at);
+free_fds:
+	for (int j = 0; j < 4; j++)
+		if (tmp[j] >= 0)
+			close(tmp[j]);
+	free(argv);
+	return r;
+}
