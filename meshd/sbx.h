@@ -76,9 +76,11 @@ gid_t sbx_slot_gid(const struct sbx *s, unsigned slot);
 
 /*
  * Start the program confined.  The launcher is its own process-group
- * leader: kill(-*pid, SIGKILL) ends it and everything it started.  Its wait
- * status is the program's own (a program killed by signal N makes the
- * launcher die of N).  If the launcher cannot set up confinement it writes
+ * leader (and session leader, without a controlling terminal):
+ * kill(-*pid, SIGKILL) ends it and everything it started.  It also dies
+ * when the thread that called sbx_spawn exits (PR_SET_PDEATHSIG), hence
+ * the main thread only.  Its wait status is the program's own (a program
+ * killed by signal N makes the launcher die of N).  If the launcher cannot set up confinement it writes
  * one line "meshd-sandbox: ..." to fd_err and exits 127 without running the
  * program.  Returns 0 and sets *pid, or a negative BABL_E* code.
  */
