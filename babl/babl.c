@@ -495,9 +495,6 @@ deploy(int argc, char **argv)
 	uint8_t prev[32];
 	uint64_t version = head.version + 1;
 	memcpy(prev, head.vid, 32);
-	rc = conn_recv(c, &f, 10000); /* the EXIT that ends the query */
-	if (rc || f.type != WIRE_EXIT)
-		die(EX_PROTOCOL_, "deploy: malformed answer from node");
 
 	wbuf_reset(&w);
 	if (bundle_encode(&b, &w))

@@ -11,7 +11,9 @@
  *
  * A call:   C: CALL, DATA*, EOF          S: OUT*, ERRB*, EXIT   (or ERROR)
  * A deploy: C: DEPLOY                    S: TEXT, EXIT         (or ERROR)
- * A query:  C: QUERY                     S: TEXT|HEAD, EXIT    (or ERROR)
+ * A query:  C: QUERY                     S: TEXT, EXIT         (or ERROR)
+ * A deploy first asks for the service's head: C: QUERY(HEAD)  S: HEAD,
+ * then sends DEPLOY on the same connection.
  * Either side may send ERROR and close.  CANCEL from the client kills the
  * call's process group.
  */

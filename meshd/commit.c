@@ -18,6 +18,8 @@ struct committer {
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	pthread_cond_t idle; /* signalled after each batch */
+	int writing;
 	int stopping;
 	int failed;          /* sticky: once a commit fails, nothing more is written */
 	struct prop *q, **qt; /* queued proposals */
@@ -90,6 +92,7 @@ commit_main(void *arg)
 		c->ops = NULL;
 		c->opt = &c->ops;
 		int failed = c->failed;
+		c->writing = 1;
 		pthread_mutex_unlock(&c->mu);
 
 		int rc = failed ? failed : write_batch(c, props, ops);
@@ -110,6 +113,8 @@ commit_main(void *arg)
 			c->entries += n;
 		}
 		c->backlog -= bytes;
+		c->writing = 0;
+		pthread_cond_broadcast(&c->idle);
 		if (props) {
 			*c->donet = props;
 			c->donet = &last->next;
@@ -140,6 +145,7 @@ commit_start(struct committer **out, struct store *st, int wake_fd)
 	c->donet = &c->done;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->idle, NULL);
 	if (pthread_create(&c->thr, NULL, commit_main, c)) {
 		free(c);
 		return BABL_EINTERNAL;
@@ -230,6 +236,17 @@ commit_take(struct committer *c, int *err)
 	*err = c->done_err;
 	pthread_mutex_unlock(&c->mu);
 	return p;
+}
+
+int
+commit_sync(struct committer *c)
+{
+	pthread_mutex_lock(&c->mu);
+	while ((c->q || c->ops || c->writing) && !c->failed)
+		pthread_cond_wait(&c->idle, &c->mu);
+	int rc = c->failed;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
 }
 
 size_t

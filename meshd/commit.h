@@ -59,6 +59,10 @@ void commit_submit(struct committer *c, struct prop *p);
  */
 struct prop *commit_take(struct committer *c, int *err);
 
+/* Block until everything queued so far is durable (or failed): 0 or the
+ * error. */
+int commit_sync(struct committer *c);
+
 /* Bytes queued and not yet durable. */
 size_t commit_backlog(struct committer *c);
 

@@ -1,0 +1,169 @@
+/*
+ * main.c - meshd: flags, then node_run.  See meshd(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "logmsg.h"
+#include "node.h"
+#include "paths.h"
+#include "sbx.h"
+
+#define MESHD_VERSION "0.1.0"
+
+static const char usage_text[] =
+"usage: meshd [-d] [--data DIR] [--listen URL]... [OPTIONS]\n"
+"       meshd --check [--data DIR]\n"
+"Runs one babl mesh node in the foreground, logging to stderr.\n"
+"  --data DIR           log and state (default $XDG_DATA_HOME/babl, else\n"
+"                       ~/.local/share/babl)\n"
+"  --listen URL         ipc:// or tcp:// URL to accept clients on; repeatable\n"
+"                       (default: the local socket babl uses)\n"
+"  -d, --debug          log more detail\n"
+"  -n, --check          verify the log (checksums, hash chain) and exit:\n"
+"                       0 good, 1 bad\n"
+"  --max-calls N        concurrent calls (default 512)\n"
+"  --id-retention SECS  keep --id outcomes this long (default 86400)\n"
+"  --sandbox LAYERS     confinement layers allowed: \"all\" (default) or a comma\n"
+"                       list of seccomp,rlimits,userns,setuid,netns,pidns,mntns,ipcns\n"
+"  --map-size MB        LMDB map size (default 65536)\n"
+"  -h, --help, --version\n"
+"SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged).\n";
+
+static unsigned long long
+num(const char *s, const char *what, unsigned long long min, unsigned long long max)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || end == s || v < min || v > max) {
+		fprintf(stderr, "meshd: %s: '%s' is not a number from %llu to %llu\n", what, s, min, max);
+		exit(64);
+	}
+	return v;
+}
+
+static unsigned
+parse_layers(const char *s)
+{
+	static const struct { const char *name; unsigned bit; } tab[] = {
+		{"seccomp", SBX_SECCOMP}, {"rlimits", SBX_RLIMITS}, {"userns", SBX_USERNS},
+		{"setuid", SBX_SETUID}, {"netns", SBX_NETNS}, {"pidns", SBX_PIDNS},
+		{"mntns", SBX_MNTNS}, {"ipcns", SBX_IPCNS}};
+	if (strcmp(s, "all") == 0)
+		return ~0u;
+	unsigned bits = 0;
+	char *copy = strdup(s), *save = NULL;
+	for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		unsigned i;
+		for (i = 0; i < sizeof tab / sizeof tab[0]; i++)
+			if (strcmp(w, tab[i].name) == 0)
+				break;
+		if (i == sizeof tab / sizeof tab[0]) {
+			fprintf(stderr, "meshd: --sandbox: unknown layer '%s'\n", w);
+			exit(64);
+		}
+		bits |= tab[i].bit;
+	}
+	free(copy);
+	return bits;
+}
+
+/* meshd-sandbox: beside this binary (a build tree), else the install path. */
+static void
+find_launcher(char *out, size_t n)
+{
+	char self[PATH_MAX];
+	const char *env = getenv("MESHD_SANDBOX");
+	if (env && *env) {
+		snprintf(out, n, "%s", env);
+		return;
+	}
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (len > 0) {
+		self[len] = 0;
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			if ((size_t)snprintf(out, n, "%s/meshd-sandbox", self) < n &&
+			    access(out, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, n, "%s/meshd-sandbox", BABL_LIBEXECDIR);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"data", required_argument, 0, 'D'}, {"listen", required_argument, 0, 'L'},
+		{"debug", no_argument, 0, 'd'}, {"check", no_argument, 0, 'n'},
+		{"max-calls", required_argument, 0, 'M'}, {"id-retention", required_argument, 0, 'R'},
+		{"sandbox", required_argument, 0, 'S'}, {"map-size", required_argument, 0, 'm'},
+		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX];
+	struct node_config cfg = {0};
+	int o, check = 0;
+
+	cfg.max_calls = 512;
+	cfg.id_retention_ms = 86400ull * 1000;
+	cfg.sandbox_want = ~0u;
+	cfg.map_bytes = 65536ull << 20;
+	while ((o = getopt_long(argc, argv, "dnh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'D': cfg.data_dir = optarg; break;
+		case 'L':
+			if (cfg.nlisten == NODE_MAX_LISTEN) {
+				fprintf(stderr, "meshd: at most %d --listen\n", NODE_MAX_LISTEN);
+				return 64;
+			}
+			if (strncmp(optarg, "ipc://", 6) && strncmp(optarg, "tcp://", 6) &&
+			    strncmp(optarg, "tls+tcp://", 10)) {
+				fprintf(stderr, "meshd: --listen %s: give an ipc:// or tcp:// URL\n", optarg);
+				return 64;
+			}
+			cfg.listen[cfg.nlisten++] = optarg;
+			break;
+		case 'd': log_verbose = 1; break;
+		case 'n': check = 1; break;
+		case 'M': cfg.max_calls = (unsigned)num(optarg, "--max-calls", 1, SBX_SLOTS); break;
+		case 'R': cfg.id_retention_ms = num(optarg, "--id-retention", 1, 10ull * 365 * 86400) * 1000; break;
+		case 'S': cfg.sandbox_want = parse_layers(optarg); break;
+		case 'm': cfg.map_bytes = num(optarg, "--map-size", 1, 1ull << 24) << 20; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case 'V': printf("meshd %s\n", MESHD_VERSION); return 0;
+		default: fputs(usage_text, stderr); return 64;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "meshd: unexpected argument '%s'\n", argv[optind]);
+		fputs(usage_text, stderr);
+		return 64;
+	}
+	if (!cfg.data_dir) {
+		if (paths_data_dir(data, sizeof data)) {
+			fprintf(stderr, "meshd: no data directory: give --data DIR or set HOME\n");
+			return 64;
+		}
+		cfg.data_dir = data;
+	}
+	if (check)
+		return node_check(cfg.data_dir, cfg.map_bytes);
+	if (!cfg.nlisten) {
+		if (paths_default_url(url, sizeof url)) {
+			fprintf(stderr, "meshd: cannot work out the local socket; give --listen\n");
+			return 64;
+		}
+		cfg.listen[cfg.nlisten++] = url;
+	}
+	find_launcher(launcher, sizeof launcher);
+	cfg.launcher = launcher;
+	return node_run(&cfg);
+}

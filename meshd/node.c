@@ -1,0 +1,2506 @@
+/*
+ * node.c - the node's main loop, sessions and calls; see node.h.
+ *
+ * Threads: nng's own (they only queue completions and wake us), the commit
+ * thread (commit.h), and this main thread, which owns every structure
+ * below.  Memory is bounded per call (an input window, one output buffer
+ * per stream) and per session (one receive buffer), never by stream sizes:
+ * a session whose call has a full window is not read from, and a service
+ * whose output has not been sent is not read from, so a slow reader slows
+ * its writer and nobody else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "commit.h"
+#include "entry.h"
+#include "err.h"
+#include "logmsg.h"
+#include "node.h"
+#include "paths.h"
+#include "sbx.h"
+#include "store.h"
+#include "svc.h"
+#include "wire.h"
+
+#define RBUF_CAP (2 * (WIRE_MAX_BODY + WIRE_HDR))
+#define OUT_CHUNK WIRE_CHUNK          /* stdout read size */
+#define ERR_CHUNK (64u * 1024)        /* stderr read size */
+#define CALL_WINDOW (1u << 20)        /* input bytes in flight per call */
+#define INPUT_BUDGET (64u << 20)      /* input bytes in flight per node */
+#define HELLO_TIMEOUT_MS 10000        /* a connection must say HELLO and ask */
+#define ID_MAX_OUTPUT (64ull << 20)   /* output recorded for an --id call */
+#define SHUTDOWN_GRACE_MS 5000
+
+struct node;
+struct call;
+
+/* Something an nng callback hands to the main thread. */
+struct waker {
+	struct waker *rnext;
+	int queued;
+	int kind; /* W_SESSION, W_LISTENER */
+};
+enum { W_SESSION = 1, W_LISTENER = 2 };
+
+struct listener {
+	struct waker w; /* first: the ready list holds wakers */
+	struct node *n;
+	char url[512];
+	nng_stream_listener *l;
+	nng_aio *aio;
+	int busy, done;
+};
+
+/* A frame waiting to be sent: a header and data, or one owned buffer. */
+struct obuf {
+	struct obuf *next;
+	uint8_t hdr[5];
+	size_t hlen;
+	const uint8_t *data;
+	size_t len;
+	size_t off;       /* bytes of hdr+data already sent */
+	uint8_t *owned;   /* freed when sent */
+	struct call *call; /* output buffer returned to this call when sent */
+	int stream;       /* 1 stdout, 2 stderr */
+};
+
+struct session {
+	struct waker w;
+	struct session *next, *prev;
+	struct node *n;
+	uint64_t id;
+	nng_stream *s;
+	nng_aio *raio, *saio;
+	int rbusy, sbusy, rdone, sdone;
+	int closing;      /* close once the send queue is empty */
+	int dead;         /* stream closed; free when no aio is busy */
+	int paused;       /* not reading: its call's input window is full */
+	uint8_t *rbuf;
+	size_t rhead, rlen;
+	struct obuf *sq, **sqt;
+	size_t sqn;
+	nng_iov siov[2];
+	int greeted, asked;
+	int64_t hello_deadline;
+	struct call *call;      /* the call this session made */
+	struct call *waiting;   /* an --id call it waits on */
+	struct session *wnext;  /* in the waited call's list */
+	uint64_t deploy_index;  /* a DEPLOY it waits to see applied */
+	/* Replaying a recorded --id outcome. */
+	int replaying;
+	uint8_t rkey[32];
+	uint64_t rseq, rchunks;
+	uint8_t rkind;
+	int32_t rcode;
+};
+
+enum call_state { C_PROPOSED, C_RUNNING, C_ENDED };
+
+struct chunk {
+	struct chunk *next;
+	struct prop *p; /* payload: 8-byte call prefix, then data */
+	size_t off;
+};
+
+struct call {
+	struct call *next, *prev;
+	struct node *n;
+	struct session *sess;
+	uint64_t index; /* of its CALL entry */
+	enum call_state state;
+	struct svc *svc;
+	struct svc_version *ver;
+	uint8_t reqid[ENT_REQID_LEN];
+	uint64_t time_ms, seed;
+	uint32_t timeout_ms;
+	char *idkey;
+	uint8_t ikey[32];
+	struct session *waiters;
+	unsigned slot;
+	pid_t pid;
+	int fd_in, fd_out, fd_err;
+	struct chunk *inq, **inqt;
+	int eof_applied;
+	int cancel_proposed, eof_proposed, outcome_proposed;
+	int killed;
+	uint8_t why;
+	char msg[512];
+	uint64_t in_proposed, in_written, window;
+	uint64_t out_bytes, err_bytes, recorded, rec_seq;
+	int record_overflow;
+	uint8_t *obuf, *ebuf;
+	int obusy, ebusy;
+	int out_eof, err_eof, exited;
+	int status;
+	int64_t start_ms, deadline_ms;
+	char workdir[PATH_MAX];
+	int args_n;
+	char **args;
+};
+
+struct hashcache {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	uint8_t hash[32];
+	int used;
+};
+
+struct node {
+	const struct node_config *cfg;
+	char data[PATH_MAX], run_dir[PATH_MAX], name[128];
+	struct store *st;
+	struct committer *cm;
+	struct sbx *sbx;
+	struct registry reg;
+	int wake_fd, sig_fd;
+	pthread_mutex_t rlock;
+	struct waker *ready, **readyt;
+	struct listener lst[NODE_MAX_LISTEN];
+	int nlst;
+	struct session *sessions;
+	uint64_t next_sid;
+	struct call *calls;
+	unsigned ncalls;
+	uint8_t *slots;
+	uint64_t next_index; /* index the next proposal gets */
+	uint64_t applied;
+	uint64_t input_inflight;
+	int stopping;
+	int64_t stop_deadline;
+	int64_t started_ms;
+	int64_t next_prune_ms;
+	uint64_t calls_total;
+	struct hashcache hc[32];
+	int failed; /* the store failed: refuse new work */
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* ---- waking the main thread ---- */
+
+static void
+wake(struct node *n)
+{
+	uint64_t one = 1;
+	if (write(n->wake_fd, &one, 8) < 0) {
+		/* An eventfd write fails only on overflow, which cannot happen. */
+	}
+}
+
+static void
+push_ready(struct node *n, struct waker *w)
+{
+	int was_empty;
+	pthread_mutex_lock(&n->rlock);
+	was_empty = n->ready == NULL;
+	if (!w->queued) {
+		w->queued = 1;
+		w->rnext = NULL;
+		*n->readyt = w;
+		n->readyt = &w->rnext;
+	}
+	pthread_mutex_unlock(&n->rlock);
+	if (was_empty)
+		wake(n);
+}
+
+static void
+recv_cb(void *arg)
+{
+	struct session *s = arg;
+	pthread_mutex_lock(&s->n->rlock);
+	s->rdone = 1;
+	pthread_mutex_unlock(&s->n->rlock);
+	push_ready(s->n, &s->w);
+}
+
+static void
+send_cb(void *arg)
+{
+	struct session *s = arg;
+	pthread_mutex_lock(&s->n->rlock);
+	s->sdone = 1;
+	pthread_mutex_unlock(&s->n->rlock);
+	push_ready(s->n, &s->w);
+}
+
+static void
+accept_cb(void *arg)
+{
+	struct listener *l = arg;
+	pthread_mutex_lock(&l->n->rlock);
+	l->done = 1;
+	pthread_mutex_unlock(&l->n->rlock);
+	push_ready(l->n, &l->w);
+}
+
+/* ---- proposals ---- */
+
+/* Give a proposal the next index and hand it to the commit thread. */
+static void
+propose(struct node *n, uint8_t type, uint8_t *buf, size_t len, void *owner)
+{
+	struct prop *p = calloc(1, sizeof *p);
+	if (!p)
+		fatalx("out of memory proposing an entry");
+	p->e.type = type;
+	p->e.term = 1;
+	p->e.index = n->next_index++;
+	p->e.len = (uint32_t)len;
+	p->buf = buf;
+	p->owner = owner;
+	commit_submit(n->cm, p);
+}
+
+static void
+propose_wbuf(struct node *n, uint8_t type, struct wbuf *b, void *owner)
+{
+	uint8_t *p = b->p;
+	size_t len = b->len;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	propose(n, type, p, len, owner);
+}
+
+static void
+propose_ref(struct node *n, uint8_t type, uint64_t call)
+{
+	uint8_t *p = malloc(8);
+	if (!p)
+		fatalx("out of memory");
+	ent_input_prefix(p, call);
+	propose(n, type, p, 8, NULL);
+}
+
+/* ---- sending ---- */
+
+static void session_flush(struct session *s);
+static void call_release_buf(struct call *c, int stream);
+static void replay_pump(struct session *s);
+
+static void
+queue_obuf(struct session *s, struct obuf *o)
+{
+	o->next = NULL;
+	*s->sqt = o;
+	s->sqt = &o->next;
+	s->sqn++;
+	session_flush(s);
+}
+
+/* Queue an encoded frame (takes the buffer). */
+static void
+queue_wbuf(struct session *s, struct wbuf *b)
+{
+	struct obuf *o = calloc(1, sizeof *o);
+	if (!o)
+		fatalx("out of memory");
+	o->owned = b->p;
+	o->data = b->p;
+	o->len = b->len;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	queue_obuf(s, o);
+}
+
+static void
+send_error(struct session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+send_error(struct session *s, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	struct wbuf b = {0};
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (wire_enc_error(&b, code, msg) == 0)
+		queue_wbuf(s, &b);
+	s->closing = 1;
+	session_flush(s);
+}
+
+static void
+send_text(struct session *s, const char *text, size_t len)
+{
+	struct wbuf b = {0};
+	while (len) {
+		size_t n = len > WIRE_CHUNK ? WIRE_CHUNK : len;
+		if (wire_enc_bytes(&b, WIRE_TEXT, text, n))
+			fatalx("out of memory");
+		text += n;
+		len -= n;
+	}
+	if (b.len)
+		queue_wbuf(s, &b);
+}
+
+static void
+send_exit(struct session *s, uint8_t kind, int32_t code, const char *msg)
+{
+	struct wbuf b = {0};
+	if (wire_enc_exit(&b, kind, code, msg))
+		fatalx("out of memory");
+	queue_wbuf(s, &b);
+	s->closing = 1;
+	session_flush(s);
+}
+
+static void
+obuf_done(struct obuf *o)
+{
+	if (o->call)
+		call_release_buf(o->call, o->stream);
+	free(o->owned);
+	free(o);
+}
+
+static void
+session_flush(struct session *s)
+{
+	if (s->sbusy || s->dead)
+		return;
+	if (!s->sq) {
+		if (s->closing) {
+			s->dead = 1;
+			nng_stream_close(s->s);
+		}
+		return;
+	}
+	struct obuf *o = s->sq;
+	int k = 0;
+	if (o->off < o->hlen)
+		s->siov[k++] = (nng_iov){o->hdr + o->off, o->hlen - o->off};
+	size_t doff = o->off > o->hlen ? o->off - o->hlen : 0;
+	if (o->len > doff)
+		s->siov[k++] = (nng_iov){(void *)(o->data + doff), o->len - doff};
+	if (k == 0) { /* an empty frame cannot be; drop it */
+		s->sq = o->next;
+		if (!s->sq)
+			s->sqt = &s->sq;
+		s->sqn--;
+		obuf_done(o);
+		session_flush(s);
+		return;
+	}
+	nng_aio_set_iov(s->saio, (unsigned)k, s->siov);
+	s->sbusy = 1;
+	nng_stream_send(s->s, s->saio);
+}
+
+static void
+on_sent(struct session *s)
+{
+	int rv = nng_aio_result(s->saio);
+	s->sbusy = 0;
+	if (rv) {
+		if (!s->dead)
+			log_debug("session %" PRIu64 ": send: %s", s->id, nng_strerror(rv));
+		s->dead = 1;
+		nng_stream_close(s->s);
+		return;
+	}
+	struct obuf *o = s->sq;
+	o->off += nng_aio_count(s->saio);
+	if (o->off >= o->hlen + o->len) {
+		s->sq = o->next;
+		if (!s->sq)
+			s->sqt = &s->sq;
+		s->sqn--;
+		obuf_done(o);
+	}
+	if (s->replaying)
+		replay_pump(s);
+	session_flush(s);
+}
+
+/* ---- sessions ---- */
+
+static void session_recv(struct session *s);
+static void handle_frame(struct session *s, const struct wire_frame *f);
+static void call_lost_session(struct call *c);
+
+static void
+session_new(struct node *n, nng_stream *st)
+{
+	struct session *s = calloc(1, sizeof *s);
+	if (!s || !(s->rbuf = malloc(RBUF_CAP)) ||
+	    nng_aio_alloc(&s->raio, recv_cb, s) || nng_aio_alloc(&s->saio, send_cb, s)) {
+		log_warnx("out of memory for a new connection; closing it");
+		if (s) {
+			nng_aio_free(s->raio);
+			free(s->rbuf);
+			free(s);
+		}
+		nng_stream_free(st);
+		return;
+	}
+	s->w.kind = W_SESSION;
+	s->n = n;
+	s->s = st;
+	s->id = ++n->next_sid;
+	s->sqt = &s->sq;
+	s->hello_deadline = now_ms() + HELLO_TIMEOUT_MS;
+	s->next = n->sessions;
+	if (n->sessions)
+		n->sessions->prev = s;
+	n->sessions = s;
+	session_recv(s);
+}
+
+static void
+session_kill(struct session *s, const char *why)
+{
+	if (why)
+		log_info("session %" PRIu64 ": %s; closing it", s->id, why);
+	if (!s->dead) {
+		s->dead = 1;
+		nng_stream_close(s->s);
+	}
+}
+
+/* Free a dead session once nng holds nothing of it. */
+static int
+session_reap(struct session *s)
+{
+	struct node *n = s->n;
+	if (!s->dead || s->rbusy || s->sbusy || s->w.queued)
+		return 0;
+	if (s->call)
+		call_lost_session(s->call);
+	if (s->waiting) {
+		struct session **pp = &s->waiting->waiters;
+		while (*pp && *pp != s)
+			pp = &(*pp)->wnext;
+		if (*pp)
+			*pp = s->wnext;
+	}
+	while (s->sq) {
+		struct obuf *o = s->sq;
+		s->sq = o->next;
+		obuf_done(o);
+	}
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		n->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	nng_aio_free(s->raio);
+	nng_aio_free(s->saio);
+	nng_stream_free(s->s);
+	free(s->rbuf);
+	free(s);
+	return 1;
+}
+
+static void
+session_recv(struct session *s)
+{
+	if (s->rbusy || s->dead || s->paused || s->closing)
+		return;
+	if (s->rhead && s->rhead + s->rlen > RBUF_CAP / 2) {
+		memmove(s->rbuf, s->rbuf + s->rhead, s->rlen);
+		s->rhead = 0;
+	}
+	nng_iov iov = {s->rbuf + s->rhead + s->rlen, RBUF_CAP - s->rhead - s->rlen};
+	nng_aio_set_iov(s->raio, 1, &iov);
+	s->rbusy = 1;
+	nng_stream_recv(s->s, s->raio);
+}
+
+/* Parse and handle every whole frame in the buffer. */
+static void
+session_parse(struct session *s)
+{
+	while (!s->dead && !s->closing && !s->paused) {
+		struct wire_frame f;
+		size_t used;
+		int rc = wire_next(s->rbuf + s->rhead, s->rlen, 0, &f, &used);
+		if (rc == BABL_EAGAIN)
+			break;
+		if (rc) {
+			log_info("session %" PRIu64 ": %s frame (%s); closing it", s->id,
+			    rc == BABL_ETOOBIG ? "oversized" : "malformed", babl_strerror(rc));
+			send_error(s, BABL_EPROTO, "%s frame",
+			    rc == BABL_ETOOBIG ? "oversized" : "malformed");
+			if (s->call)
+				call_lost_session(s->call);
+			return;
+		}
+		handle_frame(s, &f);
+		s->rhead += used;
+		s->rlen -= used;
+	}
+	if (!s->rlen)
+		s->rhead = 0;
+}
+
+static void
+on_recv(struct session *s)
+{
+	int rv = nng_aio_result(s->raio);
+	s->rbusy = 0;
+	if (rv || nng_aio_count(s->raio) == 0) {
+		if (!s->dead)
+			log_debug("session %" PRIu64 ": receive: %s", s->id,
+			    rv ? nng_strerror(rv) : "closed");
+		/* The client went away: a call it made is cancelled. */
+		if (s->call)
+			call_lost_session(s->call);
+		s->dead = 1;
+		nng_stream_close(s->s);
+		return;
+	}
+	s->rlen += nng_aio_count(s->raio);
+	session_parse(s);
+	session_recv(s);
+}
+
+/* Resume reading sessions whose calls have room again. */
+static void
+session_unpause(struct session *s)
+{
+	if (!s->paused)
+		return;
+	s->paused = 0;
+	session_parse(s);
+	session_recv(s);
+}
+
+/* ---- calls ---- */
+
+static void call_maybe_finish(struct call *c);
+static void record_output(struct call *c, int stream, const uint8_t *p, size_t n);
+
+static int
+slot_take(struct node *n)
+{
+	for (unsigned i = 0; i < n->cfg->max_calls; i++)
+		if (!n->slots[i]) {
+			n->slots[i] = 1;
+			return (int)i;
+		}
+	return -1;
+}
+
+static void
+idem_key(const uint8_t sid[32], const char *idkey, uint8_t out[32])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, sid, 32);
+	crypto_generichash_update(&st, (const uint8_t *)idkey, strlen(idkey));
+	crypto_generichash_final(&st, out, 32);
+}
+
+static struct call *
+call_by_index(struct node *n, uint64_t index)
+{
+	for (struct call *c = n->calls; c; c = c->next)
+		if (c->index == index)
+			return c;
+	return NULL;
+}
+
+static void
+call_free(struct call *c)
+{
+	struct node *n = c->n;
+	while (c->inq) {
+		struct chunk *k = c->inq;
+		c->inq = k->next;
+		n->input_inflight -= k->p->e.len - 8 - k->off;
+		prop_free(k->p);
+		free(k);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->slot < n->cfg->max_calls)
+		n->slots[c->slot] = 0;
+	n->ncalls--;
+	for (int i = 0; i < c->args_n; i++)
+		free(c->args[i]);
+	free(c->args);
+	free(c->idkey);
+	free(c->obuf);
+	free(c->ebuf);
+	free(c);
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP || flag == FTW_D)
+		return rmdir(path) < 0 && errno != ENOENT ? 0 : 0;
+	unlink(path);
+	return 0;
+}
+
+static void
+remove_tree(const char *dir)
+{
+	if (dir[0])
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* Kill the call's process group; the outcome follows when it is reaped. */
+static void
+call_kill(struct call *c, uint8_t why, const char *msg)
+{
+	if (!c->why) {
+		c->why = why;
+		if (msg)
+			snprintf(c->msg, sizeof c->msg, "%s", msg);
+	}
+	if (c->pid > 0 && !c->killed) {
+		kill(-c->pid, SIGKILL);
+		c->killed = 1;
+	}
+}
+
+static void
+call_propose_cancel(struct call *c, uint8_t why, const char *msg)
+{
+	if (c->cancel_proposed || c->outcome_proposed)
+		return;
+	c->cancel_proposed = 1;
+	if (!c->why) {
+		c->why = why;
+		if (msg)
+			snprintf(c->msg, sizeof c->msg, "%s", msg);
+	}
+	propose_ref(c->n, ENT_CANCEL, c->index);
+}
+
+static void
+call_lost_session(struct call *c)
+{
+	struct session *s = c->sess;
+	if (!s)
+		return;
+	s->call = NULL;
+	c->sess = NULL;
+	if (c->state != C_ENDED)
+		call_propose_cancel(c, ENT_WHY_CANCELLED, "the caller went away");
+}
+
+/* A chunk of input was proposed; count it against the windows. */
+static void
+call_window_add(struct call *c, size_t n)
+{
+	c->window += n;
+	c->n->input_inflight += n;
+	if (c->sess && (c->window >= CALL_WINDOW || c->n->input_inflight >= INPUT_BUDGET))
+		c->sess->paused = 1;
+}
+
+static void
+call_window_sub(struct call *c, size_t n)
+{
+	c->window -= n;
+	c->n->input_inflight -= n;
+	if (c->sess && c->sess->paused && c->window < CALL_WINDOW / 2 &&
+	    c->n->input_inflight < INPUT_BUDGET)
+		session_unpause(c->sess);
+}
+
+static void
+call_close_stdin(struct call *c)
+{
+	if (c->fd_in >= 0) {
+		close(c->fd_in);
+		c->fd_in = -1;
+	}
+}
+
+/* Drop queued input (the service closed its stdin or is gone). */
+static void
+call_drop_input(struct call *c)
+{
+	while (c->inq) {
+		struct chunk *k = c->inq;
+		c->inq = k->next;
+		call_window_sub(c, k->p->e.len - 8 - k->off);
+		prop_free(k->p);
+		free(k);
+	}
+	c->inqt = &c->inq;
+	call_close_stdin(c);
+}
+
+/* Write queued input to the service's stdin while the pipe takes it. */
+static void
+call_write_input(struct call *c)
+{
+	while (c->inq && c->fd_in >= 0) {
+		struct chunk *k = c->inq;
+		size_t len = k->p->e.len - 8 - k->off;
+		ssize_t w = write(c->fd_in, k->p->buf + 8 + k->off, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w < 0) { /* EPIPE: the service stopped reading */
+			call_drop_input(c);
+			return;
+		}
+		k->off += (size_t)w;
+		c->in_written += (uint64_t)w;
+		call_window_sub(c, (size_t)w);
+		if (k->off == k->p->e.len - 8) {
+			c->inq = k->next;
+			if (!c->inq)
+				c->inqt = &c->inq;
+			prop_free(k->p);
+			free(k);
+		}
+	}
+	if (!c->inq && c->eof_applied)
+		call_close_stdin(c);
+}
+
+static void
+call_release_buf(struct call *c, int stream)
+{
+	if (stream == 1)
+		c->obusy = 0;
+	else
+		c->ebusy = 0;
+}
+
+/* Read what the service wrote and send it on. */
+static void
+call_read_output(struct call *c, int stream)
+{
+	int *fd = stream == 1 ? &c->fd_out : &c->fd_err;
+	uint8_t **buf = stream == 1 ? &c->obuf : &c->ebuf;
+	size_t cap = stream == 1 ? OUT_CHUNK : ERR_CHUNK;
+	if (!*buf && !(*buf = malloc(cap)))
+		fatalx("out of memory");
+	ssize_t r = read(*fd, *buf, cap);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		close(*fd);
+		*fd = -1;
+		if (stream == 1)
+			c->out_eof = 1;
+		else
+			c->err_eof = 1;
+		call_maybe_finish(c);
+		return;
+	}
+	if (stream == 1)
+		c->out_bytes += (uint64_t)r;
+	else
+		c->err_bytes += (uint64_t)r;
+	if (c->idkey)
+		record_output(c, stream, *buf, (size_t)r);
+	if (!c->sess)
+		return; /* nobody to send to: the output is dropped */
+	struct obuf *o = calloc(1, sizeof *o);
+	if (!o)
+		fatalx("out of memory");
+	wire_hdr(o->hdr, stream == 1 ? WIRE_OUT : WIRE_ERRB, (size_t)r);
+	o->hlen = 5;
+	o->data = *buf;
+	o->len = (size_t)r;
+	o->call = c;
+	o->stream = stream;
+	if (stream == 1)
+		c->obusy = 1;
+	else
+		c->ebusy = 1;
+	queue_obuf(c->sess, o);
+}
+
+/* Output of --id calls is kept so that a retry gets the same bytes. */
+static void
+record_output(struct call *c, int stream, const uint8_t *p, size_t n)
+{
+	if (c->record_overflow)
+		return;
+	if (c->recorded + n > ID_MAX_OUTPUT) {
+		c->record_overflow = 1;
+		return;
+	}
+	uint8_t key[40];
+	uint8_t *v = malloc(n + 1);
+	if (!v)
+		fatalx("out of memory");
+	memcpy(key, c->ikey, 32);
+	be64_put(key + 32, c->rec_seq++);
+	v[0] = (uint8_t)stream;
+	memcpy(v + 1, p, n);
+	commit_put(c->n->cm, DB_IDOUT, key, 40, v, n + 1);
+	free(v);
+	c->recorded += n;
+}
+
+/* Once the process is gone and its pipes drained, propose the outcome. */
+static void
+call_maybe_finish(struct call *c)
+{
+	if (c->outcome_proposed || !c->exited || c->fd_out >= 0 || c->fd_err >= 0)
+		return;
+	struct ent_outcome o = {0};
+	struct wbuf b = {0};
+	o.call = c->index;
+	if (WIFSIGNALED(c->status)) {
+		o.kind = WIRE_SIGNALED;
+		o.code = WTERMSIG(c->status);
+	} else {
+		o.kind = WIRE_EXITED;
+		o.code = WEXITSTATUS(c->status);
+	}
+	o.why = c->why;
+	o.in_bytes = c->in_written;
+	o.out_bytes = c->out_bytes;
+	o.err_bytes = c->err_bytes;
+	o.dur_ms = (uint32_t)(now_ms() - c->start_ms);
+	if (ent_enc_outcome(&b, &o))
+		fatalx("out of memory");
+	c->outcome_proposed = 1;
+	call_drop_input(c);
+	propose_wbuf(c->n, ENT_OUTCOME, &b, c);
+}
+
+/* The call could not run at all: end it with an outcome at once. */
+static void
+call_fail(struct call *c, uint8_t why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+call_fail(struct call *c, uint8_t why, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+	va_end(ap);
+	c->why = why;
+	c->exited = 1;
+	c->status = 127 << 8;
+	c->state = C_RUNNING;
+	call_maybe_finish(c);
+}
+
+/* Open the native program and check it is the one the bundle pins. */
+static int
+open_program(struct node *n, const struct bundle *b, char *why, size_t whylen)
+{
+	int fd = open(b->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t h[32];
+	char want[65], got[65];
+	if (fd < 0) {
+		snprintf(why, whylen, "program %s is missing on this node: %s", b->path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "program %s is not a regular file on this node", b->path);
+		close(fd);
+		return -1;
+	}
+	struct hashcache *slot = &n->hc[(st.st_ino ^ st.st_dev) % 32];
+	if (slot->used && slot->dev == st.st_dev && slot->ino == st.st_ino &&
+	    slot->size == st.st_size &&
+	    slot->mtime.tv_sec == st.st_mtim.tv_sec && slot->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+	    slot->ctime.tv_sec == st.st_ctim.tv_sec && slot->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+		memcpy(h, slot->hash, 32);
+	} else {
+		if (bundle_hash_fd(fd, h)) {
+			snprintf(why, whylen, "program %s cannot be read on this node", b->path);
+			close(fd);
+			return -1;
+		}
+		*slot = (struct hashcache){st.st_dev, st.st_ino, st.st_size, st.st_mtim,
+		    st.st_ctim, {0}, 1};
+		memcpy(slot->hash, h, 32);
+	}
+	if (memcmp(h, b->prog_hash, 32) != 0) {
+		hex_encode(b->prog_hash, 8, want);
+		hex_encode(h, 8, got);
+		snprintf(why, whylen, "program %s on this node has hash %s..., but the service pins %s...; refusing to run it",
+		    b->path, got, want);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Apply a CALL: start the service in its sandbox. */
+static void
+call_start(struct call *c)
+{
+	struct node *n = c->n;
+	const struct bundle *b = &c->ver->b;
+	char why[600], env[8][PATH_MAX + 16];
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+	c->state = C_RUNNING;
+	c->start_ms = now_ms();
+	uint32_t limit = b->lim.timeout_ms;
+	if (c->timeout_ms && (!limit || c->timeout_ms < limit))
+		limit = c->timeout_ms;
+	c->deadline_ms = limit ? c->start_ms + limit : 0;
+
+	if (c->cancel_proposed) {
+		call_fail(c, c->why ? c->why : ENT_WHY_CANCELLED, "cancelled before it started");
+		return;
+	}
+	if (b->kind != BUNDLE_NATIVE) {
+		call_fail(c, ENT_WHY_SPAWN, "%s is a Lua service, which this node cannot run yet", c->svc->name);
+		return;
+	}
+	int exe = open_program(n, b, why, sizeof why);
+	if (exe < 0) {
+		call_fail(c, ENT_WHY_PROGRAM, "%s", why);
+		return;
+	}
+	if ((size_t)snprintf(c->workdir, sizeof c->workdir, "%s/%" PRIu64, n->run_dir,
+	    c->index) >= sizeof c->workdir) {
+		close(exe);
+		call_fail(c, ENT_WHY_SPAWN, "the node's data path is too long");
+		return;
+	}
+	remove_tree(c->workdir);
+	if (mkdir(c->workdir, 0700) < 0 ||
+	    (geteuid() == 0 && chown(c->workdir, sbx_slot_uid(n->sbx, c->slot),
+	        sbx_slot_gid(n->sbx, c->slot)) < 0)) {
+		log_warn("work dir %s", c->workdir);
+		close(exe);
+		call_fail(c, ENT_WHY_SPAWN, "cannot create a work directory on the node");
+		return;
+	}
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+		log_warn("pipe");
+		for (int i = 0; i < 2; i++) {
+			if (in[i] >= 0) close(in[i]);
+			if (out[i] >= 0) close(out[i]);
+			if (err[i] >= 0) close(err[i]);
+		}
+		close(exe);
+		call_fail(c, ENT_WHY_SPAWN, "the node is out of file descriptors");
+		return;
+	}
+	fcntl(in[1], F_SETPIPE_SZ, 1 << 20);
+	fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+
+	/* argv: the program's own name, the bundle's arguments, the caller's. */
+	size_t argc = 1 + b->nargs + (size_t)c->args_n;
+	char **argv = calloc(argc + 1, sizeof *argv);
+	const char *base = strrchr(b->path, '/');
+	argv[0] = (char *)(base ? base + 1 : b->path);
+	for (uint32_t i = 0; i < b->nargs; i++)
+		argv[1 + i] = b->args[i];
+	for (int i = 0; i < c->args_n; i++)
+		argv[1 + b->nargs + (size_t)i] = c->args[i];
+	char rq[2 * ENT_REQID_LEN + 1];
+	hex_encode(c->reqid, ENT_REQID_LEN, rq);
+	snprintf(env[0], sizeof env[0], "BABL_REQUEST_ID=%s", rq);
+	snprintf(env[1], sizeof env[1], "BABL_TIME=%" PRIu64, c->time_ms / 1000);
+	snprintf(env[2], sizeof env[2], "BABL_TIME_MS=%" PRIu64, c->time_ms);
+	snprintf(env[3], sizeof env[3], "BABL_SEED=%" PRIu64, c->seed);
+	snprintf(env[4], sizeof env[4], "BABL_SERVICE=%s", c->svc->name);
+	snprintf(env[5], sizeof env[5], "HOME=%s", c->workdir);
+	snprintf(env[6], sizeof env[6], "TMPDIR=%s", c->workdir);
+	char *envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6],
+	    "PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
+	struct sbx_spec spec = {
+		.path = b->path, .exe_fd = exe, .argv = argv, .envp = envp,
+		.workdir = c->workdir, .slot = c->slot,
+		.lim = {b->lim.mem_bytes, b->lim.cpu_secs, b->lim.fsize, b->lim.nproc, 256},
+		.fd_in = in[0], .fd_out = out[1], .fd_err = err[1],
+	};
+	int rc = sbx_spawn(n->sbx, &spec, &c->pid);
+	free(argv);
+	close(exe);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	if (rc) {
+		close(in[1]);
+		close(out[0]);
+		close(err[0]);
+		c->pid = 0;
+		call_fail(c, ENT_WHY_SPAWN, "the node could not start the service: %s", babl_strerror(rc));
+		return;
+	}
+	c->fd_in = in[1];
+	c->fd_out = out[0];
+	c->fd_err = err[0];
+	set_nonblock(c->fd_in);
+	set_nonblock(c->fd_out);
+	set_nonblock(c->fd_err);
+	log_debug("call %" PRIu64 ": %s v%" PRIu64 " started, pid %d, slot %u",
+	    c->index, c->svc->name, c->ver->n, (int)c->pid, c->slot);
+	call_write_input(c);
+}
+
+/* ---- handling requests ---- */
+
+static void
+start_replay(struct session *s, const uint8_t key[32], const uint8_t *rec)
+{
+	s->replaying = 1;
+	memcpy(s->rkey, key, 32);
+	s->rkind = rec[8];
+	s->rcode = (int32_t)be32_get(rec + 9);
+	s->rchunks = be64_get(rec + 13);
+	s->rseq = 0;
+	replay_pump(s);
+}
+
+/* Send the next recorded chunks of an --id outcome, then its EXIT. */
+static void
+replay_pump(struct session *s)
+{
+	struct store_txn *t;
+	if (s->dead || s->sqn >= 2)
+		return;
+	if (store_begin(s->n->st, 0, &t)) {
+		send_error(s, BABL_EIO, "cannot read the recorded outcome");
+		s->replaying = 0;
+		return;
+	}
+	while (s->sqn < 2 && s->rseq < s->rchunks) {
+		uint8_t key[40];
+		const void *v;
+		size_t vl;
+		memcpy(key, s->rkey, 32);
+		be64_put(key + 32, s->rseq++);
+		if (store_get(t, DB_IDOUT, key, 40, &v, &vl) || vl < 1)
+			continue;
+		const uint8_t *p = v;
+		struct wbuf b = {0};
+		if (wire_enc_bytes(&b, p[0] == 1 ? WIRE_OUT : WIRE_ERRB, p + 1, vl - 1))
+			fatalx("out of memory");
+		queue_wbuf(s, &b);
+	}
+	store_abort(t);
+	if (s->rseq >= s->rchunks && s->replaying) {
+		s->replaying = 0;
+		send_exit(s, s->rkind, s->rcode, NULL);
+	}
+}
+
+/* An --id call: run once; a retry gets the recorded outcome. */
+static int
+idem_lookup(struct session *s, const uint8_t key[32])
+{
+	struct node *n = s->n;
+	for (struct call *c = n->calls; c; c = c->next) {
+		if (c->idkey && memcmp(c->ikey, key, 32) == 0 && !c->outcome_proposed) {
+			s->waiting = c;
+			memcpy(s->rkey, key, 32);
+			s->wnext = c->waiters;
+			c->waiters = s;
+			return 1;
+		}
+	}
+	struct store_txn *t;
+	const void *v;
+	size_t vl;
+	if (store_begin(n->st, 0, &t))
+		return 0;
+	int found = store_get(t, DB_IDEM, key, 32, &v, &vl) == 0 && vl >= 29;
+	if (found) {
+		uint8_t rec[64];
+		memcpy(rec, v, vl < sizeof rec ? vl : sizeof rec);
+		store_abort(t);
+		if (be64_get(rec) + n->cfg->id_retention_ms < wall_ms())
+			return 0; /* expired: run again */
+		start_replay(s, key, rec);
+		return 1;
+	}
+	store_abort(t);
+	return 0;
+}
+
+static void
+handle_call(struct session *s, const struct wire_frame *f)
+{
+	struct node *n = s->n;
+	struct wire_call m;
+	char target[WIRE_MAX_STR + 1], why[512];
+	struct svc *svc;
+	struct svc_version *ver;
+	if (wire_dec_call(f, &m) || m.target.len > BUNDLE_MAX_NAME + 70) {
+		send_error(s, BABL_EPROTO, "malformed call");
+		return;
+	}
+	memcpy(target, m.target.p, m.target.len);
+	target[m.target.len] = 0;
+	if (reg_resolve(&n->reg, target, &svc, &ver, why, sizeof why)) {
+		send_error(s, BABL_ENOSERVICE, "%s", why);
+		return;
+	}
+	if (n->stopping || n->failed) {
+		send_error(s, BABL_EBUSY, "node is %s", n->failed ? "unable to write its log" : "shutting down");
+		return;
+	}
+	uint8_t ikey[32];
+	char *idk = NULL;
+	if (m.idkey.len) {
+		if (!(idk = wire_strdup(m.idkey)) || memchr(m.idkey.p, 0, m.idkey.len)) {
+			free(idk);
+			send_error(s, BABL_EPROTO, "malformed --id");
+			return;
+		}
+		idem_key(svc->sid, idk, ikey);
+		if (idem_lookup(s, ikey)) {
+			free(idk);
+			s->asked = 1;
+			return;
+		}
+	}
+	for (uint32_t i = 0; i < m.nargs; i++) {
+		if (memchr(m.args[i].p, 0, m.args[i].len)) {
+			free(idk);
+			send_error(s, BABL_EINPUT, "argument %u holds a NUL byte", i + 1);
+			return;
+		}
+	}
+	int slot = slot_take(n);
+	if (slot < 0) {
+		free(idk);
+		send_error(s, BABL_EBUSY, "node at its limit of %u concurrent calls; try again",
+		    n->cfg->max_calls);
+		return;
+	}
+	struct call *c = calloc(1, sizeof *c);
+	if (!c)
+		fatalx("out of memory");
+	c->n = n;
+	c->sess = s;
+	c->svc = svc;
+	c->ver = ver;
+	c->slot = (unsigned)slot;
+	c->fd_in = c->fd_out = c->fd_err = -1;
+	c->inqt = &c->inq;
+	c->idkey = idk;
+	if (idk)
+		memcpy(c->ikey, ikey, 32);
+	c->timeout_ms = m.timeout_ms;
+	c->time_ms = wall_ms();
+	randombytes_buf(&c->seed, sizeof c->seed);
+	randombytes_buf(c->reqid, sizeof c->reqid);
+	c->args_n = (int)m.nargs;
+	c->args = calloc(m.nargs + 1, sizeof *c->args);
+	for (uint32_t i = 0; i < m.nargs; i++)
+		c->args[i] = wire_strdup(m.args[i]);
+	/* Propose the CALL entry: time, seed and request id fixed now. */
+	struct ent_call ec = {0};
+	struct wbuf b = {0};
+	memcpy(ec.sid, svc->sid, 32);
+	memcpy(ec.vid, ver->vid, 32);
+	ec.time_ms = c->time_ms;
+	ec.seed = c->seed;
+	memcpy(ec.reqid, c->reqid, ENT_REQID_LEN);
+	ec.timeout_ms = m.timeout_ms;
+	ec.idkey = m.idkey;
+	ec.nargs = m.nargs;
+	for (uint32_t i = 0; i < m.nargs; i++)
+		ec.args[i] = m.args[i];
+	if (ent_enc_call(&b, &ec))
+		fatalx("out of memory");
+	c->index = n->next_index;
+	c->next = n->calls;
+	if (n->calls)
+		n->calls->prev = c;
+	n->calls = c;
+	n->ncalls++;
+	n->calls_total++;
+	s->call = c;
+	s->asked = 1;
+	propose_wbuf(n, ENT_CALL, &b, c);
+}
+
+static void
+handle_data(struct session *s, const struct wire_frame *f)
+{
+	struct call *c = s->call;
+	if (!c) {
+		if (s->waiting || s->replaying)
+			return; /* a retried --id call: its input is not needed */
+		send_error(s, BABL_EPROTO, "data before a call");
+		return;
+	}
+	if (c->eof_proposed) {
+		send_error(s, BABL_EPROTO, "data after end of input");
+		call_lost_session(c);
+		return;
+	}
+	if (f->len == 0 || c->cancel_proposed || c->outcome_proposed || c->exited ||
+	    (c->state == C_RUNNING && c->fd_in < 0))
+		return; /* the service no longer reads its input */
+	if (c->in_proposed + f->len > c->ver->b.lim.max_input) {
+		call_propose_cancel(c, ENT_WHY_INPUT_LIMIT, NULL);
+		snprintf(c->msg, sizeof c->msg, "input exceeds %s's limit of %" PRIu64 " bytes",
+		    c->svc->name, c->ver->b.lim.max_input);
+		return;
+	}
+	uint8_t *p = malloc(8 + f->len);
+	if (!p)
+		fatalx("out of memory");
+	ent_input_prefix(p, c->index);
+	memcpy(p + 8, f->p, f->len);
+	c->in_proposed += f->len;
+	call_window_add(c, f->len);
+	propose(s->n, ENT_INPUT, p, 8 + f->len, c);
+}
+
+/* ---- queries ---- */
+
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (t->p && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		while (cap < t->len + (size_t)n + 1)
+			cap *= 2;
+		char *q = realloc(t->p, cap);
+		if (!q)
+			fatalx("out of memory");
+		t->p = q;
+		t->cap = cap;
+	}
+}
+
+static void
+fmt_time(uint64_t ms, char *buf, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *
+kind_name(const struct bundle *b)
+{
+	return b->kind == BUNDLE_LUA ? "lua" : "native";
+}
+
+static void
+q_ls(struct node *n, struct text *t)
+{
+	if (!n->reg.n) {
+		text_add(t, "no services deployed; deploy one with: babl deploy NAME -- PROGRAM\n");
+		return;
+	}
+	text_add(t, "%-20s %-7s %4s  %-20s  %s\n", "NAME", "KIND", "VER", "DEPLOYED", "RUNS");
+	/* Sorted by name. */
+	struct svc *done = NULL;
+	for (size_t k = 0; k < n->reg.n; k++) {
+		struct svc *best = NULL;
+		for (struct svc *s = n->reg.list; s; s = s->next)
+			if ((!done || strcmp(s->name, done->name) > 0) &&
+			    (!best || strcmp(s->name, best->name) < 0))
+				best = s;
+		if (!best)
+			break;
+		struct svc_version *v = svc_head(best);
+		char tm[32], what[160];
+		fmt_time(v->time_ms, tm, sizeof tm);
+		if (v->b.kind == BUNDLE_NATIVE) {
+			int off = snprintf(what, sizeof what, "%s", v->b.path);
+			for (uint32_t i = 0; i < v->b.nargs && off < (int)sizeof what; i++)
+				off += snprintf(what + off, sizeof what - (size_t)off, " %s", v->b.args[i]);
+		} else {
+			snprintf(what, sizeof what, "%s", v->b.script);
+		}
+		text_add(t, "%-20s %-7s %4" PRIu64 "  %-20s  %s\n", best->name, kind_name(&v->b),
+		    v->n, tm, what);
+		done = best;
+	}
+}
+
+static int
+q_info(struct node *n, const char *name, struct text *t)
+{
+	struct svc *s = reg_by_name(&n->reg, name);
+	char hex[65], tm[32];
+	if (!s)
+		return BABL_ENOSERVICE;
+	text_add(t, "name:       %s\n", s->name);
+	hex_encode(s->owner, 32, hex);
+	text_add(t, "owner:      %s\n", hex);
+	hex_encode(s->sid, 32, hex);
+	text_add(t, "service id: %s\n", hex);
+	text_add(t, "versions:\n");
+	for (uint32_t i = 0; i < s->nver; i++) {
+		struct svc_version *v = &s->v[i];
+		const struct bundle *b = &v->b;
+		hex_encode(v->vid, 32, hex);
+		fmt_time(v->time_ms, tm, sizeof tm);
+		text_add(t, "  %3" PRIu64 "  %s  %s  log %" PRIu64 "  %s", v->n, hex, tm,
+		    v->index, kind_name(b));
+		if (b->kind == BUNDLE_NATIVE) {
+			char ph[17];
+			hex_encode(b->prog_hash, 8, ph);
+			text_add(t, " %s", b->path);
+			for (uint32_t k = 0; k < b->nargs; k++)
+				text_add(t, " %s", b->args[k]);
+			text_add(t, " (program %s...)", ph);
+		} else {
+			text_add(t, " %s (%zu bytes)", b->script, b->source_len);
+		}
+		text_add(t, "\n       limits: timeout %us, cpu %us, mem %" PRIu64 " MiB, input %" PRIu64
+		    " MiB, file %" PRIu64 " MiB, nproc %u\n",
+		    b->lim.timeout_ms / 1000, b->lim.cpu_secs, b->lim.mem_bytes >> 20,
+		    b->lim.max_input >> 20, b->lim.fsize >> 20, b->lim.nproc);
+	}
+	return 0;
+}
+
+/* A stored call record: see record_call. */
+#define CALLREC_LEN 63
+
+struct logq {
+	uint8_t rec[100][CALLREC_LEN];
+	uint64_t idx[100];
+	int n;
+};
+
+static int
+collect_call(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct logq *q = arg;
+	if (kl != 40 || vl != CALLREC_LEN)
+		return 0;
+	memcpy(q->rec[q->n], v, CALLREC_LEN);
+	q->idx[q->n] = be64_get((const uint8_t *)k + 32);
+	return ++q->n == 100;
+}
+
+static const char *
+why_text(uint8_t why)
+{
+	switch (why) {
+	case ENT_WHY_TIMEOUT: return "timeout";
+	case ENT_WHY_CANCELLED: return "cancelled";
+	case ENT_WHY_INPUT_LIMIT: return "input limit";
+	case ENT_WHY_SPAWN: return "not started";
+	case ENT_WHY_PROGRAM: return "program mismatch";
+	case ENT_WHY_RESTART: return "node restarted";
+	default: return NULL;
+	}
+}
+
+static int
+q_log(struct node *n, const char *name, struct text *t)
+{
+	struct svc *s = reg_by_name(&n->reg, name);
+	struct store_txn *tx;
+	if (!s)
+		return BABL_ENOSERVICE;
+	struct logq *q = calloc(1, sizeof *q);
+	if (!q || store_begin(n->st, 0, &tx)) {
+		free(q);
+		return BABL_EIO;
+	}
+	store_scan(tx, DB_CALLS, s->sid, 32, 1, collect_call, q);
+	store_abort(tx);
+	text_add(t, "%-8s %-20s %-32s %3s %10s %10s  %s\n", "INDEX", "TIME", "REQUEST", "VER",
+	    "IN", "OUT", "OUTCOME");
+	for (int i = q->n - 1; i >= 0; i--) {
+		const uint8_t *r = q->rec[i];
+		char tm[32], rq[33], oc[64];
+		fmt_time(be64_get(r), tm, sizeof tm);
+		hex_encode(r + 8, 16, rq);
+		int kind = r[56], code = (int32_t)be32_get(r + 57);
+		const char *w = why_text(r[61]);
+		if (kind == WIRE_SIGNALED)
+			snprintf(oc, sizeof oc, "signal %d%s%s%s", code, w ? " (" : "", w ? w : "", w ? ")" : "");
+		else
+			snprintf(oc, sizeof oc, "exit %d%s%s%s", code, w ? " (" : "", w ? w : "", w ? ")" : "");
+		text_add(t, "%-8" PRIu64 " %-20s %-32s %3" PRIu64 " %10" PRIu64 " %10" PRIu64 "  %s\n",
+		    q->idx[i], tm, rq, be64_get(r + 48), be64_get(r + 24), be64_get(r + 32), oc);
+	}
+	if (!q->n)
+		text_add(t, "(no calls recorded)\n");
+	free(q);
+	return 0;
+}
+
+static void
+q_status(struct node *n, struct text *t)
+{
+	uint64_t tail, txns, ents;
+	store_tail(n->st, &tail, NULL, NULL);
+	commit_stats(n->cm, &txns, &ents);
+	unsigned nsess = 0;
+	for (struct session *s = n->sessions; s; s = s->next)
+		nsess++;
+	int64_t up = (now_ms() - n->started_ms) / 1000;
+	text_add(t, "node:        %s (pid %d)\n", n->name, (int)getpid());
+	text_add(t, "role:        single node (leader), term 1\n");
+	text_add(t, "data:        %s (%.1f MiB)\n", n->data, store_file_size(n->st) / 1048576.0);
+	for (int i = 0; i < n->nlst; i++)
+		text_add(t, "listening:   %s\n", n->lst[i].url);
+	text_add(t, "log:         %" PRIu64 " entries, applied %" PRIu64 "\n", tail, n->applied);
+	text_add(t, "commits:     %" PRIu64 " durable transactions, %" PRIu64 " entries since start\n",
+	    txns, ents);
+	text_add(t, "services:    %zu\n", n->reg.n);
+	text_add(t, "calls:       %u running (limit %u), %" PRIu64 " since start\n", n->ncalls,
+	    n->cfg->max_calls, n->calls_total);
+	text_add(t, "connections: %u\n", nsess);
+	text_add(t, "confinement: %s\n", sbx_describe(n->sbx));
+	text_add(t, "uptime:      %" PRId64 "d %02" PRId64 ":%02" PRId64 ":%02" PRId64 "\n",
+	    up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
+	if (n->failed)
+		text_add(t, "state:       FAILED: the log cannot be written; see the node's log\n");
+}
+
+static void
+handle_query(struct session *s, const struct wire_frame *f)
+{
+	struct node *n = s->n;
+	struct wire_query_msg q;
+	struct text t = {0};
+	char arg[WIRE_MAX_STR + 1];
+	int rc = 0;
+	if (wire_dec_query(f, &q)) {
+		send_error(s, BABL_EPROTO, "malformed query");
+		return;
+	}
+	memcpy(arg, q.arg.p, q.arg.len);
+	arg[q.arg.len] = 0;
+	s->asked = 1;
+	switch (q.what) {
+	case WIRE_Q_LS:
+		q_ls(n, &t);
+		break;
+	case WIRE_Q_INFO:
+		rc = q_info(n, arg, &t);
+		break;
+	case WIRE_Q_LOG:
+		rc = q_log(n, arg, &t);
+		break;
+	case WIRE_Q_STATUS:
+		q_status(n, &t);
+		break;
+	case WIRE_Q_HEAD: {
+		struct svc *sv = reg_by_name(&n->reg, arg);
+		uint8_t zero[32] = {0};
+		struct wbuf b = {0};
+		struct svc_version *h = sv ? svc_head(sv) : NULL;
+		wire_enc_head(&b, h ? h->n : 0, h ? h->vid : zero, sv ? sv->owner : zero);
+		queue_wbuf(s, &b);
+		s->asked = 0; /* a DEPLOY follows on this connection */
+		return;
+	}
+	case WIRE_Q_VERIFY: {
+		uint64_t count = 0, bad = 0;
+		char why[256];
+		int vr = store_verify(n->st, 1, &count, &bad, why, sizeof why);
+		if (vr == 0) {
+			text_add(&t, "log verified: %" PRIu64 " entries, checksums and hash chain intact\n", count);
+		} else {
+			text_add(&t, "log verification FAILED: %s\n", vr == BABL_ECORRUPT ? why : babl_strerror(vr));
+			send_text(s, t.p, t.len);
+			free(t.p);
+			send_exit(s, WIRE_EXITED, 1, NULL);
+			return;
+		}
+		break;
+	}
+	}
+	if (rc == BABL_ENOSERVICE) {
+		free(t.p);
+		send_error(s, rc, "no such service: %s", arg);
+		return;
+	}
+	if (rc) {
+		free(t.p);
+		send_error(s, rc, "%s", babl_strerror(rc));
+		return;
+	}
+	send_text(s, t.p, t.len);
+	free(t.p);
+	send_exit(s, WIRE_EXITED, 0, NULL);
+}
+
+static void
+handle_deploy(struct session *s, const struct wire_frame *f)
+{
+	struct node *n = s->n;
+	struct wire_deploy d;
+	uint8_t sid[32], vid[32];
+	char why[512];
+	s->asked = 1;
+	if (wire_dec_deploy(f, &d)) {
+		send_error(s, BABL_EPROTO, "malformed deploy");
+		return;
+	}
+	int rc = reg_check(&n->reg, &d, sid, vid, why, sizeof why);
+	if (rc) {
+		log_info("session %" PRIu64 ": deploy refused: %s", s->id, why);
+		send_error(s, rc == BABL_EPROTO ? BABL_EINPUT : rc, "deploy refused: %s", why);
+		return;
+	}
+	if (n->stopping || n->failed) {
+		send_error(s, BABL_EBUSY, "node is not accepting deploys now");
+		return;
+	}
+	struct wbuf b = {0};
+	if (ent_enc_deploy(&b, wall_ms(), &d) != 0)
+		fatalx("out of memory");
+	s->deploy_index = n->next_index;
+	propose_wbuf(n, ENT_DEPLOY, &b, s);
+}
+
+static void
+handle_frame(struct session *s, const struct wire_frame *f)
+{
+	if (!s->greeted) {
+		struct wire_hello h;
+		struct wbuf b = {0};
+		if (f->type != WIRE_HELLO || wire_dec_hello(f, &h)) {
+			log_info("session %" PRIu64 ": no HELLO (not a babl client?); closing it", s->id);
+			send_error(s, BABL_EPROTO, "expected HELLO");
+			return;
+		}
+		if (h.version != WIRE_VERSION) {
+			send_error(s, BABL_EPROTO, "protocol version %u is not supported (this node speaks %d)",
+			    h.version, WIRE_VERSION);
+			return;
+		}
+		s->greeted = 1;
+		wire_enc_welcome(&b, s->n->name);
+		queue_wbuf(s, &b);
+		return;
+	}
+	switch (f->type) {
+	case WIRE_CALL:
+		if (s->asked)
+			break;
+		handle_call(s, f);
+		return;
+	case WIRE_DATA:
+		handle_data(s, f);
+		return;
+	case WIRE_EOF:
+		if (s->call && !s->call->eof_proposed) {
+			s->call->eof_proposed = 1;
+			if (!s->call->cancel_proposed)
+				propose_ref(s->n, ENT_EOF, s->call->index);
+		}
+		return;
+	case WIRE_CANCEL:
+		if (s->call)
+			call_propose_cancel(s->call, ENT_WHY_CANCELLED, NULL);
+		return;
+	case WIRE_QUERY:
+		if (s->asked)
+			break;
+		handle_query(s, f);
+		return;
+	case WIRE_DEPLOY:
+		if (s->asked)
+			break;
+		handle_deploy(s, f);
+		return;
+	default:
+		break;
+	}
+	log_info("session %" PRIu64 ": unexpected frame 0x%02x; closing it", s->id, f->type);
+	send_error(s, BABL_EPROTO, "unexpected frame 0x%02x", f->type);
+	if (s->call)
+		call_lost_session(s->call);
+}
+
+/* ---- applying the log ---- */
+
+/* The record a finished call leaves in DB_CALLS. */
+static void
+record_call(struct node *n, const uint8_t sid[32], uint64_t index, uint64_t time_ms,
+    const uint8_t reqid[16], uint64_t version, const struct ent_outcome *o)
+{
+	uint8_t k[40], r[CALLREC_LEN];
+	memcpy(k, sid, 32);
+	be64_put(k + 32, index);
+	be64_put(r, time_ms);
+	memcpy(r + 8, reqid, 16);
+	be64_put(r + 24, o->in_bytes);
+	be64_put(r + 32, o->out_bytes);
+	be64_put(r + 40, o->err_bytes);
+	be64_put(r + 48, version);
+	r[56] = o->kind;
+	be32_put(r + 57, (uint32_t)o->code);
+	r[61] = o->why;
+	r[62] = 0;
+	commit_put(n->cm, DB_CALLS, k, 40, r, CALLREC_LEN);
+}
+
+static void
+apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
+{
+	uint8_t k[8];
+	be64_put(k, c->index);
+	commit_del(n->cm, DB_OPEN, k, 8);
+	record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
+	if (c->idkey && o->why == ENT_WHY_NONE && !c->record_overflow) {
+		uint8_t rec[29];
+		be64_put(rec, c->time_ms);
+		rec[8] = o->kind;
+		be32_put(rec + 9, (uint32_t)o->code);
+		be64_put(rec + 13, c->rec_seq);
+		be64_put(rec + 21, c->index);
+		commit_put(n->cm, DB_IDEM, c->ikey, 32, rec, sizeof rec);
+	}
+	c->state = C_ENDED;
+	if (c->sess) {
+		struct session *s = c->sess;
+		const char *w = why_text(o->why);
+		if (o->why == ENT_WHY_INPUT_LIMIT || o->why == ENT_WHY_PROGRAM ||
+		    o->why == ENT_WHY_SPAWN)
+			send_error(s, o->why == ENT_WHY_INPUT_LIMIT ? BABL_EINPUT : BABL_ENOENT, "%s: %s",
+			    c->svc->name, c->msg[0] ? c->msg : w);
+		else if (o->why == ENT_WHY_TIMEOUT)
+			send_exit(s, o->kind, o->code, c->msg);
+		else
+			send_exit(s, o->kind, o->code, NULL);
+		s->call = NULL;
+		c->sess = NULL;
+	}
+	/* Sessions waiting on this --id see the record once it is durable:
+	 * a NOOP behind the record's writes tells them when. */
+	if (c->waiters) {
+		struct session *w = c->waiters;
+		uint8_t *p = malloc(8);
+		if (!p)
+			fatalx("out of memory");
+		be64_put(p, c->index);
+		for (; w; w = w->wnext)
+			w->waiting = NULL;
+		propose(n, ENT_NOOP, p, 8, c->waiters);
+		c->waiters = NULL;
+	}
+	log_debug("call %" PRIu64 ": %s ended: %s %d%s%s", c->index, c->svc->name,
+	    o->kind == WIRE_SIGNALED ? "signal" : "exit", o->code, why_text(o->why) ? ", " : "",
+	    why_text(o->why) ? why_text(o->why) : "");
+	if (c->workdir[0])
+		remove_tree(c->workdir);
+	call_free(c);
+}
+
+/* Waiters of an --id call, once its record is durable: replay it. */
+static void
+apply_noop(struct node *n, struct session *list)
+{
+	while (list) {
+		struct session *s = list;
+		struct store_txn *t;
+		const void *v;
+		size_t vl;
+		uint8_t rec[29];
+		list = s->wnext;
+		s->wnext = NULL;
+		if (s->dead)
+			continue;
+		int found = 0;
+		if (store_begin(n->st, 0, &t) == 0) {
+			found = store_get(t, DB_IDEM, s->rkey, 32, &v, &vl) == 0 && vl >= sizeof rec;
+			if (found)
+				memcpy(rec, v, sizeof rec);
+			store_abort(t);
+		}
+		if (found)
+			start_replay(s, s->rkey, rec);
+		else
+			send_error(s, BABL_ECANCELED, "the first run of this --id did not complete "
+			    "(cancelled, timed out or failed to start); call again to run it");
+	}
+}
+
+static void
+apply_prop(struct node *n, struct prop *p)
+{
+	struct entry *e = &p->e;
+	e->payload = p->buf;
+	n->applied = e->index;
+	switch (e->type) {
+	case ENT_CALL: {
+		struct call *c = p->owner;
+		uint8_t k[8];
+		be64_put(k, e->index);
+		commit_put(n->cm, DB_OPEN, k, 8, "", 0);
+		if (c)
+			call_start(c);
+		break;
+	}
+	case ENT_INPUT: {
+		struct call *c = p->owner;
+		if (!c || c->index != be64_get(p->buf))
+			break;
+		if (c->fd_in < 0 || c->outcome_proposed) {
+			call_window_sub(c, e->len - 8);
+			break;
+		}
+		struct chunk *k = calloc(1, sizeof *k);
+		if (!k)
+			fatalx("out of memory");
+		k->p = p;
+		*c->inqt = k;
+		c->inqt = &k->next;
+		call_write_input(c);
+		return; /* the chunk owns p now */
+	}
+	case ENT_EOF:
+	case ENT_CANCEL: {
+		struct call *c = call_by_index(n, be64_get(p->buf));
+		if (!c)
+			break;
+		if (e->type == ENT_EOF) {
+			c->eof_applied = 1;
+			if (!c->inq)
+				call_close_stdin(c);
+		} else {
+			call_drop_input(c);
+			call_kill(c, c->why ? c->why : ENT_WHY_CANCELLED, NULL);
+			log_debug("call %" PRIu64 ": cancelled", c->index);
+		}
+		break;
+	}
+	case ENT_OUTCOME: {
+		struct ent_outcome o;
+		struct call *c = p->owner;
+		if (c && ent_dec_outcome(e, &o) == 0)
+			apply_outcome(n, c, &o);
+		break;
+	}
+	case ENT_DEPLOY: {
+		struct session *s = p->owner;
+		struct ent_deploy d;
+		struct svc_version *v = NULL;
+		char why[512], hex[65], msg[700];
+		int rc = ent_dec_deploy(e, &d);
+		if (!rc)
+			rc = reg_apply(&n->reg, n->cm, &d, e->index, &v, why, sizeof why);
+		else
+			snprintf(why, sizeof why, "malformed deploy entry");
+		if (rc)
+			log_info("deploy at %" PRIu64 " refused: %s", e->index, why);
+		else
+			log_info("deployed %s version %" PRIu64 " at log index %" PRIu64,
+			    v->b.name, v->n, e->index);
+		if (s && !s->dead && s->deploy_index == e->index) {
+			if (rc) {
+				send_error(s, rc, "deploy refused: %s", why);
+			} else {
+				hex_encode(v->vid, 32, hex);
+				snprintf(msg, sizeof msg, "deployed %s version %" PRIu64 " (%s)\n",
+				    v->b.name, v->n, hex);
+				send_text(s, msg, strlen(msg));
+				send_exit(s, WIRE_EXITED, 0, NULL);
+			}
+		}
+		break;
+	}
+	case ENT_NOOP:
+		apply_noop(n, p->owner);
+		break;
+	}
+	prop_free(p);
+}
+
+static void
+apply_done(struct node *n)
+{
+	int err;
+	struct prop *p = commit_take(n->cm, &err);
+	if (!p)
+		return;
+	if (err && !n->failed) {
+		n->failed = err;
+		log_warnx("the log cannot be written (%s); refusing new calls and deploys",
+		    babl_strerror(err));
+	}
+	uint64_t last = 0;
+	while (p) {
+		struct prop *nx = p->next;
+		last = p->e.index;
+		if (err) {
+			/* Not durable: nothing of it may take effect. */
+			struct call *c = p->e.type == ENT_CALL ? p->owner : NULL;
+			if (c && c->sess)
+				send_error(c->sess, BABL_EIO, "the node cannot write its log");
+			if (p->e.type == ENT_DEPLOY && p->owner)
+				send_error(p->owner, BABL_EIO, "the node cannot write its log");
+			prop_free(p);
+		} else {
+			apply_prop(n, p);
+		}
+		p = nx;
+	}
+	if (!err) {
+		uint8_t a[8];
+		be64_put(a, last);
+		commit_put(n->cm, DB_META, "applied", 7, a, 8);
+	}
+}
+
+/* ---- start-up recovery ---- */
+
+/*
+ * Bring the state up to the log's tail (entries persisted but not yet
+ * applied when the node stopped), then end the calls that were running: a
+ * call cut short by a restart is recorded as such, never resumed.
+ */
+static int
+recover(struct node *n)
+{
+	struct store_txn *t;
+	uint64_t applied = 0, tail;
+	int rc = store_begin(n->st, 0, &t);
+	if (rc)
+		return rc;
+	store_meta_get(t, "applied", &applied);
+	store_tail(n->st, &tail, NULL, NULL);
+	for (uint64_t i = applied + 1; i <= tail; i++) {
+		struct entry e;
+		if ((rc = store_entry(t, i, &e))) {
+			log_warnx("log entry %" PRIu64 " cannot be read during recovery: %s", i,
+			    babl_strerror(rc));
+			store_abort(t);
+			return rc;
+		}
+		if (e.type == ENT_DEPLOY) {
+			struct ent_deploy d;
+			char why[512];
+			if (ent_dec_deploy(&e, &d) == 0 &&
+			    reg_apply(&n->reg, n->cm, &d, i, NULL, why, sizeof why) == 0)
+				log_info("recovered deploy at log index %" PRIu64, i);
+		} else if (e.type == ENT_CALL) {
+			uint8_t k[8];
+			be64_put(k, i);
+			commit_put(n->cm, DB_OPEN, k, 8, "", 0);
+		} else if (e.type == ENT_OUTCOME) {
+			struct ent_outcome o;
+			uint8_t k[8];
+			if (ent_dec_outcome(&e, &o) == 0) {
+				be64_put(k, o.call);
+				commit_del(n->cm, DB_OPEN, k, 8);
+				struct entry ce;
+				struct ent_call ec;
+				if (store_entry(t, o.call, &ce) == 0 && ent_dec_call(&ce, &ec) == 0) {
+					struct svc *s;
+					struct svc_version *v = NULL;
+					char hex[65], why[256];
+					hex_encode(ec.vid, 32, hex);
+					uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
+					record_call(n, ec.sid, o.call, ec.time_ms, ec.reqid, vn, &o);
+				}
+			}
+		}
+	}
+	store_abort(t);
+	n->applied = tail;
+	uint8_t a[8];
+	be64_put(a, tail);
+	commit_put(n->cm, DB_META, "applied", 7, a, 8);
+	/* Let those writes land before looking at what is still open. */
+	return commit_sync(n->cm);
+}
+
+struct open_scan {
+	struct node *n;
+	struct store_txn *t;
+	int count;
+};
+
+static int
+orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct open_scan *x = arg;
+	struct node *n = x->n;
+	struct entry ce;
+	struct ent_call ec;
+	(void)v;
+	(void)vl;
+	if (kl != 8)
+		return 0;
+	uint64_t idx = be64_get(k);
+	if (store_entry(x->t, idx, &ce) || ent_dec_call(&ce, &ec))
+		return 0;
+	char hex[65], why[256];
+	struct svc *s;
+	struct svc_version *ver;
+	hex_encode(ec.vid, 32, hex);
+	if (reg_resolve(&n->reg, hex, &s, &ver, why, sizeof why))
+		return 0;
+	struct call *c = calloc(1, sizeof *c);
+	if (!c)
+		fatalx("out of memory");
+	c->n = n;
+	c->index = idx;
+	c->svc = s;
+	c->ver = ver;
+	c->time_ms = ec.time_ms;
+	memcpy(c->reqid, ec.reqid, 16);
+	c->slot = UINT_MAX;
+	c->fd_in = c->fd_out = c->fd_err = -1;
+	c->inqt = &c->inq;
+	c->next = n->calls;
+	if (n->calls)
+		n->calls->prev = c;
+	n->calls = c;
+	n->ncalls++;
+	c->cancel_proposed = 1;
+	propose_ref(n, ENT_CANCEL, idx);
+	c->why = ENT_WHY_RESTART;
+	c->exited = 1;
+	c->status = SIGKILL; /* as if killed */
+	c->start_ms = now_ms();
+	call_maybe_finish(c);
+	x->count++;
+	return 0;
+}
+
+static void
+end_orphans(struct node *n)
+{
+	struct open_scan x = {n, NULL, 0};
+	if (store_begin(n->st, 0, &x.t))
+		return;
+	store_scan(x.t, DB_OPEN, NULL, 0, 0, orphan_one, &x);
+	store_abort(x.t);
+	if (x.count)
+		log_info("%d call(s) were cut short by the last stop; recorded as such", x.count);
+}
+
+/* ---- the loop ---- */
+
+static void
+reap_children(struct node *n)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (struct call *c = n->calls; c; c = c->next) {
+			if (c->pid == pid) {
+				c->exited = 1;
+				c->status = st;
+				c->pid = -pid; /* keep the group id for a final kill */
+				/* Anything the service left running in its group goes too. */
+				kill(pid * -1, SIGKILL);
+				call_drop_input(c);
+				call_maybe_finish(c);
+				break;
+			}
+		}
+	}
+}
+
+static void
+process_ready(struct node *n)
+{
+	for (;;) {
+		pthread_mutex_lock(&n->rlock);
+		struct waker *w = n->ready;
+		if (w) {
+			n->ready = w->rnext;
+			if (!n->ready)
+				n->readyt = &n->ready;
+			w->queued = 0;
+		}
+		int rdone = 0, sdone = 0, adone = 0;
+		if (w && w->kind == W_SESSION) {
+			struct session *s = (struct session *)w;
+			rdone = s->rdone;
+			sdone = s->sdone;
+			s->rdone = s->sdone = 0;
+		} else if (w) {
+			struct listener *l = (struct listener *)w;
+			adone = l->done;
+			l->done = 0;
+		}
+		pthread_mutex_unlock(&n->rlock);
+		if (!w)
+			break;
+		if (w->kind == W_LISTENER) {
+			struct listener *l = (struct listener *)w;
+			if (!adone)
+				continue;
+			l->busy = 0;
+			int rv = nng_aio_result(l->aio);
+			if (rv == 0)
+				session_new(n, nng_aio_get_output(l->aio, 0));
+			else if (rv != NNG_ECLOSED)
+				log_warnx("accept on %s: %s", l->url, nng_strerror(rv));
+			if (!n->stopping && rv != NNG_ECLOSED) {
+				l->busy = 1;
+				nng_stream_listener_accept(l->l, l->aio);
+			}
+			continue;
+		}
+		struct session *s = (struct session *)w;
+		if (sdone)
+			on_sent(s);
+		if (rdone)
+			on_recv(s);
+		session_reap(s);
+	}
+}
+
+static int
+start_listeners(struct node *n)
+{
+	for (int i = 0; i < n->cfg->nlisten; i++) {
+		struct listener *l = &n->lst[i];
+		const char *url = n->cfg->listen[i];
+		int rv;
+		l->w.kind = W_LISTENER;
+		l->n = n;
+		snprintf(l->url, sizeof l->url, "%s", url);
+		if (strncmp(url, "ipc://", 6) == 0) {
+			char dir[PATH_MAX];
+			snprintf(dir, sizeof dir, "%s", url + 6);
+			char *slash = strrchr(dir, '/');
+			if (slash && slash != dir) {
+				*slash = 0;
+				paths_mkdirs(dir, 0755);
+			}
+			/* A socket left by a node that died is replaced. */
+			nng_stream_dialer *d;
+			nng_aio *aio;
+			if (nng_stream_dialer_alloc(&d, url) == 0) {
+				if (nng_aio_alloc(&aio, NULL, NULL) == 0) {
+					nng_aio_set_timeout(aio, 1000);
+					nng_stream_dialer_dial(d, aio);
+					nng_aio_wait(aio);
+					if (nng_aio_result(aio) == 0) {
+						nng_stream *st = nng_aio_get_output(aio, 0);
+						nng_stream_free(st);
+						log_warnx("%s: another node is already listening there", url);
+						nng_aio_free(aio);
+						nng_stream_dialer_free(d);
+						return -1;
+					}
+					nng_aio_free(aio);
+				}
+				nng_stream_dialer_free(d);
+			}
+			unlink(url + 6);
+		}
+		if ((rv = nng_stream_listener_alloc(&l->l, url)) ||
+		    (rv = nng_stream_listener_listen(l->l))) {
+			log_warnx("cannot listen on %s: %s", url, nng_strerror(rv));
+			return -1;
+		}
+		if (strncmp(url, "ipc://", 6) == 0)
+			chmod(url + 6, 0666);
+		if ((rv = nng_aio_alloc(&l->aio, accept_cb, l)))
+			fatalx("nng_aio_alloc: %s", nng_strerror(rv));
+		n->nlst = i + 1;
+		l->busy = 1;
+		nng_stream_listener_accept(l->l, l->aio);
+		log_info("listening on %s", url);
+	}
+	return 0;
+}
+
+static void
+stop_listeners(struct node *n)
+{
+	for (int i = 0; i < n->nlst; i++) {
+		struct listener *l = &n->lst[i];
+		nng_stream_listener_close(l->l);
+		nng_aio_free(l->aio); /* waits for the callback */
+		l->aio = NULL;
+		nng_stream_listener_free(l->l);
+		if (strncmp(l->url, "ipc://", 6) == 0)
+			unlink(l->url + 6);
+	}
+	/* Drop the listeners from the ready list. */
+	pthread_mutex_lock(&n->rlock);
+	struct waker **pp = &n->ready;
+	n->readyt = &n->ready;
+	while (*pp) {
+		if ((*pp)->kind == W_LISTENER) {
+			(*pp)->queued = 0;
+			*pp = (*pp)->rnext;
+		} else {
+			n->readyt = &(*pp)->rnext;
+			pp = &(*pp)->rnext;
+		}
+	}
+	pthread_mutex_unlock(&n->rlock);
+	n->nlst = 0;
+}
+
+static void
+check_timers(struct node *n)
+{
+	int64_t t = now_ms();
+	for (struct call *c = n->calls; c; c = c->next) {
+		if (c->state == C_RUNNING && c->deadline_ms && t >= c->deadline_ms && !c->exited &&
+		    !c->killed) {
+			char msg[128];
+			snprintf(msg, sizeof msg, "killed after its %.0f s wall-clock limit",
+			    (c->deadline_ms - c->start_ms) / 1000.0);
+			log_info("call %" PRIu64 ": %s %s", c->index, c->svc->name, msg);
+			call_kill(c, ENT_WHY_TIMEOUT, msg);
+		}
+	}
+	for (struct session *s = n->sessions; s; s = s->next)
+		if (!s->asked && !s->dead && t >= s->hello_deadline)
+			session_kill(s, "no request within 10 s");
+}
+
+/* Expired --id records go, with their recorded output. */
+struct prune_ctx {
+	struct node *n;
+	struct store_txn *t;
+	uint64_t cutoff;
+	int count;
+};
+
+static int
+prune_out(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct prune_ctx *x = arg;
+	(void)v;
+	(void)vl;
+	commit_del(x->n->cm, DB_IDOUT, k, kl);
+	return 0;
+}
+
+static int
+prune_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct prune_ctx *x = arg;
+	if (kl != 32 || vl < 8 || be64_get(v) >= x->cutoff)
+		return 0;
+	for (struct call *c = x->n->calls; c; c = c->next)
+		if (c->idkey && memcmp(c->ikey, k, 32) == 0)
+			return 0;
+	store_scan(x->t, DB_IDOUT, k, 32, 0, prune_out, x);
+	commit_del(x->n->cm, DB_IDEM, k, 32);
+	return ++x->count >= 10000;
+}
+
+static void
+prune_ids(struct node *n)
+{
+	struct prune_ctx x = {n, NULL, 0, 0};
+	uint64_t w = wall_ms();
+	if (w < n->cfg->id_retention_ms || store_begin(n->st, 0, &x.t))
+		return;
+	x.cutoff = w - n->cfg->id_retention_ms;
+	store_scan(x.t, DB_IDEM, NULL, 0, 0, prune_one, &x);
+	store_abort(x.t);
+	if (x.count)
+		log_info("pruned %d expired --id outcome(s)", x.count);
+}
+
+static void
+begin_shutdown(struct node *n, int sig)
+{
+	if (n->stopping)
+		return;
+	log_info("%s: stopping (%u running call(s) cancelled)", strsignal(sig), n->ncalls);
+	n->stopping = 1;
+	n->stop_deadline = now_ms() + SHUTDOWN_GRACE_MS;
+	stop_listeners(n);
+	for (struct call *c = n->calls; c; c = c->next) {
+		call_propose_cancel(c, ENT_WHY_CANCELLED, "the node is shutting down");
+		call_kill(c, ENT_WHY_CANCELLED, "the node is shutting down");
+	}
+}
+
+static int
+run_loop(struct node *n)
+{
+	struct pollfd *pfd = NULL;
+	struct call **pcall = NULL;
+	int *pstream = NULL;
+	size_t pcap = 0;
+	for (;;) {
+		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
+		    commit_backlog(n->cm) == 0)
+			break;
+		size_t need = 2 + 3 * (size_t)n->ncalls;
+		if (need > pcap) {
+			pcap = need * 2;
+			pfd = realloc(pfd, pcap * sizeof *pfd);
+			pcall = realloc(pcall, pcap * sizeof *pcall);
+			pstream = realloc(pstream, pcap * sizeof *pstream);
+			if (!pfd || !pcall || !pstream)
+				fatalx("out of memory");
+		}
+		size_t k = 0;
+		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
+		pfd[k++] = (struct pollfd){n->sig_fd, POLLIN, 0};
+		for (struct call *c = n->calls; c; c = c->next) {
+			if (c->fd_in >= 0 && c->inq) {
+				pcall[k] = c;
+				pstream[k] = 0;
+				pfd[k++] = (struct pollfd){c->fd_in, POLLOUT, 0};
+			}
+			/* Read output only when the last chunk has been sent. */
+			if (c->fd_out >= 0 && !c->obusy) {
+				pcall[k] = c;
+				pstream[k] = 1;
+				pfd[k++] = (struct pollfd){c->fd_out, POLLIN, 0};
+			}
+			if (c->fd_err >= 0 && !c->ebusy) {
+				pcall[k] = c;
+				pstream[k] = 2;
+				pfd[k++] = (struct pollfd){c->fd_err, POLLIN, 0};
+			}
+		}
+		int rc = poll(pfd, (nfds_t)k, 250);
+		if (rc < 0 && errno != EINTR)
+			fatalx("poll: %s", strerror(errno));
+		if (rc > 0 && (pfd[1].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			while (read(n->sig_fd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGCHLD)
+					reap_children(n);
+				else
+					begin_shutdown(n, (int)si.ssi_signo);
+			}
+		}
+		if (rc > 0) {
+			/* Service pipes: a call may end (and be freed) while we
+			 * walk, so each is looked up before use. */
+			for (size_t i = 2; i < k; i++) {
+				if (!pfd[i].revents)
+					continue;
+				struct call *c;
+				for (c = n->calls; c && c != pcall[i]; c = c->next)
+					;
+				if (!c)
+					continue;
+				if (pstream[i] == 0 && c->fd_in == pfd[i].fd)
+					call_write_input(c);
+				else if (pstream[i] == 1 && c->fd_out == pfd[i].fd && !c->obusy)
+					call_read_output(c, 1);
+				else if (pstream[i] == 2 && c->fd_err == pfd[i].fd && !c->ebusy)
+					call_read_output(c, 2);
+			}
+		}
+		if (rc > 0 && (pfd[0].revents & POLLIN)) {
+			uint64_t v;
+			if (read(n->wake_fd, &v, 8) < 0 && errno != EAGAIN)
+				fatalx("eventfd: %s", strerror(errno));
+		}
+		process_ready(n);
+		apply_done(n);
+		/* Sessions that died with nothing in flight. */
+		for (struct session *s = n->sessions, *nx; s; s = nx) {
+			nx = s->next;
+			session_reap(s);
+		}
+		check_timers(n);
+		if (now_ms() >= n->next_prune_ms) {
+			prune_ids(n);
+			n->next_prune_ms = now_ms() + 60000;
+		}
+	}
+	free(pfd);
+	free(pcall);
+	free(pstream);
+	return 0;
+}
+
+static void
+node_name(struct node *n)
+{
+	char host[64] = "localhost";
+	gethostname(host, sizeof host - 1);
+	snprintf(n->name, sizeof n->name, "%s", host);
+}
+
+int
+node_run(const struct node_config *cfg)
+{
+	struct node *n = calloc(1, sizeof *n);
+	int rc;
+	sigset_t set;
+	if (!n || sodium_init() < 0)
+		fatalx("cannot initialise");
+	n->cfg = cfg;
+	n->started_ms = now_ms();
+	n->readyt = &n->ready;
+	pthread_mutex_init(&n->rlock, NULL);
+	node_name(n);
+	snprintf(n->data, sizeof n->data, "%s", cfg->data_dir);
+	if (paths_mkdirs(n->data, 0700))
+		fatalx("cannot create the data directory %s: %s", n->data, strerror(errno));
+	if ((size_t)snprintf(n->run_dir, sizeof n->run_dir, "%s/run", n->data) >= sizeof n->run_dir)
+		fatalx("the data path is too long");
+	remove_tree(n->run_dir);
+	if (mkdir(n->run_dir, 0711) < 0 && errno != EEXIST)
+		fatalx("cannot create %s: %s", n->run_dir, strerror(errno));
+
+	if ((rc = store_open(&n->st, n->data, cfg->map_bytes)))
+		fatalx("cannot open the log in %s: %s (%s)%s", n->data, babl_strerror(rc),
+		    store_errstr(n->st), rc == BABL_ECORRUPT ?
+		    "; the node will not apply a damaged log: run 'meshd --check' to see where" : "");
+	uint64_t tail;
+	store_tail(n->st, &tail, NULL, NULL);
+	/* The tail's last entries are checked at every start; all with --check. */
+	{
+		uint64_t count, bad;
+		char why[256];
+		if (store_verify(n->st, tail > 1024 ? tail - 1023 : 1, &count, &bad, why, sizeof why))
+			fatalx("the log in %s is damaged: %s; refusing to start (meshd --check for the whole log)",
+			    n->data, why);
+	}
+	if ((rc = reg_load(&n->reg, n->st)))
+		fatalx("cannot load the services from %s: %s", n->data, babl_strerror(rc));
+
+	if ((rc = sbx_open(&n->sbx, cfg->launcher, cfg->sandbox_want)))
+		fatalx("cannot set up confinement with %s: %s", cfg->launcher, babl_strerror(rc));
+	log_info("confinement: %s", sbx_describe(n->sbx));
+	n->slots = calloc(cfg->max_calls, 1);
+
+	n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before nng starts its threads, so they inherit the mask. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	n->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (n->wake_fd < 0 || n->sig_fd < 0 || !n->slots)
+		fatalx("cannot set up the event loop: %s", strerror(errno));
+	if ((rc = commit_start(&n->cm, n->st, n->wake_fd)))
+		fatalx("cannot start the commit thread");
+	n->next_index = tail + 1;
+
+	if ((rc = recover(n)))
+		fatalx("recovery failed: %s", babl_strerror(rc));
+	end_orphans(n);
+	log_info("log: %" PRIu64 " entries; %zu service(s); data in %s", tail, n->reg.n, n->data);
+
+	if (start_listeners(n))
+		fatalx("cannot listen; is another meshd running with the same --listen?");
+	log_info("ready");
+	run_loop(n);
+
+	/* Sessions: close what is left. */
+	for (struct session *s = n->sessions; s; s = s->next)
+		session_kill(s, NULL);
+	for (int spins = 0; n->sessions && spins < 200; spins++) {
+		process_ready(n);
+		for (struct session *s = n->sessions, *nx; s; s = nx) {
+			nx = s->next;
+			session_reap(s);
+		}
+		if (n->sessions) {
+			struct timespec ts = {0, 5 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	commit_stop(n->cm);
+	apply_done(n);
+	for (struct call *c = n->calls; c; c = c->next)
+		if (c->pid)
+			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);
+	store_close(n->st);
+	sbx_close(n->sbx);
+	reg_free(&n->reg);
+	log_info("stopped");
+	return 0;
+}
+
+int
+node_check(const char *data_dir, uint64_t map_bytes)
+{
+	struct store *st;
+	uint64_t count = 0, bad = 0;
+	char why[256];
+	if (sodium_init() < 0)
+		return 1;
+	int rc = store_open(&st, data_dir, map_bytes);
+	if (rc && rc != BABL_ECORRUPT) {
+		fprintf(stderr, "meshd: cannot open the log in %s: %s (%s)\n", data_dir,
+		    babl_strerror(rc), store_errstr(st));
+		store_close(st);
+		return 1;
+	}
+	rc = store_verify(st, 1, &count, &bad, why, sizeof why);
+	if (rc) {
+		printf("%s: log damaged: %s\n", data_dir, rc == BABL_ECORRUPT ? why : babl_strerror(rc));
+		store_close(st);
+		return 1;
+	}
+	printf("%s: log verified: %" PRIu64 " entries, checksums and hash chain intact\n",
+	    data_dir, count);
+	store_close(st);
+	return 0;
+}
