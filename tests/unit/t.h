@@ -56,8 +56,8 @@ static const char *t_cur;
 static int
 t_run(int argc, char **argv, const struct t_case *cases)
 {
-	int passed = 0, failed = 0;
-	for (const struct t_case *c = cases; c->name; c++) {
+	volatile int passed = 0, failed = 0;
+	for (const struct t_case *volatile c = cases; c->name; c++) {
 		if (argc > 1 && !strstr(c->name, argv[1]))
 			continue;
 		t_cur = c->name;
@@ -69,7 +69,8 @@ t_run(int argc, char **argv, const struct t_case *cases)
 			failed++;
 		}
 	}
-	printf("%s: %d passed, %d failed\n", argv[0], passed, failed);
+	const char *base = strrchr(argv[0], '/');
+	printf("%s: %d passed, %d failed\n", base ? base + 1 : argv[0], passed, failed);
 	return failed ? 1 : 0;
 }
 
