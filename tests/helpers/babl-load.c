@@ -1,0 +1,428 @@
+/*
+ * babl-load.c - a load generator for meshd, built on libbabl.
+ *
+ *   babl-load -n URL [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]
+ *             [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] SERVICE [ARG...]
+ *
+ * CONCURRENCY threads each repeat one whole call after another: dial, CALL,
+ * one DATA frame of BYTES bytes (default 64; split at WIRE_CHUNK if larger),
+ * EOF, then OUT/ERRB frames until EXIT, then close.  A call is good when it
+ * ends with exit status 0 and, for the service `cat` (or with --expect), its
+ * output is exactly the expected number of bytes; anything else (no
+ * connection, an ERROR frame, a protocol error, another status, a wrong
+ * length, a timeout) counts as an error.  The latency of every good call,
+ * dial included, is recorded.
+ *
+ * It stops after SECONDS (default 10), or after N calls per thread with
+ * --rounds (and then SECONDS only if -d is also given).  A call in flight at
+ * the deadline is finished, but never waits longer than CALL_TIMEOUT
+ * (default 30 s).  At the end it prints a human line and then one
+ * machine-readable line on stdout:
+ *
+ *   calls=N errors=E secs=S rate=R p50_us=X p99_us=Y
+ *
+ * N good calls, E failed calls, S seconds of wall-clock time from the first
+ * call started to the last ended, R = N/S, and the latency percentiles of
+ * the good calls in microseconds.  The first few errors are described on
+ * stderr.  Exit status 0 if there was at least one good call and no error,
+ * 1 otherwise, 64 for usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "err.h"
+#include "wire.h"
+
+static const char usage_text[] =
+    "usage: babl-load -n URL [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]\n"
+    "                 [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] SERVICE [ARG...]\n";
+
+/* Settings, fixed before the threads start. */
+static const char *url;
+static int nthreads = 1;
+static double duration = 10;
+static int duration_set;
+static long rounds;           /* 0: run for the duration */
+static size_t nbytes = 64;
+static long long expect = -1; /* -1: no length check */
+static int call_timeout_ms = 30000;
+static const char *id_prefix;
+static const char *service;
+static int nargs;
+static char **args;
+static uint8_t *payload;
+
+static struct timespec t_start;
+static atomic_int stop_all;
+static atomic_int errors_shown;
+
+struct worker {
+	pthread_t tid;
+	int index;
+	uint32_t *lat; /* microseconds of each good call */
+	size_t nlat, cap;
+	long errors;
+	int oom;
+};
+
+static double
+now_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+call_error(struct worker *w, const char *fmt, ...)
+{
+	w->errors++;
+	if (atomic_fetch_add(&errors_shown, 1) >= 5)
+		return;
+	va_list ap;
+	char msg[512];
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "babl-load: thread %d: %s\n", w->index, msg);
+}
+
+static void
+record(struct worker *w, double secs)
+{
+	if (w->nlat == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4096;
+		uint32_t *p = realloc(w->lat, cap * sizeof *p);
+		if (!p) {
+			w->oom = 1;
+			return;
+		}
+		w->lat = p;
+		w->cap = cap;
+	}
+	double us = secs * 1e6;
+	w->lat[w->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
+}
+
+/* What a call sends while another thread reads, for inputs too large to
+ * send before reading without risking a stall on backpressure. */
+struct sender {
+	struct conn *c;
+	int rc;
+};
+
+static int
+send_input(struct conn *c)
+{
+	size_t off = 0;
+	while (off < nbytes) {
+		size_t n = nbytes - off < WIRE_CHUNK ? nbytes - off : WIRE_CHUNK;
+		int rc = conn_send_data(c, WIRE_DATA, payload + off, n);
+		if (rc)
+			return rc;
+		off += n;
+	}
+	return conn_send_data(c, WIRE_EOF, NULL, 0);
+}
+
+static void *
+sender_main(void *arg)
+{
+	struct sender *s = arg;
+	s->rc = send_input(s->c);
+	return NULL;
+}
+
+/* One whole call.  Returns 0 if it was good. */
+static int
+one_call(struct worker *w, long seq)
+{
+	struct wire_call m;
+	struct wbuf b = {0};
+	struct conn *c = NULL;
+	char why[1024], idbuf[256];
+	struct sender snd = {0};
+	pthread_t st;
+	int threaded = 0, rc, result = -1;
+	uint64_t out = 0;
+
+	memset(&m, 0, sizeof m);
+	m.target = (struct wire_str){service, strlen(service)};
+	if (id_prefix) {
+		snprintf(idbuf, sizeof idbuf, "%s-%d-%ld", id_prefix, w->index, seq);
+		m.idkey = (struct wire_str){idbuf, strlen(idbuf)};
+	}
+	m.nargs = (uint32_t)nargs;
+	for (int i = 0; i < nargs; i++)
+		m.args[i] = (struct wire_str){args[i], strlen(args[i])};
+
+	rc = conn_dial(&c, url, 5000, why, sizeof why);
+	if (rc) {
+		call_error(w, "dial: %s", why);
+		return -1;
+	}
+	if (wire_enc_call(&b, &m) || conn_send(c, b.p, b.len)) {
+		call_error(w, "could not send CALL");
+		goto out;
+	}
+	if (nbytes <= 64 * 1024) {
+		rc = send_input(c);
+		if (rc) {
+			call_error(w, "sending input: %s", babl_strerror(rc));
+			goto out;
+		}
+	} else {
+		snd.c = c;
+		if (pthread_create(&st, NULL, sender_main, &snd)) {
+			call_error(w, "cannot start a sender thread");
+			goto out;
+		}
+		threaded = 1;
+	}
+
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct wire_frame f;
+		int left = call_timeout_ms - (int)(now_since(&t0) * 1000);
+		if (left <= 0) {
+			call_error(w, "no EXIT within %d ms", call_timeout_ms);
+			conn_send_data(c, WIRE_CANCEL, NULL, 0);
+			goto out;
+		}
+		rc = conn_recv(c, &f, left);
+		if (rc == BABL_ETIMEDOUT)
+			continue;
+		if (rc) {
+			call_error(w, "receive: %s", babl_strerror(rc));
+			goto out;
+		}
+		if (f.type == WIRE_OUT) {
+			out += f.len;
+		} else if (f.type == WIRE_ERRB) {
+			/* stderr of the service: not counted as output */
+		} else if (f.type == WIRE_EXIT) {
+			struct wire_exit x;
+			if (wire_dec_exit(&f, &x)) {
+				call_error(w, "malformed EXIT");
+				goto out;
+			}
+			if (x.kind != WIRE_EXITED || x.code != 0) {
+				call_error(w, "%s %d%s%.*s", x.kind == WIRE_EXITED ? "exit status" : "killed by signal",
+				    (int)x.code, x.msg.len ? ": " : "", (int)x.msg.len, x.msg.p);
+				goto out;
+			}
+			if (expect >= 0 && out != (uint64_t)expect) {
+				call_error(w, "output was %llu bytes, expected %lld",
+				    (unsigned long long)out, expect);
+				goto out;
+			}
+			result = 0;
+			goto out;
+		} else if (f.type == WIRE_ERROR) {
+			struct wire_error e;
+			if (wire_dec_error(&f, &e))
+				call_error(w, "malformed ERROR");
+			else
+				call_error(w, "node: %.*s (%s)", (int)e.msg.len, e.msg.p,
+				    babl_strerror(e.code));
+			goto out;
+		} else {
+			call_error(w, "unexpected frame 0x%02x", f.type);
+			goto out;
+		}
+	}
+out:
+	if (threaded) {
+		if (result != 0)
+			conn_shutdown(c);
+		pthread_join(st, NULL);
+		if (result == 0 && snd.rc) {
+			call_error(w, "sending input: %s", babl_strerror(snd.rc));
+			result = -1;
+		}
+	}
+	wbuf_free(&b);
+	conn_close(c);
+	return result;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (long seq = 0; !atomic_load(&stop_all); seq++) {
+		if (rounds && seq >= rounds)
+			break;
+		if ((!rounds || duration_set) && now_since(&t_start) >= duration)
+			break;
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (one_call(w, seq) == 0)
+			record(w, now_since(&t0));
+	}
+	return NULL;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t
+percentile(const uint32_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static long long
+number(const char *s, const char *what, long long min, long long max)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "babl-load: %s: '%s' is not a number from %lld to %lld\n",
+		    what, s, min, max);
+		exit(64);
+	}
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_ROUNDS = 256, OPT_ID, OPT_EXPECT };
+	static const struct option opts[] = {
+		{"node", required_argument, NULL, 'n'},
+		{"concurrency", required_argument, NULL, 'c'},
+		{"duration", required_argument, NULL, 'd'},
+		{"size", required_argument, NULL, 's'},
+		{"timeout", required_argument, NULL, 't'},
+		{"rounds", required_argument, NULL, OPT_ROUNDS},
+		{"id-prefix", required_argument, NULL, OPT_ID},
+		{"expect", required_argument, NULL, OPT_EXPECT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int o;
+
+	while ((o = getopt_long(argc, argv, "+n:c:d:s:t:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n': url = optarg; break;
+		case 'c': nthreads = (int)number(optarg, "-c", 1, 4096); break;
+		case 'd': {
+			char *end;
+			duration = strtod(optarg, &end);
+			if (end == optarg || *end || !(duration > 0) || duration > 86400) {
+				fprintf(stderr, "babl-load: -d: '%s' is not a number of seconds\n", optarg);
+				return 64;
+			}
+			duration_set = 1;
+			break;
+		}
+		case 's': nbytes = (size_t)number(optarg, "-s", 0, 1LL << 32); break;
+		case 't': call_timeout_ms = (int)number(optarg, "-t", 1, 3600) * 1000; break;
+		case OPT_ROUNDS: rounds = (long)number(optarg, "--rounds", 1, 1LL << 40); break;
+		case OPT_ID: id_prefix = optarg; break;
+		case OPT_EXPECT: expect = number(optarg, "--expect", 0, 1LL << 40); break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		default: fputs(usage_text, stderr); return 64;
+		}
+	}
+	if (optind >= argc || !url) {
+		fputs(usage_text, stderr);
+		return 64;
+	}
+	service = argv[optind];
+	args = argv + optind + 1;
+	nargs = argc - optind - 1;
+	if (nargs > WIRE_MAX_ARGS) {
+		fprintf(stderr, "babl-load: too many arguments\n");
+		return 64;
+	}
+	if (expect < 0 && (strcmp(service, "cat") == 0 || strncmp(service, "cat@", 4) == 0))
+		expect = (long long)nbytes;
+
+	payload = malloc(nbytes ? nbytes : 1);
+	if (!payload) {
+		fprintf(stderr, "babl-load: out of memory\n");
+		return 70;
+	}
+	for (size_t i = 0; i < nbytes; i++)
+		payload[i] = (uint8_t)('a' + i % 26);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct worker *ws = calloc((size_t)nthreads, sizeof *ws);
+	if (!ws) {
+		fprintf(stderr, "babl-load: out of memory\n");
+		return 70;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
+	int started = 0;
+	for (int i = 0; i < nthreads; i++) {
+		ws[i].index = i;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setstacksize(&at, 256 * 1024);
+		if (pthread_create(&ws[i].tid, &at, worker_main, &ws[i]) != 0) {
+			fprintf(stderr, "babl-load: could start only %d threads\n", i);
+			pthread_attr_destroy(&at);
+			break;
+		}
+		pthread_attr_destroy(&at);
+		started++;
+	}
+	size_t total = 0;
+	long errors = 0;
+	int oom = 0;
+	for (int i = 0; i < started; i++) {
+		pthread_join(ws[i].tid, NULL);
+		total += ws[i].nlat;
+		errors += ws[i].errors;
+		oom |= ws[i].oom;
+	}
+	double secs = now_since(&t_start);
+
+	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
+	if (!all) {
+		fprintf(stderr, "babl-load: out of memory\n");
+		return 70;
+	}
+	size_t k = 0;
+	for (int i = 0; i < started; i++) {
+		memcpy(all + k, ws[i].lat, ws[i].nlat * sizeof *all);
+		k += ws[i].nlat;
+		free(ws[i].lat);
+	}
+	qsort(all, total, sizeof *all, cmp_u32);
+	uint32_t p50 = percentile(all, total, 0.50), p99 = percentile(all, total, 0.99);
+	double rate = secs > 0 ? (double)total / secs : 0;
+	if (oom)
+		fprintf(stderr, "babl-load: out of memory for latencies: some not recorded\n");
+
+	printf("babl-load: %s, %d thread%s, %zu B each: %zu calls, %ld errors in %.2f s: "
+	    "%.0f calls/s, latency p50 %u us, p99 %u us\n",
+	    service, started, started == 1 ? "" : "s", nbytes, total, errors, secs, rate, p50, p99);
+	printf("calls=%zu errors=%ld secs=%.3f rate=%.1f p50_us=%u p99_us=%u\n", total, errors,
+	    secs, rate, p50, p99);
+	free(all);
+	free(ws);
+	free(payload);
+	return total > 0 && errors == 0 ? 0 : 1;
+}
