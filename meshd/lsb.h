@@ -1,0 +1,143 @@
+/*
+ * lsb.h - one Lua call in a sandbox: a fresh lua_State per call, an
+ * allowlisted and deterministic environment, limits that hold against
+ * hostile code.  Pure with respect to I/O: everything the script does to
+ * the world goes through the host callbacks, so the module is tested in
+ * one process and used by the worker (meshd-lua).
+ *
+ * The script (a service's bundle source) is run once per call in the fresh
+ * state; it must define a global function handle(req).  handle runs as a
+ * coroutine: when it needs input that has not arrived, or a kv value the
+ * host must fetch, it yields and lsb_resume returns LSB_WAIT_*; the host
+ * supplies the data (lsb_feed, lsb_kv_reply) and resumes.
+ *
+ * Environment given to scripts (everything else is absent):
+ *   base: assert error ipairs next pairs pcall xpcall select tonumber
+ *         tostring type rawequal rawlen rawget rawset setmetatable
+ *         getmetatable print (= babl.write of its args, tab separated,
+ *         newline) _G _VERSION; load only for text chunks, with the
+ *         sandbox's own environment unless one is given
+ *   string (no dump; the string metatable is read-only), table, math,
+ *   utf8, coroutine, os.time os.date os.difftime os.clock (time from the
+ *   log entry; os.clock counts instructions), collectgarbage("count") only.
+ *   babl.read([n]) babl.lines() babl.readall() babl.write(...)
+ *   babl.ewrite(...) babl.now() babl.kv.get/set/del/keys.
+ * Determinism: pairs and next visit keys in a fixed order (numbers
+ * ascending, then strings bytewise, then booleans; any other key type is an
+ * error "pairs: keys of type T have no stable order"); table.sort is a
+ * stable merge sort; tostring of tables, functions, threads and userdata
+ * gives "table: 1", "function: 2"... numbered in order of first use;
+ * string.format refuses %p and formats such values as tostring does;
+ * math.random is seeded from the log entry; os.time() and babl.now() give
+ * the entry's time.  Read-only: the library tables, the string metatable,
+ * and the global table once the script's top level has run (handle and
+ * its helpers are defined there; a call that assigns a global afterwards
+ * gets an error naming it).  Each call has its own state, so calls and
+ * services never see each other's globals.
+ * Limits: an instruction budget that pcall, xpcall, error handlers and
+ * coroutines cannot swallow or reset; a memory cap enforced by the
+ * allocator; C-stack and Lua-stack depth; size caps on string.rep,
+ * string.format widths, table.concat, string.pack and pattern subjects.
+ */
+#ifndef MESHD_LSB_H
+#define MESHD_LSB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lsb;
+
+struct lsb_limits {
+	uint64_t mem_bytes;    /* allocator cap for the whole state */
+	uint64_t instructions; /* VM instruction budget for the call */
+	size_t max_string;     /* largest string a C function may build */
+};
+
+/* The host: where output goes and who answers kv reads. */
+struct lsb_host {
+	/* stream 1 = stdout, 2 = stderr.  Returns 0, or non-zero to raise an
+	 * error in the script (e.g. the host is gone). */
+	int (*write)(void *ud, int stream, const char *p, size_t n);
+};
+
+/* How a call ended, or what it waits for. */
+enum lsb_state {
+	LSB_DONE = 0,       /* *status holds the exit status */
+	LSB_WAIT_INPUT = 1, /* call lsb_feed / lsb_feed_eof, then lsb_resume */
+	LSB_WAIT_KV = 2,    /* call lsb_kv_request to see what, lsb_kv_reply */
+};
+
+/* Exit statuses for calls that did not return normally. */
+enum {
+	LSB_EXIT_ERROR = 1,   /* an uncaught error (message and traceback on stderr) */
+	LSB_EXIT_INSNS = 124, /* the instruction budget ran out */
+	LSB_EXIT_MEMORY = 125,/* the memory cap was hit */
+	LSB_EXIT_NOHANDLE = 126, /* the script defines no handle() */
+};
+
+struct lsb_req {
+	const char *service;
+	const char *id;        /* request id, hex */
+	uint64_t time_ms;      /* from the log entry */
+	uint64_t seed;         /* from the log entry */
+	int nargs;
+	const char *const *args;
+};
+
+/*
+ * Create the state, run the script's top level (chunkname is used in
+ * messages, e.g. "upper.lua"), and start handle(req).  Returns 0 with *out
+ * set, and *state as from lsb_resume; or a negative BABL_E* code when the
+ * state cannot be created (then nothing is allocated).  A script error at
+ * top level is not a failure of lsb_start: the call is LSB_DONE with
+ * status LSB_EXIT_ERROR and the message on stderr.
+ */
+int lsb_start(struct lsb **out, const struct lsb_limits *lim,
+    const struct lsb_host *host, void *ud, const char *chunkname,
+    const char *src, size_t len, const struct lsb_req *req, int *state,
+    int *status);
+
+/* Continue after the host supplied what the call waited for. */
+int lsb_resume(struct lsb *c, int *status);
+
+/* Input for the call: bytes, then end of input. */
+int lsb_feed(struct lsb *c, const void *p, size_t n);
+void lsb_feed_eof(struct lsb *c);
+
+/* LSB_WAIT_KV: the key wanted (borrowed until the reply). */
+void lsb_kv_request(struct lsb *c, const char **key, size_t *klen);
+/* The answer: found != 0 with the value, or not found. */
+void lsb_kv_reply(struct lsb *c, int found, const void *v, size_t vl);
+
+/*
+ * LSB_WAIT_KV also covers babl.kv.keys(prefix): lsb_kv_request then gives
+ * the prefix and lsb_kv_is_keys() is 1; answer with lsb_kv_reply_keys
+ * (the committed keys with that prefix, sorted; the sandbox merges in
+ * the call's own writes).
+ */
+int lsb_kv_is_keys(struct lsb *c);
+void lsb_kv_reply_keys(struct lsb *c, const char *const *keys,
+    const size_t *lens, size_t n);
+
+/*
+ * After LSB_DONE with status 0: the call's writes, in key order, each a
+ * set (vl >= 0) or a delete (deleted = 1).  A call that did not return 0
+ * keeps its writes to itself: callers must not apply them.
+ */
+typedef void (*lsb_write_fn)(void *arg, const char *k, size_t kl, int deleted,
+    const char *v, size_t vl);
+void lsb_writes(struct lsb *c, lsb_write_fn fn, void *arg);
+
+/* Instructions used and peak memory, for logs and benchmarks. */
+void lsb_usage(struct lsb *c, uint64_t *insns, uint64_t *mem_peak);
+
+void lsb_free(struct lsb *c);
+
+/*
+ * Compile only (no execution), for deploys: 0, or BABL_EINPUT with a
+ * message "chunkname:LINE: message" in err.  Binary chunks are refused.
+ */
+int lsb_compile(const char *chunkname, const char *src, size_t len, char *err,
+    size_t errlen);
+
+#endif
