@@ -197,9 +197,22 @@ wire_hdr(uint8_t hdr[5], uint8_t type, size_t n)
 	hdr[4] = type;
 }
 
-int
-wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
-    size_t *used)
+static int
+known_type(uint8_t t)
+{
+	switch (t) {
+	case WIRE_HELLO: case WIRE_WELCOME: case WIRE_ERROR: case WIRE_CALL:
+	case WIRE_DATA: case WIRE_EOF: case WIRE_CANCEL: case WIRE_OUT:
+	case WIRE_ERRB: case WIRE_EXIT: case WIRE_DEPLOY: case WIRE_QUERY:
+	case WIRE_TEXT: case WIRE_HEAD:
+		return 1;
+	}
+	return 0;
+}
+
+static int
+next_frame(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
+    size_t *used, int any)
 {
 	if (max == 0 || max > WIRE_MAX_BODY)
 		max = WIRE_MAX_BODY;
@@ -210,17 +223,8 @@ wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
 		return BABL_EPROTO;
 	if (n > max)
 		return BABL_ETOOBIG;
-	if (len == WIRE_HDR)
-		return BABL_EAGAIN; /* the type byte is not there to check yet */
-	switch (buf[WIRE_HDR]) {
-	case WIRE_HELLO: case WIRE_WELCOME: case WIRE_ERROR: case WIRE_CALL:
-	case WIRE_DATA: case WIRE_EOF: case WIRE_CANCEL: case WIRE_OUT:
-	case WIRE_ERRB: case WIRE_EXIT: case WIRE_DEPLOY: case WIRE_QUERY:
-	case WIRE_TEXT: case WIRE_HEAD:
-		break;
-	default:
+	if (len > WIRE_HDR && !any && !known_type(buf[WIRE_HDR]))
 		return BABL_EPROTO;
-	}
 	if (len - WIRE_HDR < n)
 		return BABL_EAGAIN;
 	f->type = buf[WIRE_HDR];
@@ -230,12 +234,26 @@ wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
 	return 0;
 }
 
+int
+wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
+    size_t *used)
+{
+	return next_frame(buf, len, max, f, used, 0);
+}
+
+int
+wire_next_any(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
+    size_t *used)
+{
+	return next_frame(buf, len, max, f, used, 1);
+}
+
 /*
  * Encoding a frame: reserve the prefix, append fields, then patch the
  * length.  On failure the buffer is cut back to where it was.
  */
-static size_t
-frame_begin(struct wbuf *b, uint8_t type, int *rc)
+size_t
+wire_frame_begin(struct wbuf *b, uint8_t type, int *rc)
 {
 	size_t start = b->len;
 	*rc = wb_u32(b, 0);
@@ -244,8 +262,8 @@ frame_begin(struct wbuf *b, uint8_t type, int *rc)
 	return start;
 }
 
-static int
-frame_end(struct wbuf *b, size_t start, int rc)
+int
+wire_frame_end(struct wbuf *b, size_t start, int rc)
 {
 	if (!rc && b->len - start - WIRE_HDR > WIRE_MAX_BODY)
 		rc = BABL_ETOOBIG;
@@ -261,32 +279,32 @@ int
 wire_enc_hello(struct wbuf *b, const char *agent)
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_HELLO, &rc);
+	size_t s = wire_frame_begin(b, WIRE_HELLO, &rc);
 	if (!rc) rc = wb_raw(b, WIRE_MAGIC, 4);
 	if (!rc) rc = wb_u16(b, WIRE_VERSION);
 	if (!rc) rc = wb_cstr(b, agent);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
 wire_enc_welcome(struct wbuf *b, const char *node)
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_WELCOME, &rc);
+	size_t s = wire_frame_begin(b, WIRE_WELCOME, &rc);
 	if (!rc) rc = wb_raw(b, WIRE_MAGIC, 4);
 	if (!rc) rc = wb_u16(b, WIRE_VERSION);
 	if (!rc) rc = wb_cstr(b, node);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
 wire_enc_error(struct wbuf *b, int code, const char *msg)
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_ERROR, &rc);
+	size_t s = wire_frame_begin(b, WIRE_ERROR, &rc);
 	if (!rc) rc = wb_u32(b, (uint32_t)code);
 	if (!rc) rc = wb_str(b, msg, strnlen(msg, WIRE_MAX_STR));
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
@@ -295,7 +313,7 @@ wire_enc_call(struct wbuf *b, const struct wire_call *m)
 	int rc;
 	if (m->nargs > WIRE_MAX_ARGS)
 		return BABL_ETOOBIG;
-	size_t s = frame_begin(b, WIRE_CALL, &rc);
+	size_t s = wire_frame_begin(b, WIRE_CALL, &rc);
 	if (!rc) rc = wb_str(b, m->target.p, m->target.len);
 	if (!rc) rc = wb_str(b, m->idkey.p, m->idkey.len);
 	if (!rc) rc = wb_u32(b, m->timeout_ms);
@@ -307,7 +325,7 @@ wire_enc_call(struct wbuf *b, const struct wire_call *m)
 		else
 			rc = wb_str(b, m->args[i].p, m->args[i].len);
 	}
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
@@ -316,9 +334,9 @@ wire_enc_bytes(struct wbuf *b, uint8_t type, const void *p, size_t n)
 	int rc;
 	if (n > WIRE_MAX_BODY - 1)
 		return BABL_ETOOBIG;
-	size_t s = frame_begin(b, type, &rc);
+	size_t s = wire_frame_begin(b, type, &rc);
 	if (!rc) rc = wb_raw(b, p, n);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
@@ -331,35 +349,35 @@ int
 wire_enc_exit(struct wbuf *b, uint8_t kind, int32_t code, const char *msg)
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_EXIT, &rc);
+	size_t s = wire_frame_begin(b, WIRE_EXIT, &rc);
 	if (!rc) rc = wb_u8(b, kind);
 	if (!rc) rc = wb_u32(b, (uint32_t)code);
 	if (!rc) rc = wb_str(b, msg ? msg : "", msg ? strnlen(msg, WIRE_MAX_STR) : 0);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
 wire_enc_deploy(struct wbuf *b, const struct wire_deploy *m)
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_DEPLOY, &rc);
+	size_t s = wire_frame_begin(b, WIRE_DEPLOY, &rc);
 	if (!rc) rc = wb_str(b, m->bundle.p, m->bundle.len);
 	if (!rc) rc = wb_raw(b, m->owner, 32);
 	if (!rc) rc = wb_u64(b, m->version);
 	if (!rc) rc = wb_raw(b, m->prev, 32);
 	if (!rc) rc = wb_raw(b, m->sig, 64);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
 wire_enc_query(struct wbuf *b, uint8_t what, const char *arg, const char *arg2)
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_QUERY, &rc);
+	size_t s = wire_frame_begin(b, WIRE_QUERY, &rc);
 	if (!rc) rc = wb_u8(b, what);
 	if (!rc) rc = wb_cstr(b, arg);
 	if (!rc) rc = wb_cstr(b, arg2);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 int
@@ -367,11 +385,11 @@ wire_enc_head(struct wbuf *b, uint64_t version, const uint8_t vid[32],
     const uint8_t owner[32])
 {
 	int rc;
-	size_t s = frame_begin(b, WIRE_HEAD, &rc);
+	size_t s = wire_frame_begin(b, WIRE_HEAD, &rc);
 	if (!rc) rc = wb_u64(b, version);
 	if (!rc) rc = wb_raw(b, vid, 32);
 	if (!rc) rc = wb_raw(b, owner, 32);
-	return frame_end(b, s, rc);
+	return wire_frame_end(b, s, rc);
 }
 
 /* Decoders. */

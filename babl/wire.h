@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct wbuf;
+
 #define WIRE_MAGIC "BABL"
 #define WIRE_VERSION 1
 #define WIRE_HDR 4                    /* length prefix */
@@ -129,6 +131,17 @@ struct wire_head {
  */
 int wire_next(const uint8_t *buf, size_t len, size_t max, struct wire_frame *f,
     size_t *used);
+
+/* As wire_next, accepting any type byte (for other protocols that use
+ * the same framing, such as meshd's worker protocol). */
+int wire_next_any(const uint8_t *buf, size_t len, size_t max,
+    struct wire_frame *f, size_t *used);
+
+/* Building a frame of another protocol: begin reserves the prefix and
+ * writes the type (setting *rc), end patches the length or, if rc is
+ * non-zero, cuts the buffer back and returns rc. */
+size_t wire_frame_begin(struct wbuf *b, uint8_t type, int *rc);
+int wire_frame_end(struct wbuf *b, size_t start, int rc);
 
 /* Decoders: 0 or BABL_EPROTO (wrong type, short, trailing bytes, field
  * beyond its bound).  Outputs borrow from the frame. */
