@@ -15,20 +15,7 @@
 #include "bundle.h"
 #include "err.h"
 #include "wire.h"
-
-/*
- * GCC at -O2 warns that t_run's counters "might be clobbered" by longjmp.
- * They are not written between setjmp and longjmp, so the warning is a false
- * positive; it is silenced for the harness alone.
- */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wclobbered"
-#endif
 #include "t.h"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 /* Fixtures.  Their strings are borrowed: these bundles are never freed. */
 

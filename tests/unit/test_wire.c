@@ -14,20 +14,7 @@
 
 #include "err.h"
 #include "wire.h"
-
-/*
- * GCC at -O2 warns that t_run's counters "might be clobbered" by longjmp.
- * They are not written between setjmp and longjmp, so the warning is a false
- * positive; it is silenced for the harness alone.
- */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wclobbered"
-#endif
 #include "t.h"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 /* Binary bytes with NULs and high bits, for payloads and strings. */
 static const uint8_t bin[] = {'a', 0, 'b', 0, 0xff, 0, 'z', 0x80, 0};
