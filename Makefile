@@ -29,7 +29,7 @@ ALL_CFLAGS = $(CPPFLAGS) $(DEP_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP \
 	-DBABL_LIBEXECDIR='"$(LIBEXECDIR)"'
 
 LIB_SRC   := $(filter-out babl/babl.c,$(wildcard babl/*.c))
-MESHD_SRC := $(filter-out meshd/main.c meshd/sandbox-exec.c,$(wildcard meshd/*.c))
+MESHD_SRC := $(filter-out meshd/main.c meshd/sandbox-exec.c meshd/lua-worker.c,$(wildcard meshd/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 
@@ -39,6 +39,9 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
 PROGS = $(B)/babl $(B)/meshd $(B)/meshd-sandbox
+ifneq ($(wildcard meshd/lsb.c),)
+PROGS += $(B)/meshd-lua
+endif
 
 all: $(PROGS) $(UNIT_BIN) $(HELPER_BIN)
 
@@ -56,6 +59,10 @@ $(B)/babl: $(B)/obj/babl/babl.o $(B)/libbabl.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 $(B)/meshd: $(B)/obj/meshd/main.o $(B)/libmeshd.a $(B)/libbabl.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
+
+# The Lua worker: one per running Lua service, started through the launcher.
+$(B)/meshd-lua: $(B)/obj/meshd/lua-worker.o $(B)/libmeshd.a $(B)/libbabl.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
 
 # The launcher stays small: libc only, no nng, no threads.
@@ -101,6 +108,7 @@ install: $(PROGS)
 	install -m 755 $(B)/babl $(DESTDIR)$(BINDIR)/babl
 	install -m 755 $(B)/meshd $(DESTDIR)$(SBINDIR)/meshd
 	install -m 755 $(B)/meshd-sandbox $(DESTDIR)$(LIBEXECDIR)/meshd-sandbox
+	install -m 755 $(B)/meshd-lua $(DESTDIR)$(LIBEXECDIR)/meshd-lua
 	install -m 644 contrib/man/babl.1 $(DESTDIR)$(MANDIR)/man1/babl.1
 	install -m 644 contrib/man/meshd.8 $(DESTDIR)$(MANDIR)/man8/meshd.8
 
