@@ -1,0 +1,136 @@
+#!/bin/bash
+# hostile.sh - a misbehaving service (tests/helpers/hostile.c) under small
+# limits: each misbehaviour is refused or stopped, the environment and
+# filesystem are confined, nothing is left running, and the node serves on.
+# timeout: 180
+. "$(dirname "$0")/lib.sh"
+export LC_ALL=C
+
+# Processes running in a work directory of this suite's node.
+svc_procs() {
+	local p c
+	for p in /proc/[0-9]*; do
+		c=$(readlink "$p/cwd" 2>/dev/null) || continue
+		case $c in "$T"/*/run/*) echo "${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;; esac
+	done
+}
+no_svc_procs() { [ -z "$(svc_procs)" ]; }
+keep() { cp "$T/out" "$T/view"; }
+
+# still_serving WHAT: the node answers a plain call after WHAT.
+still_serving() {
+	check_eq "after $1: echo ok | babl cat" ok "$(echo ok | timeout 20 babl cat)"
+}
+
+# hostile MODE...: call it, bounded, keeping output and status.
+hostile() {
+	timeout 60 babl hostile "$@" </dev/null >"$T/out" 2>"$T/err"
+	RC=$?
+	HRC=$RC
+	keep
+	cp "$T/err" "$T/verr"
+}
+
+start_meshd a || finish
+check "deploy cat" babl deploy cat -- cat
+check "deploy hostile with small limits" babl deploy --mem 256 --cpu 2 --timeout 5 --fsize 1 \
+	--nproc 32 hostile -- "$BABL_BUILD/tests/hostile"
+check "babl info shows the limits" babl info hostile
+keep
+check "info: timeout 5s, cpu 2s, mem 256 MiB, file 1 MiB, nproc 32" \
+	grep -q 'timeout 5s, cpu 2s, mem 256 MiB, .*file 1 MiB, nproc 32' "$T/view"
+
+hostile socket
+check_eq "socket: refused (exit 3)" 3 "$RC"
+check "socket: says refused" grep -q 'socket: refused' "$T/view"
+still_serving socket
+
+hostile ptrace
+check_eq "ptrace: refused (exit 3)" 3 "$RC"
+still_serving ptrace
+
+hostile forkbomb
+check_eq "forkbomb: stopped (fork failed, exit 5)" 5 "$RC"
+echo "    forkbomb said: $(head -c 200 "$T/view")"
+check "forkbomb: no process of it is left" wait_until 10 no_svc_procs
+[ -z "$(svc_procs)" ] || echo "    left: $(svc_procs | head -5 | tr '\n' ' ')"
+still_serving forkbomb
+
+hostile fsize
+check_eq "fsize: killed by SIGXFSZ (153)" 153 "$RC"
+still_serving fsize
+
+hostile mem
+check "mem: stopped (non-zero)" test "$HRC" -ne 0
+check_eq "mem: malloc failed (exit 4)" 4 "$HRC"
+still_serving mem
+
+hostile spin
+check "spin: stopped by its CPU limit (152 SIGXCPU or 137 SIGKILL)" \
+	bash -c "[ $HRC = 152 ] || [ $HRC = 137 ]"
+still_serving spin
+
+hostile sleep
+check_eq "sleep: killed after its 5 s wall-clock limit (137)" 137 "$RC"
+check "sleep: babl says why" grep -q 'limit' "$T/verr"
+still_serving sleep
+
+hostile x32
+check_eq "x32: killed by SIGSYS (159)" 159 "$RC"
+still_serving x32
+
+hostile kill 11
+check_eq "kill 11: 139" 139 "$RC"
+
+hostile fds
+check_eq "fds: only 0 1 2 are open" "fds: 0 1 2" "$(cat "$T/view")"
+
+export SECRET=x
+hostile env
+unset SECRET
+check_eq "env: exit 0" 0 "$RC"
+check "env: BABL_REQUEST_ID is set" grep -qE '^BABL_REQUEST_ID=[0-9a-f]{32}$' "$T/view"
+check "env: BABL_TIME is set" grep -qE '^BABL_TIME=[0-9]+$' "$T/view"
+check "env: BABL_SEED is set" grep -qE '^BABL_SEED=[0-9]+$' "$T/view"
+check "env: BABL_SERVICE=hostile" grep -qx 'BABL_SERVICE=hostile' "$T/view"
+check_eq "env: nothing of the caller's SECRET" "" "$(grep SECRET "$T/view")"
+check_eq "env: no BABL_NODE nor XDG_ from the caller" "" "$(grep -E '^(BABL_NODE|XDG_)' "$T/view")"
+check_eq "env: not the caller's HOME" "" "$(grep -xF "HOME=$HOME" "$T/view")"
+reqid=$(sed -n 's/^BABL_REQUEST_ID=//p' "$T/view")
+check "the request id is the one in babl log" bash -c "babl log hostile | grep -q '$reqid'"
+
+hostile id
+check_eq "id: exit 0" 0 "$RC"
+check "id: not uid 0" grep -qE '^uid=[1-9][0-9]* gid=[1-9][0-9]* euid=[1-9][0-9]* egid=[1-9]' "$T/view"
+echo "    id said: $(cat "$T/view")"
+
+hostile writefs /etc/babl-hostile-x
+check_eq "writefs /etc/...: refused (exit 9)" 9 "$RC"
+check_eq "and no file appeared in /etc" no "$([ -e /etc/babl-hostile-x ] && echo yes || echo no)"
+rm -f /etc/babl-hostile-x
+hostile writefs /tmp/babl-hostile-x
+check_eq "writefs /tmp/...: refused (exit 9)" 9 "$RC"
+check_eq "and no file appeared in /tmp" no "$([ -e /tmp/babl-hostile-x ] && echo yes || echo no)"
+rm -f /tmp/babl-hostile-x
+hostile writefs "$T/babl-hostile-x"
+check_eq "writefs into the test's directory: refused (exit 9)" 9 "$RC"
+hostile writefs x
+check_eq "writefs x in its own work dir: written (exit 0)" 0 "$RC"
+hostile writefs "$T/a/run/x"
+check_eq "writefs into the node's run dir, outside its own: refused (exit 9)" 9 "$RC"
+
+hostile net
+check_eq "net: exit 0" 0 "$RC"
+check_eq "net: only lo" lo "$(cat "$T/view")"
+
+hostile pid
+echo "    pid said: $(cat "$T/view")"
+check "pid: a small pid of its own pid space" test "$(cat "$T/view")" -lt 100
+
+check "no process of the hostile service is left" wait_until 10 no_svc_procs
+check "babl log hostile" babl log hostile
+keep
+check "babl log hostile records the wall-clock kill as timeout" grep -q 'signal 9 (timeout)' "$T/view"
+check "babl status" babl status
+check "babl verify" babl verify
+finish
