@@ -102,10 +102,13 @@ ent_enc_call(struct wbuf *b, const struct ent_call *m)
 	if (!rc) rc = wb_u64(b, m->seed);
 	if (!rc) rc = wb_raw(b, m->reqid, ENT_REQID_LEN);
 	if (!rc) rc = wb_u32(b, m->timeout_ms);
-	if (!rc) rc = wb_str(b, m->idkey.p, m->idkey.len);
+	/* Refuse what ent_dec_call would refuse: strings beyond their bound. */
+	if (!rc) rc = m->idkey.len > WIRE_MAX_STR ? BABL_ETOOBIG :
+	    wb_str(b, m->idkey.p, m->idkey.len);
 	if (!rc) rc = m->nargs > WIRE_MAX_ARGS ? BABL_ETOOBIG : wb_u32(b, m->nargs);
 	for (uint32_t i = 0; !rc && i < m->nargs; i++)
-		rc = wb_str(b, m->args[i].p, m->args[i].len);
+		rc = m->args[i].len > WIRE_MAX_STR ? BABL_ETOOBIG :
+		    wb_str(b, m->args[i].p, m->args[i].len);
 	if (rc)
 		b->len = start;
 	return rc;

@@ -76,11 +76,12 @@ load_tail(struct store *s)
 	if (rc == 0) {
 		struct entry e;
 		int orc = entry_open(v.mv_data, v.mv_size, &e);
-		if (k.mv_size != 8 || orc) {
+		if (k.mv_size != 8 || orc || e.index != be64_get(k.mv_data)) {
 			/* Report, never apply: the caller refuses to start. */
 			snprintf(s->err, sizeof s->err, "the last log entry (key %llu) %s",
 			    k.mv_size == 8 ? (unsigned long long)be64_get(k.mv_data) : 0ull,
-			    orc == BABL_ECORRUPT ? "fails its checksum" : "is not an entry");
+			    orc == BABL_ECORRUPT ? "fails its checksum" :
+			    orc || k.mv_size != 8 ? "is not an entry" : "carries the wrong index");
 			rc = BABL_ECORRUPT;
 		} else {
 			s->tail = e.index;
@@ -297,16 +298,27 @@ store_scan(struct store_txn *t, int db, const void *prefix, size_t pl, int rever
 	} else if (pl == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	} else {
-		/* Position after the last key with the prefix: prefix + 0xff... */
-		if (pl + 64 > sizeof probe) {
+		/*
+		 * Position at the first key after every key with the prefix: the
+		 * prefix with its trailing 0xff bytes dropped and its last byte
+		 * incremented.  A prefix of only 0xff bytes has no such key, and
+		 * every key after it has the prefix: start from the last.
+		 */
+		size_t n = pl;
+		if (pl > sizeof probe) {
 			mdb_cursor_close(c);
 			return BABL_ETOOBIG;
 		}
 		memcpy(probe, prefix, pl);
-		memset(probe + pl, 0xff, 64);
-		k.mv_size = pl + 64;
-		k.mv_data = probe;
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		while (n > 0 && probe[n - 1] == 0xff)
+			n--;
+		rc = MDB_NOTFOUND;
+		if (n > 0) {
+			probe[n - 1]++;
+			k.mv_size = n;
+			k.mv_data = probe;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		}
 		if (rc == MDB_NOTFOUND)
 			rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 		else if (rc == 0)
@@ -314,7 +326,7 @@ store_scan(struct store_txn *t, int db, const void *prefix, size_t pl, int rever
 	}
 	int out = 0;
 	while (rc == 0) {
-		if (k.mv_size < pl || memcmp(k.mv_data, prefix, pl) != 0)
+		if (pl && (k.mv_size < pl || memcmp(k.mv_data, prefix, pl) != 0))
 			break;
 		if ((out = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size)))
 			break;
