@@ -173,6 +173,8 @@ ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m)
 	if (!rc) rc = wb_u64(b, m->out_bytes);
 	if (!rc) rc = wb_u64(b, m->err_bytes);
 	if (!rc) rc = wb_u32(b, m->dur_ms);
+	if (!rc) rc = wb_u32(b, m->nwrites);
+	if (!rc && m->nwrites) rc = wb_raw(b, m->writes.p, m->writes.len);
 	if (rc)
 		b->len = start;
 	return rc;
@@ -193,5 +195,12 @@ ent_dec_outcome(const struct entry *e, struct ent_outcome *m)
 	m->out_bytes = rd_u64(&r);
 	m->err_bytes = rd_u64(&r);
 	m->dur_ms = rd_u32(&r);
-	return rd_done(&r);
+	m->nwrites = rd_u32(&r);
+	if (r.bad)
+		return BABL_EPROTO;
+	m->writes.p = (const char *)r.p;
+	m->writes.len = (size_t)(r.end - r.p);
+	if ((m->nwrites == 0) != (m->writes.len == 0))
+		return BABL_EPROTO;
+	return 0;
 }

@@ -102,6 +102,10 @@ struct ent_outcome {
 	uint8_t why;    /* enum ent_why */
 	uint64_t in_bytes, out_bytes, err_bytes;
 	uint32_t dur_ms;
+	/* A Lua call's key-value writes, applied with the outcome: nwrites of
+	 * (u8 deleted, str key, str value), see wp_next_write. */
+	uint32_t nwrites;
+	struct wire_str writes;
 };
 enum ent_why {
 	ENT_WHY_NONE = 0,
@@ -111,6 +115,7 @@ enum ent_why {
 	ENT_WHY_SPAWN = 4,     /* could not start */
 	ENT_WHY_PROGRAM = 5,   /* program missing or hash mismatch */
 	ENT_WHY_RESTART = 6,
+	ENT_WHY_WORKER = 7,    /* the Lua worker died */
 };
 int ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m);
 int ent_dec_outcome(const struct entry *e, struct ent_outcome *m);

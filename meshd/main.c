@@ -20,11 +20,13 @@
 static const char usage_text[] =
 "usage: meshd [-d] [--data DIR] [--listen URL]... [OPTIONS]\n"
 "       meshd --check [--data DIR]\n"
-"Runs one babl mesh node in the foreground, logging to stderr.\n"
+"Runs one babl mesh node in the foreground, logging to stderr (systemd style).\n"
 "  --data DIR           log and state (default $XDG_DATA_HOME/babl, else\n"
 "                       ~/.local/share/babl)\n"
 "  --listen URL         ipc:// or tcp:// URL to accept clients on; repeatable\n"
-"                       (default: the local socket babl uses)\n"
+"                       (default: the local socket babl uses:\n"
+"                       ipc://$XDG_RUNTIME_DIR/babl/meshd.sock, /run/babl/meshd.sock\n"
+"                       as root, else /tmp/babl-UID/meshd.sock)\n"
 "  -d, --debug          log more detail\n"
 "  -n, --check          verify the log (checksums, hash chain) and exit:\n"
 "                       0 good, 1 bad\n"
@@ -34,7 +36,7 @@ static const char usage_text[] =
 "                       list of seccomp,rlimits,userns,setuid,netns,pidns,mntns,ipcns\n"
 "  --map-size MB        LMDB map size (default 65536)\n"
 "  -h, --help, --version\n"
-"SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged).\n";
+"SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n";
 
 static unsigned long long
 num(const char *s, const char *what, unsigned long long min, unsigned long long max)
@@ -75,12 +77,13 @@ parse_layers(const char *s)
 	return bits;
 }
 
-/* meshd-sandbox: beside this binary (a build tree), else the install path. */
+/* A helper program: beside this binary (a build tree), else the install
+ * path; env names a variable that overrides both. */
 static void
-find_launcher(char *out, size_t n)
+find_helper(char *out, size_t n, const char *name, const char *var)
 {
 	char self[PATH_MAX];
-	const char *env = getenv("MESHD_SANDBOX");
+	const char *env = getenv(var);
 	if (env && *env) {
 		snprintf(out, n, "%s", env);
 		return;
@@ -91,12 +94,12 @@ find_launcher(char *out, size_t n)
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			*slash = 0;
-			if ((size_t)snprintf(out, n, "%s/meshd-sandbox", self) < n &&
+			if ((size_t)snprintf(out, n, "%s/%s", self, name) < n &&
 			    access(out, X_OK) == 0)
 				return;
 		}
 	}
-	snprintf(out, n, "%s/meshd-sandbox", BABL_LIBEXECDIR);
+	snprintf(out, n, "%s/%s", BABL_LIBEXECDIR, name);
 }
 
 int
@@ -108,7 +111,7 @@ main(int argc, char **argv)
 		{"max-calls", required_argument, 0, 'M'}, {"id-retention", required_argument, 0, 'R'},
 		{"sandbox", required_argument, 0, 'S'}, {"map-size", required_argument, 0, 'm'},
 		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
-	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX];
+	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX], luaw[PATH_MAX];
 	struct node_config cfg = {0};
 	int o, check = 0;
 
@@ -163,7 +166,9 @@ main(int argc, char **argv)
 		}
 		cfg.listen[cfg.nlisten++] = url;
 	}
-	find_launcher(launcher, sizeof launcher);
+	find_helper(launcher, sizeof launcher, "meshd-sandbox", "MESHD_SANDBOX");
+	find_helper(luaw, sizeof luaw, "meshd-lua", "MESHD_LUA");
 	cfg.launcher = launcher;
+	cfg.lua_worker = luaw;
 	return node_run(&cfg);
 }

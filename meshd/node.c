@@ -34,13 +34,17 @@
 #include "commit.h"
 #include "entry.h"
 #include "err.h"
+#include "kvcache.h"
 #include "logmsg.h"
+#include "lsb.h"
+#include "lworker.h"
 #include "node.h"
 #include "paths.h"
 #include "sbx.h"
 #include "store.h"
 #include "svc.h"
 #include "wire.h"
+#include "wproto.h"
 
 #define RBUF_CAP (2 * (WIRE_MAX_BODY + WIRE_HDR))
 #define OUT_CHUNK WIRE_CHUNK          /* stdout read size */
@@ -50,6 +54,8 @@
 #define HELLO_TIMEOUT_MS 10000        /* a connection must say HELLO and ask */
 #define ID_MAX_OUTPUT (64ull << 20)   /* output recorded for an --id call */
 #define SHUTDOWN_GRACE_MS 5000
+#define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
+#define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
 
 struct node;
 struct call;
@@ -156,6 +162,17 @@ struct call {
 	char workdir[PATH_MAX];
 	int args_n;
 	char **args;
+	/* Lua calls run in a worker instead of a process of their own. */
+	int lua;
+	struct lw *w;
+	int eof_sent, kill_sent;
+	int64_t kill_deadline;
+	struct wbuf writes;  /* its kv writes, from the worker's DONE */
+	uint32_t nwrites;
+	int kv_wait;         /* a kv request waits for earlier calls to end */
+	int kv_keys;
+	char *kv_key;
+	size_t kv_kl;
 };
 
 struct hashcache {
@@ -194,7 +211,14 @@ struct node {
 	uint64_t calls_total;
 	struct hashcache hc[32];
 	int failed; /* the store failed: refuse new work */
+	struct lw *workers;
+	struct kvcache *kvc;
+	char lua_path[PATH_MAX];
+	int64_t next_evict_ms;
 };
+
+static void lua_send(struct call *c, struct wbuf *b);
+static void lua_input(struct call *c);
 
 static int64_t
 now_ms(void)
@@ -609,6 +633,7 @@ session_unpause(struct session *s)
 /* ---- calls ---- */
 
 static void call_maybe_finish(struct call *c);
+static void lua_outcome_proposed(struct call *c, const struct ent_outcome *o);
 static void record_output(struct call *c, int stream, const uint8_t *p, size_t n);
 
 static int
@@ -667,6 +692,13 @@ call_free(struct call *c)
 	free(c->idkey);
 	free(c->obuf);
 	free(c->ebuf);
+	wbuf_free(&c->writes);
+	free(c->kv_key);
+	if (c->w && c->w->ncalls) {
+		c->w->ncalls--;
+		if (!c->w->ncalls)
+			c->w->idle_since = now_ms();
+	}
 	free(c);
 }
 
@@ -696,6 +728,15 @@ call_kill(struct call *c, uint8_t why, const char *msg)
 		c->why = why;
 		if (msg)
 			snprintf(c->msg, sizeof c->msg, "%s", msg);
+	}
+	if (c->lua && c->w && !c->kill_sent && !c->exited) {
+		struct wbuf b = {0};
+		c->kill_sent = 1;
+		c->killed = 1;
+		c->kill_deadline = now_ms() + LW_KILL_GRACE_MS;
+		if (wp_enc_ref(&b, WP_KILL, c->index, 0, NULL, 0) == 0)
+			lua_send(c, &b);
+		wbuf_free(&b);
 	}
 	if (c->pid > 0 && !c->killed) {
 		kill(-c->pid, SIGKILL);
@@ -752,6 +793,16 @@ call_window_sub(struct call *c, size_t n)
 static void
 call_close_stdin(struct call *c)
 {
+	if (c->lua) {
+		if (c->w && !c->eof_sent && !c->exited) {
+			struct wbuf b = {0};
+			c->eof_sent = 1;
+			if (wp_enc_ref(&b, WP_EOF, c->index, 0, NULL, 0) == 0)
+				lua_send(c, &b);
+			wbuf_free(&b);
+		}
+		return;
+	}
 	if (c->fd_in >= 0) {
 		close(c->fd_in);
 		c->fd_in = -1;
@@ -777,6 +828,10 @@ call_drop_input(struct call *c)
 static void
 call_write_input(struct call *c)
 {
+	if (c->lua) {
+		lua_input(c);
+		return;
+	}
 	while (c->inq && c->fd_in >= 0) {
 		struct chunk *k = c->inq;
 		size_t len = k->p->e.len - 8 - k->off;
@@ -903,10 +958,16 @@ call_maybe_finish(struct call *c)
 	o.out_bytes = c->out_bytes;
 	o.err_bytes = c->err_bytes;
 	o.dur_ms = (uint32_t)(now_ms() - c->start_ms);
+	if (c->nwrites && o.kind == WIRE_EXITED && o.code == 0) {
+		o.nwrites = c->nwrites;
+		o.writes = (struct wire_str){(const char *)c->writes.p, c->writes.len};
+	}
 	if (ent_enc_outcome(&b, &o))
 		fatalx("out of memory");
 	c->outcome_proposed = 1;
 	call_drop_input(c);
+	if (c->lua)
+		lua_outcome_proposed(c, &o);
 	propose_wbuf(c->n, ENT_OUTCOME, &b, c);
 }
 
@@ -979,6 +1040,8 @@ set_nonblock(int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+static void lua_start(struct call *c);
+
 /* Apply a CALL: start the service in its sandbox. */
 static void
 call_start(struct call *c)
@@ -998,8 +1061,8 @@ call_start(struct call *c)
 		call_fail(c, c->why ? c->why : ENT_WHY_CANCELLED, "cancelled before it started");
 		return;
 	}
-	if (b->kind != BUNDLE_NATIVE) {
-		call_fail(c, ENT_WHY_SPAWN, "%s is a Lua service, which this node cannot run yet", c->svc->name);
+	if (b->kind == BUNDLE_LUA) {
+		lua_start(c);
 		return;
 	}
 	int exe = open_program(n, b, why, sizeof why);
@@ -1085,6 +1148,393 @@ call_start(struct call *c)
 	log_debug("call %" PRIu64 ": %s v%" PRIu64 " started, pid %d, slot %u",
 	    c->index, c->svc->name, c->ver->n, (int)c->pid, c->slot);
 	call_write_input(c);
+}
+
+/* ---- the Lua runtime: calls in worker processes ---- */
+
+static void
+lua_send(struct call *c, struct wbuf *b)
+{
+	struct lw *w = c->w;
+	if (!w || w->dead)
+		return;
+	if (wb_raw(&w->q, b->p, b->len))
+		fatalx("out of memory");
+	lw_flush(w);
+}
+
+/* Move applied input to the worker while its queue has room. */
+static void
+lua_input(struct call *c)
+{
+	struct lw *w = c->w;
+	while (c->inq && w && !w->dead && w->q.len - w->qoff < LW_QUEUE_HIGH) {
+		struct chunk *k = c->inq;
+		size_t len = k->p->e.len - 8 - k->off;
+		if (wp_enc_ref(&w->q, WP_INPUT, c->index, 0, k->p->buf + 8 + k->off, len))
+			fatalx("out of memory");
+		c->in_written += len;
+		call_window_sub(c, len);
+		c->inq = k->next;
+		if (!c->inq)
+			c->inqt = &c->inq;
+		prop_free(k->p);
+		free(k);
+	}
+	if (w)
+		lw_flush(w);
+	if (!c->inq && c->eof_applied)
+		call_close_stdin(c);
+}
+
+static struct lw *
+lua_worker(struct node *n, struct call *c, char *why, size_t whylen)
+{
+	for (struct lw *w = n->workers; w; w = w->next)
+		if (!w->dead && memcmp(w->vid, c->ver->vid, 32) == 0)
+			return w;
+	int slot = slot_take(n);
+	if (slot < 0) {
+		snprintf(why, whylen, "no free slot for a Lua worker");
+		return NULL;
+	}
+	struct lw *w = calloc(1, sizeof *w);
+	if (!w)
+		fatalx("out of memory");
+	w->fd_to = w->fd_from = -1;
+	memcpy(w->vid, c->ver->vid, 32);
+	char dir[PATH_MAX];
+	char hex[17];
+	hex_encode(c->ver->vid, 8, hex);
+	if ((size_t)snprintf(dir, sizeof dir, "%s/lua-%s", n->run_dir, hex) >= sizeof dir ||
+	    (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
+	    (geteuid() == 0 && chown(dir, sbx_slot_uid(n->sbx, (unsigned)slot),
+	        sbx_slot_gid(n->sbx, (unsigned)slot)) < 0)) {
+		snprintf(why, whylen, "cannot create the Lua worker's directory");
+		n->slots[slot] = 0;
+		free(w);
+		return NULL;
+	}
+	int rc = lw_start(w, n->sbx, n->lua_path, &c->ver->b, dir, (unsigned)slot);
+	if (rc) {
+		snprintf(why, whylen, "cannot start the Lua worker: %s", babl_strerror(rc));
+		log_warnx("cannot start the Lua worker %s: %s", n->lua_path, babl_strerror(rc));
+		n->slots[slot] = 0;
+		lw_free(w);
+		remove_tree(dir);
+		return NULL;
+	}
+	log_debug("Lua worker for %s v%" PRIu64 " started, pid %d", c->svc->name, c->ver->n,
+	    (int)w->pid);
+	w->next = n->workers;
+	n->workers = w;
+	return w;
+}
+
+static void
+lua_start(struct call *c)
+{
+	struct node *n = c->n;
+	char why[512], rq[2 * ENT_REQID_LEN + 1];
+	struct wbuf b = {0};
+	struct wp_call m = {0};
+	c->lua = 1;
+	struct lw *w = lua_worker(n, c, why, sizeof why);
+	if (!w) {
+		call_fail(c, ENT_WHY_SPAWN, "%s", why);
+		return;
+	}
+	c->w = w;
+	w->ncalls++;
+	hex_encode(c->reqid, ENT_REQID_LEN, rq);
+	m.call = c->index;
+	m.service = (struct wire_str){c->svc->name, strlen(c->svc->name)};
+	m.reqid = (struct wire_str){rq, strlen(rq)};
+	m.time_ms = c->time_ms;
+	m.seed = c->seed;
+	m.nargs = (uint32_t)c->args_n;
+	for (int i = 0; i < c->args_n; i++)
+		m.args[i] = (struct wire_str){c->args[i], strlen(c->args[i])};
+	if (wp_enc_call(&b, &m))
+		fatalx("out of memory");
+	lua_send(c, &b);
+	wbuf_free(&b);
+	lua_input(c);
+}
+
+/* Writes enter the cache when the outcome is proposed: later calls see them. */
+static void
+lua_outcome_proposed(struct call *c, const struct ent_outcome *o)
+{
+	struct rd r;
+	int del;
+	struct wire_str k, v;
+	if (!o->nwrites)
+		goto wake;
+	rd_init(&r, o->writes.p, o->writes.len);
+	while (wp_next_write(&r, &del, &k, &v) == 1)
+		kvc_put(c->n->kvc, c->svc->sid, k.p, k.len, del, v.p, v.len, c->index);
+wake:
+	/* Later calls of this service waiting to read may go on now. */
+	for (struct call *x = c->n->calls; x; x = x->next)
+		if (x->kv_wait && x->svc == c->svc && x->index > c->index)
+			x->kv_wait = 2;
+}
+
+/* 1 while an earlier call of the same service has not ended. */
+static int
+lua_earlier_running(struct call *c)
+{
+	for (struct call *x = c->n->calls; x; x = x->next)
+		if (x != c && x->svc == c->svc && x->index < c->index && !x->outcome_proposed)
+			return 1;
+	return 0;
+}
+
+struct keys_ctx {
+	char **k;
+	size_t *kl;
+	int *del;
+	size_t n, cap;
+	size_t pl;
+};
+
+static void
+keys_add(struct keys_ctx *x, const void *k, size_t kl, int del)
+{
+	for (size_t i = 0; i < x->n; i++) {
+		if (x->kl[i] == kl && memcmp(x->k[i], k, kl) == 0) {
+			x->del[i] = del;
+			return;
+		}
+	}
+	if (x->n == x->cap) {
+		x->cap = x->cap ? 2 * x->cap : 64;
+		x->k = realloc(x->k, x->cap * sizeof *x->k);
+		x->kl = realloc(x->kl, x->cap * sizeof *x->kl);
+		x->del = realloc(x->del, x->cap * sizeof *x->del);
+		if (!x->k || !x->kl || !x->del)
+			fatalx("out of memory");
+	}
+	x->k[x->n] = malloc(kl ? kl : 1);
+	memcpy(x->k[x->n], k, kl);
+	x->kl[x->n] = kl;
+	x->del[x->n] = del;
+	x->n++;
+}
+
+static int
+keys_from_store(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct keys_ctx *x = arg;
+	(void)v;
+	(void)vl;
+	keys_add(x, (const uint8_t *)k + 32, kl - 32, 0);
+	return x->n >= WP_MAX_KEYS;
+}
+
+static void
+keys_from_cache(void *arg, const void *k, size_t kl, int deleted)
+{
+	keys_add(arg, k, kl, deleted);
+}
+
+static int
+keycmp(const void *a, const void *b, size_t al, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/* Answer a kv read from the cache of recent writes, else the store. */
+static void
+lua_kv_answer(struct call *c)
+{
+	struct node *n = c->n;
+	struct wbuf b = {0};
+	uint8_t key[32 + WP_MAX_KEY];
+	memcpy(key, c->svc->sid, 32);
+	memcpy(key + 32, c->kv_key, c->kv_kl);
+	c->kv_wait = 0;
+	if (!c->kv_keys) {
+		int del;
+		const void *v;
+		size_t vl;
+		struct store_txn *t = NULL;
+		if (kvc_get(n->kvc, c->svc->sid, c->kv_key, c->kv_kl, &del, &v, &vl)) {
+			wp_enc_kv(&b, c->index, !del, v, vl);
+		} else if (store_begin(n->st, 0, &t) == 0) {
+			int found = store_get(t, DB_KV, key, 32 + c->kv_kl, &v, &vl) == 0;
+			wp_enc_kv(&b, c->index, found, v, found ? vl : 0);
+			store_abort(t);
+		} else {
+			wp_enc_kv(&b, c->index, 0, NULL, 0);
+		}
+	} else {
+		struct keys_ctx x = {0};
+		struct store_txn *t;
+		if (store_begin(n->st, 0, &t) == 0) {
+			store_scan(t, DB_KV, key, 32 + c->kv_kl, 0, keys_from_store, &x);
+			store_abort(t);
+		}
+		kvc_scan(n->kvc, c->svc->sid, c->kv_key, c->kv_kl, keys_from_cache, &x);
+		/* Sort what is left bytewise. */
+		for (size_t i = 1; i < x.n; i++)
+			for (size_t j = i; j > 0 && keycmp(x.k[j - 1], x.k[j], x.kl[j - 1], x.kl[j]) > 0; j--) {
+				char *tk = x.k[j]; x.k[j] = x.k[j - 1]; x.k[j - 1] = tk;
+				size_t tl = x.kl[j]; x.kl[j] = x.kl[j - 1]; x.kl[j - 1] = tl;
+				int td = x.del[j]; x.del[j] = x.del[j - 1]; x.del[j - 1] = td;
+			}
+		size_t mark;
+		uint32_t count = 0;
+		wp_enc_keys_begin(&b, c->index, &mark);
+		for (size_t i = 0; i < x.n; i++) {
+			if (!x.del[i]) {
+				wp_enc_keys_add(&b, x.k[i], x.kl[i]);
+				count++;
+			}
+			free(x.k[i]);
+		}
+		wp_enc_keys_end(&b, mark, count);
+		free(x.k);
+		free(x.kl);
+		free(x.del);
+	}
+	lua_send(c, &b);
+	wbuf_free(&b);
+}
+
+/*
+ * A call's kv reads see the writes of every earlier call of its service:
+ * a read waits until those have ended.  Replicas apply the same rule to
+ * the same log, so they read the same values.
+ */
+static void
+lua_kv_request(struct call *c, const struct wp_kvget *m)
+{
+	free(c->kv_key);
+	c->kv_key = malloc(m->key.len ? m->key.len : 1);
+	if (!c->kv_key)
+		fatalx("out of memory");
+	memcpy(c->kv_key, m->key.p, m->key.len);
+	c->kv_kl = m->key.len;
+	c->kv_keys = m->keys;
+	if (lua_earlier_running(c)) {
+		c->kv_wait = 1;
+		return;
+	}
+	lua_kv_answer(c);
+}
+
+static void
+lua_frame(void *arg, struct lw *w, const struct wire_frame *f)
+{
+	struct node *n = arg;
+	struct wp_ref r;
+	struct wp_kvget kg;
+	struct wp_done d;
+	uint64_t id;
+	if (f->type == WP_OUT && wp_dec_ref(f, &r) == 0)
+		id = r.call;
+	else if (f->type == WP_KVGET && wp_dec_kvget(f, &kg) == 0)
+		id = kg.call;
+	else if (f->type == WP_DONE && wp_dec_done(f, &d) == 0)
+		id = d.call;
+	else {
+		log_warnx("Lua worker %d sent a malformed message; killing it", (int)w->pid);
+		lw_kill(w);
+		return;
+	}
+	struct call *c = call_by_index(n, id);
+	if (!c || c->w != w || c->exited)
+		return;
+	switch (f->type) {
+	case WP_OUT: {
+		int stream = r.stream == 2 ? 2 : 1;
+		if (stream == 1)
+			c->out_bytes += r.bytes.len;
+		else
+			c->err_bytes += r.bytes.len;
+		if (c->idkey)
+			record_output(c, stream, (const uint8_t *)r.bytes.p, r.bytes.len);
+		if (c->sess) {
+			struct wbuf b = {0};
+			if (wire_enc_bytes(&b, stream == 1 ? WIRE_OUT : WIRE_ERRB, r.bytes.p, r.bytes.len))
+				fatalx("out of memory");
+			queue_wbuf(c->sess, &b);
+		}
+		break;
+	}
+	case WP_KVGET:
+		lua_kv_request(c, &kg);
+		break;
+	case WP_DONE:
+		c->exited = 1;
+		if (d.status == 128 + SIGKILL || c->killed)
+			c->status = SIGKILL; /* as a process killed by SIGKILL */
+		else
+			c->status = (d.status & 255) << 8;
+		if (d.status == 0 && d.nwrites) {
+			wbuf_reset(&c->writes);
+			if (wb_raw(&c->writes, d.writes.p, d.writes.len))
+				fatalx("out of memory");
+			c->nwrites = d.nwrites;
+		}
+		call_maybe_finish(c);
+		break;
+	}
+}
+
+/* A worker is gone: the calls it ran end, its state changes unapplied. */
+static void
+lua_worker_gone(struct node *n, struct lw *w)
+{
+	for (struct call *c = n->calls; c; c = c->next) {
+		if (c->w != w || c->exited)
+			continue;
+		if (!c->why) {
+			c->why = ENT_WHY_WORKER;
+			snprintf(c->msg, sizeof c->msg, "the Lua worker running it died");
+		}
+		c->exited = 1;
+		c->status = SIGKILL;
+		c->nwrites = 0;
+		call_maybe_finish(c);
+	}
+}
+
+/* Reap workers that died or idled out. */
+static void
+lua_housekeeping(struct node *n)
+{
+	int64_t t = now_ms();
+	for (struct call *c = n->calls; c; c = c->next) {
+		if (c->kv_wait == 2 || (c->kv_wait && !lua_earlier_running(c)))
+			lua_kv_answer(c);
+		if (c->lua && c->kill_sent && !c->exited && c->w && t > c->kill_deadline) {
+			log_warnx("Lua worker %d did not end call %" PRIu64 " in time; killing it",
+			    (int)c->w->pid, c->index);
+			lw_kill(c->w);
+		}
+	}
+	for (struct lw **pp = &n->workers; *pp;) {
+		struct lw *w = *pp;
+		if (!w->dead && !w->ncalls && t - w->idle_since > LW_IDLE_MS && !n->stopping)
+			lw_kill(w);
+		if (w->dead && !w->exited && w->pid > 0) {
+			kill(-w->pid, SIGKILL);
+		}
+		if (w->dead)
+			lua_worker_gone(n, w);
+		if (w->dead && w->exited && !w->ncalls) {
+			*pp = w->next;
+			n->slots[w->slot] = 0;
+			remove_tree(w->workdir);
+			lw_free(w);
+			continue;
+		}
+		pp = &w->next;
+	}
 }
 
 /* ---- handling requests ---- */
@@ -1701,6 +2151,25 @@ record_call(struct node *n, const uint8_t sid[32], uint64_t index, uint64_t time
 	commit_put(n->cm, DB_CALLS, k, 40, r, CALLREC_LEN);
 }
 
+/* A Lua call's kv writes become state. */
+static void
+apply_writes(struct node *n, const uint8_t sid[32], const struct ent_outcome *o)
+{
+	struct rd r;
+	int del;
+	struct wire_str k, v;
+	uint8_t key[32 + WP_MAX_KEY];
+	rd_init(&r, o->writes.p, o->writes.len);
+	memcpy(key, sid, 32);
+	while (wp_next_write(&r, &del, &k, &v) == 1) {
+		memcpy(key + 32, k.p, k.len);
+		if (del)
+			commit_del(n->cm, DB_KV, key, 32 + k.len);
+		else
+			commit_put(n->cm, DB_KV, key, 32 + k.len, v.p, v.len);
+	}
+}
+
 static void
 apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 {
@@ -1708,6 +2177,13 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 	be64_put(k, c->index);
 	commit_del(n->cm, DB_OPEN, k, 8);
 	record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
+	if (o->nwrites) {
+		uint64_t txns, ents;
+		apply_writes(n, c->svc->sid, o);
+		commit_stats(n->cm, &txns, &ents);
+		/* Durable once the transaction after the one under way commits. */
+		kvc_applied(n->kvc, c->index, txns + 2);
+	}
 	if (c->idkey && o->why == ENT_WHY_NONE && !c->record_overflow) {
 		uint8_t rec[29];
 		be64_put(rec, c->time_ms);
@@ -1959,6 +2435,8 @@ recover(struct node *n)
 					hex_encode(ec.vid, 32, hex);
 					uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
 					record_call(n, ec.sid, o.call, ec.time_ms, ec.reqid, vn, &o);
+					if (o.nwrites)
+						apply_writes(n, ec.sid, &o);
 				}
 			}
 		}
@@ -2046,6 +2524,15 @@ reap_children(struct node *n)
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (struct lw *w = n->workers; w; w = w->next) {
+			if (w->pid == pid) {
+				w->exited = 1;
+				if (!w->dead)
+					log_warnx("Lua worker %d exited unexpectedly (status 0x%x)", (int)pid, st);
+				lw_kill(w);
+				w->pid = -pid;
+			}
+		}
 		for (struct call *c = n->calls; c; c = c->next) {
 			if (c->pid == pid) {
 				c->exited = 1;
@@ -2301,6 +2788,29 @@ run_loop(struct node *n)
 		size_t k = 0;
 		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
 		pfd[k++] = (struct pollfd){n->sig_fd, POLLIN, 0};
+		size_t nw = 0;
+		for (struct lw *w = n->workers; w; w = w->next)
+			nw++;
+		if (k + 2 * nw + 3 * (size_t)n->ncalls > pcap) {
+			pcap = (k + 2 * nw + 3 * (size_t)n->ncalls) * 2;
+			pfd = realloc(pfd, pcap * sizeof *pfd);
+			pcall = realloc(pcall, pcap * sizeof *pcall);
+			pstream = realloc(pstream, pcap * sizeof *pstream);
+			if (!pfd || !pcall || !pstream)
+				fatalx("out of memory");
+		}
+		for (struct lw *w = n->workers; w; w = w->next) {
+			if (w->dead)
+				continue;
+			pcall[k] = (struct call *)w;
+			pstream[k] = 3;
+			pfd[k++] = (struct pollfd){w->fd_from, POLLIN, 0};
+			if (w->q.len > w->qoff) {
+				pcall[k] = (struct call *)w;
+				pstream[k] = 4;
+				pfd[k++] = (struct pollfd){w->fd_to, POLLOUT, 0};
+			}
+		}
 		for (struct call *c = n->calls; c; c = c->next) {
 			if (c->fd_in >= 0 && c->inq) {
 				pcall[k] = c;
@@ -2337,6 +2847,25 @@ run_loop(struct node *n)
 			for (size_t i = 2; i < k; i++) {
 				if (!pfd[i].revents)
 					continue;
+				if (pstream[i] >= 3) {
+					struct lw *w;
+					for (w = n->workers; w && w != (struct lw *)pcall[i]; w = w->next)
+						;
+					if (!w || w->dead)
+						continue;
+					if (pstream[i] == 3) {
+						int lr = lw_read(w, lua_frame, n);
+						if (lr == BABL_EPROTO) {
+							log_warnx("Lua worker %d sent a malformed frame; killing it", (int)w->pid);
+							lw_kill(w);
+						}
+					} else if (lw_flush(w) == 0) {
+						for (struct call *c = n->calls; c; c = c->next)
+							if (c->w == w && c->inq)
+								lua_input(c);
+					}
+					continue;
+				}
 				struct call *c;
 				for (c = n->calls; c && c != pcall[i]; c = c->next)
 					;
@@ -2363,6 +2892,13 @@ run_loop(struct node *n)
 			session_reap(s);
 		}
 		check_timers(n);
+		lua_housekeeping(n);
+		if (now_ms() >= n->next_evict_ms) {
+			uint64_t txns, ents;
+			commit_stats(n->cm, &txns, &ents);
+			kvc_evict(n->kvc, txns);
+			n->next_evict_ms = now_ms() + 100;
+		}
 		if (now_ms() >= n->next_prune_ms) {
 			prune_ids(n);
 			n->next_prune_ms = now_ms() + 60000;
@@ -2425,6 +2961,9 @@ node_run(const struct node_config *cfg)
 		fatalx("cannot set up confinement with %s: %s", cfg->launcher, babl_strerror(rc));
 	log_info("confinement: %s", sbx_describe(n->sbx));
 	n->slots = calloc(cfg->max_calls, 1);
+	if (kvc_open(&n->kvc))
+		fatalx("out of memory");
+	snprintf(n->lua_path, sizeof n->lua_path, "%s", cfg->lua_worker);
 
 	n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	sigemptyset(&set);
@@ -2466,8 +3005,14 @@ node_run(const struct node_config *cfg)
 			nanosleep(&ts, NULL);
 		}
 	}
-	commit_stop(n->cm);
+	commit_sync(n->cm);
 	apply_done(n);
+	commit_sync(n->cm);
+	commit_stop(n->cm);
+	for (struct lw *w = n->workers, *nx; w; w = nx) {
+		nx = w->next;
+		lw_free(w);
+	}
 	for (struct call *c = n->calls; c; c = c->next)
 		if (c->pid)
 			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);

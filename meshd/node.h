@@ -25,6 +25,7 @@ struct node_config {
 	unsigned sandbox_want;     /* SBX_* layers allowed */
 	uint64_t map_bytes;        /* LMDB map size */
 	const char *launcher;      /* path of meshd-sandbox */
+	const char *lua_worker;    /* path of meshd-lua */
 };
 
 /* Run until SIGTERM or SIGINT.  Returns the process exit status. */

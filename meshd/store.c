@@ -11,7 +11,7 @@
 #include "store.h"
 
 static const char *db_names[DB_N] = {"log", "meta", "services", "names",
-    "bundles", "calls", "idem", "idout", "open"};
+    "bundles", "calls", "idem", "idout", "open", "kv"};
 
 struct store {
 	MDB_env *env;

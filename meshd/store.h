@@ -31,6 +31,7 @@ enum store_db {
 	DB_IDEM,     /* BLAKE2b(service id, id key) -> outcome record */
 	DB_IDOUT,    /* idem key, sequence -> recorded output chunk */
 	DB_OPEN,     /* call index -> nothing: calls begun and not ended */
+	DB_KV,       /* service id, key -> value: Lua services' state */
 	DB_N
 };
 

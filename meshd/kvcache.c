@@ -1,0 +1,160 @@
+/* kvcache.c - writes not yet in the store; see kvcache.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "kvcache.h"
+
+#define NBUCKETS 4096
+
+struct kvc_ent {
+	struct kvc_ent *next;
+	uint8_t sid[32];
+	uint64_t call, durable_at;
+	int deleted;
+	size_t kl, vl;
+	uint8_t *k, *v; /* in this allocation */
+};
+
+struct kvcache {
+	struct kvc_ent *b[NBUCKETS];
+	size_t n;
+};
+
+static unsigned
+bucket(const uint8_t sid[32], const void *k, size_t kl)
+{
+	/* FNV-1a over the service id and the key. */
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 32; i++)
+		h = (h ^ sid[i]) * 16777619u;
+	for (size_t i = 0; i < kl; i++)
+		h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
+	return h % NBUCKETS;
+}
+
+int
+kvc_open(struct kvcache **out)
+{
+	*out = calloc(1, sizeof **out);
+	return *out ? 0 : BABL_ENOMEM;
+}
+
+void
+kvc_close(struct kvcache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < NBUCKETS; i++) {
+		struct kvc_ent *e = c->b[i];
+		while (e) {
+			struct kvc_ent *nx = e->next;
+			free(e);
+			e = nx;
+		}
+	}
+	free(c);
+}
+
+static struct kvc_ent **
+find(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl)
+{
+	struct kvc_ent **pp = &c->b[bucket(sid, k, kl)];
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->kl == kl && memcmp((*pp)->sid, sid, 32) == 0 &&
+		    memcmp((*pp)->k, k, kl) == 0)
+			break;
+	return pp;
+}
+
+int
+kvc_put(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
+    int deleted, const void *v, size_t vl, uint64_t call)
+{
+	struct kvc_ent *e = malloc(sizeof *e + kl + vl);
+	if (!e)
+		return BABL_ENOMEM;
+	memcpy(e->sid, sid, 32);
+	e->call = call;
+	e->durable_at = UINT64_MAX;
+	e->deleted = deleted;
+	e->kl = kl;
+	e->vl = deleted ? 0 : vl;
+	e->k = (uint8_t *)(e + 1);
+	e->v = e->k + kl;
+	memcpy(e->k, k, kl);
+	if (!deleted && vl)
+		memcpy(e->v, v, vl);
+	struct kvc_ent **pp = find(c, sid, k, kl);
+	if (*pp) {
+		e->next = (*pp)->next;
+		free(*pp);
+		*pp = e;
+	} else {
+		e->next = NULL;
+		*pp = e;
+		c->n++;
+	}
+	return 0;
+}
+
+int
+kvc_get(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
+    int *deleted, const void **v, size_t *vl)
+{
+	struct kvc_ent *e = *find(c, sid, k, kl);
+	if (!e)
+		return 0;
+	*deleted = e->deleted;
+	*v = e->v;
+	*vl = e->vl;
+	return 1;
+}
+
+void
+kvc_applied(struct kvcache *c, uint64_t call, uint64_t durable_at)
+{
+	if (!c->n)
+		return;
+	for (int i = 0; i < NBUCKETS; i++)
+		for (struct kvc_ent *e = c->b[i]; e; e = e->next)
+			if (e->call == call)
+				e->durable_at = durable_at;
+}
+
+void
+kvc_evict(struct kvcache *c, uint64_t txns)
+{
+	if (!c->n)
+		return;
+	for (int i = 0; i < NBUCKETS; i++) {
+		struct kvc_ent **pp = &c->b[i];
+		while (*pp) {
+			if ((*pp)->durable_at <= txns) {
+				struct kvc_ent *e = *pp;
+				*pp = e->next;
+				free(e);
+				c->n--;
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+	}
+}
+
+void
+kvc_scan(struct kvcache *c, const uint8_t sid[32], const void *prefix, size_t pl,
+    kvc_visit fn, void *arg)
+{
+	for (int i = 0; i < NBUCKETS && c->n; i++)
+		for (struct kvc_ent *e = c->b[i]; e; e = e->next)
+			if (memcmp(e->sid, sid, 32) == 0 && e->kl >= pl &&
+			    memcmp(e->k, prefix, pl) == 0)
+				fn(arg, e->k, e->kl, e->deleted);
+}
+
+size_t
+kvc_count(const struct kvcache *c)
+{
+	return c->n;
+}
