@@ -1732,7 +1732,7 @@ handle_data(struct session *s, const struct wire_frame *f)
 		return;
 	}
 	if (f->len == 0 || c->cancel_proposed || c->outcome_proposed || c->exited ||
-	    (c->state == C_RUNNING && c->fd_in < 0))
+	    (c->state == C_RUNNING && (c->lua ? c->eof_sent : c->fd_in < 0)))
 		return; /* the service no longer reads its input */
 	if (c->in_proposed + f->len > c->ver->b.lim.max_input) {
 		call_propose_cancel(c, ENT_WHY_INPUT_LIMIT, NULL);
@@ -2054,7 +2054,8 @@ handle_deploy(struct session *s, const struct wire_frame *f)
 	int rc = reg_check(&n->reg, &d, sid, vid, why, sizeof why);
 	if (rc) {
 		log_info("session %" PRIu64 ": deploy refused: %s", s->id, why);
-		send_error(s, rc == BABL_EPROTO ? BABL_EINPUT : rc, "deploy refused: %s", why);
+		send_error(s, rc == BABL_EPROTO ? BABL_EINPUT : rc, "%s%s",
+		    rc == BABL_EINPUT ? "" : "deploy refused: ", why);
 		return;
 	}
 	if (n->stopping || n->failed) {
@@ -2278,7 +2279,7 @@ apply_prop(struct node *n, struct prop *p)
 		struct call *c = p->owner;
 		if (!c || c->index != be64_get(p->buf))
 			break;
-		if (c->fd_in < 0 || c->outcome_proposed) {
+		if ((c->lua ? c->eof_sent || c->exited : c->fd_in < 0) || c->outcome_proposed) {
 			call_window_sub(c, e->len - 8);
 			break;
 		}
