@@ -56,6 +56,7 @@
 #define SHUTDOWN_GRACE_MS 5000
 #define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
 #define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
+#define LW_SEND_BEHIND 16             /* frames queued to a caller before its worker waits */
 
 struct node;
 struct call;
@@ -2803,9 +2804,16 @@ run_loop(struct node *n)
 		for (struct lw *w = n->workers; w; w = w->next) {
 			if (w->dead)
 				continue;
-			pcall[k] = (struct call *)w;
-			pstream[k] = 3;
-			pfd[k++] = (struct pollfd){w->fd_from, POLLIN, 0};
+			/* A worker is not read while one of its callers is far
+			 * behind in reading its output (memory stays bounded). */
+			int behind = 0;
+			for (struct call *c = n->calls; c && !behind; c = c->next)
+				behind = c->w == w && c->sess && c->sess->sqn > LW_SEND_BEHIND;
+			if (!behind) {
+				pcall[k] = (struct call *)w;
+				pstream[k] = 3;
+				pfd[k++] = (struct pollfd){w->fd_from, POLLIN, 0};
+			}
 			if (w->q.len > w->qoff) {
 				pcall[k] = (struct call *)w;
 				pstream[k] = 4;
