@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commit.h"
@@ -11,6 +12,8 @@
 /* At most this much payload goes into one transaction, to bound the dirty
  * pages LMDB holds in memory. */
 #define BATCH_BYTES (8u << 20)
+/* How long state writes wait for a proposal to share a transaction with. */
+#define OPS_DELAY_NS (10 * 1000 * 1000)
 
 struct committer {
 	struct store *st;
@@ -20,6 +23,7 @@ struct committer {
 	pthread_cond_t cv;
 	pthread_cond_t idle; /* signalled after each batch */
 	int writing;
+	int syncers;          /* threads waiting in commit_sync */
 	int stopping;
 	int failed;          /* sticky: once a commit fails, nothing more is written */
 	struct prop *q, **qt; /* queued proposals */
@@ -70,6 +74,23 @@ commit_main(void *arg)
 			pthread_cond_wait(&c->cv, &c->mu);
 		if (!c->q && !c->ops && c->stopping)
 			break;
+		/*
+		 * State writes alone do not need a sync of their own: the log
+		 * can rebuild them.  They wait a little for proposals to ride
+		 * along with, unless someone waits for them (commit_sync).
+		 */
+		if (!c->q && !c->stopping && !c->syncers) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += OPS_DELAY_NS;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			while (!c->q && !c->stopping && !c->syncers &&
+			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+				;
+		}
 		/* Take up to BATCH_BYTES of proposals and every queued op. */
 		struct prop *props = c->q, *last = NULL;
 		size_t bytes = 0, n = 0;
@@ -242,8 +263,11 @@ int
 commit_sync(struct committer *c)
 {
 	pthread_mutex_lock(&c->mu);
+	c->syncers++;
+	pthread_cond_signal(&c->cv);
 	while ((c->q || c->ops || c->writing) && !c->failed)
 		pthread_cond_wait(&c->idle, &c->mu);
+	c->syncers--;
 	int rc = c->failed;
 	pthread_mutex_unlock(&c->mu);
 	return rc;

@@ -49,7 +49,7 @@
 #define RBUF_CAP (2 * (WIRE_MAX_BODY + WIRE_HDR))
 #define OUT_CHUNK WIRE_CHUNK          /* stdout read size */
 #define ERR_CHUNK (64u * 1024)        /* stderr read size */
-#define CALL_WINDOW (1u << 20)        /* input bytes in flight per call */
+#define CALL_WINDOW (8u << 20)        /* input bytes in flight per call */
 #define INPUT_BUDGET (64u << 20)      /* input bytes in flight per node */
 #define HELLO_TIMEOUT_MS 10000        /* a connection must say HELLO and ask */
 #define ID_MAX_OUTPUT (64ull << 20)   /* output recorded for an --id call */
@@ -119,6 +119,11 @@ struct session {
 	uint64_t rseq, rchunks;
 	uint8_t rkind;
 	int32_t rcode;
+	/* An --id caller gets its EXIT once the record of it is durable. */
+	int exit_after_barrier;
+	int in_barrier;   /* listed in a NOOP proposal: not freed until it applies */
+	uint8_t bkind;
+	int32_t bcode;
 };
 
 enum call_state { C_PROPOSED, C_RUNNING, C_ENDED };
@@ -527,7 +532,7 @@ static int
 session_reap(struct session *s)
 {
 	struct node *n = s->n;
-	if (!s->dead || s->rbusy || s->sbusy || s->w.queued)
+	if (!s->dead || s->rbusy || s->sbusy || s->w.queued || s->in_barrier)
 		return 0;
 	if (s->call)
 		call_lost_session(s->call);
@@ -2205,7 +2210,14 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 			    c->svc->name, c->msg[0] ? c->msg : w);
 		else if (o->why == ENT_WHY_TIMEOUT)
 			send_exit(s, o->kind, o->code, c->msg);
-		else
+		else if (c->idkey && o->why == ENT_WHY_NONE && !c->record_overflow) {
+			/* A retry must find the record: wait until it is durable. */
+			s->exit_after_barrier = 1;
+			s->bkind = o->kind;
+			s->bcode = o->code;
+			s->wnext = c->waiters;
+			c->waiters = s;
+		} else
 			send_exit(s, o->kind, o->code, NULL);
 		s->call = NULL;
 		c->sess = NULL;
@@ -2218,8 +2230,10 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		if (!p)
 			fatalx("out of memory");
 		be64_put(p, c->index);
-		for (; w; w = w->wnext)
+		for (; w; w = w->wnext) {
 			w->waiting = NULL;
+			w->in_barrier = 1;
+		}
 		propose(n, ENT_NOOP, p, 8, c->waiters);
 		c->waiters = NULL;
 	}
@@ -2243,8 +2257,14 @@ apply_noop(struct node *n, struct session *list)
 		uint8_t rec[29];
 		list = s->wnext;
 		s->wnext = NULL;
+		s->in_barrier = 0;
 		if (s->dead)
 			continue;
+		if (s->exit_after_barrier) {
+			s->exit_after_barrier = 0;
+			send_exit(s, s->bkind, s->bcode, NULL);
+			continue;
+		}
 		int found = 0;
 		if (store_begin(n->st, 0, &t) == 0) {
 			found = store_get(t, DB_IDEM, s->rkey, 32, &v, &vl) == 0 && vl >= sizeof rec;
