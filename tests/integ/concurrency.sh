@@ -103,6 +103,7 @@ check "--id k2 prints another request id" test "${#r3}" = 32 -a "$r3" != "$r1"
 r4=$(babl rid </dev/null)
 r5=$(babl rid </dev/null)
 check "without --id every call runs anew" test "$r4" != "$r5" -a "$r4" != "$r1"
+wait_until 5 bash -c "[ \$(babl log rid | grep -cE '^[0-9]+ ') -ge 4 ]"
 babl log rid >"$T/log.rid"
 check_eq "babl log rid shows one run for k1" 1 "$(grep -c "$r1" "$T/log.rid")"
 check_eq "babl log rid shows one run for k2" 1 "$(grep -c "$r3" "$T/log.rid")"
@@ -121,6 +122,7 @@ check_eq "they all exit 0" "0 0 0 0 0 0 0 0 0 0" "$(cat "$T"/d/*.rc | tr '\n' ' 
 check_eq "they all print the same request id" 1 "$(cat "$T"/d/*.out | sort -u | wc -l)"
 k3=$(head -n 1 "$T/d/0.out")
 check_eq "that id is a request id" 32 "${#k3}"
+wait_until 5 bash -c "[ \$(babl log rid | grep -cE '^[0-9]+ ') -ge 5 ]"
 check_eq "babl log rid shows one run for k3" 1 "$(babl log rid | grep -c "${k3:-none}")"
 check_eq "babl log rid shows 5 runs in all" 5 "$(babl log rid | grep -cE '^[0-9]+ ')"
 
@@ -133,6 +135,7 @@ _run babl --id e1 three </dev/null
 check_eq "--id e1 three again: exit 3 (replayed)" 3 "$RC"
 check_eq "--id e1 three again: the same stdout" three "$(cat "$T/out")"
 check_eq "--id e1 three again: the same stderr" err3 "$(grep -v '^babl:' "$T/err")"
+wait_until 5 bash -c "[ \$(babl log three | grep -cE '^[0-9]+ ') -ge 1 ]"
 check_eq "babl log three shows one run" 1 "$(babl log three | grep -cE '^[0-9]+ ')"
 
 # And after a restart.

@@ -85,16 +85,28 @@ for s in cat grep sh hostile err; do
 	check_eq "babl ls lists $s" "$s" "$(awk -v s="$s" '$1 == s { print $1 }' "$T/view")"
 done
 printf 'abc\n' | babl cat >/dev/null
+# (Each check on babl log's contents waits a little for the record: that it
+# is there at once is checked on its own below.)
+check "babl log cat shows the call with 4 input bytes and exit 0" \
+	wait_until 5 bash -c "babl log cat | grep -qE '^[0-9]+ .* 4 +4 +exit 0\$'"
 check "babl log cat" babl log cat
-keep
-check_eq "babl log cat shows the call with 4 input bytes and exit 0" 1 \
-	"$(grep -E '^[0-9]+ .* 4 +4 +exit 0$' "$T/view" | wc -l)"
+check "babl log grep: the record appears" wait_until 5 bash -c "babl log grep | grep -q 'exit 1$'"
 check "babl log grep" babl log grep
 keep
 check "babl log grep shows the exit 1" grep -q 'exit 1$' "$T/view"
+check "babl log hostile: the record appears" wait_until 5 bash -c "babl log hostile | grep -q 'signal 11'"
 check "babl log hostile" babl log hostile
 keep
 check "babl log hostile shows signal 11" grep -q 'signal 11' "$T/view"
+# A call that has ended is in babl log at once (read your writes).
+check "deploy seen" babl deploy seen -- cat
+missed=0
+for ((i = 1; i <= 10; i++)); do
+	echo "$i" | babl seen >/dev/null
+	n=$(babl log seen | grep -cE '^[0-9]+ ')
+	[ "$n" = "$i" ] || missed=$((missed + 1))
+done
+check_eq "each of 10 ended calls is in babl log at once" 0 "$missed"
 check "babl status" babl status
 keep
 for w in node: data: log: services: confinement: uptime:; do
@@ -122,6 +134,7 @@ check_eq "babl ver@2 runs version 2" "...." "$(echo abcd | babl ver@2)"
 check_eq "babl ver@<12 hex of v1> runs version 1" "ABCD" "$(echo abcd | babl "ver@${v1:0:12}")"
 check_eq "babl <v1 id> runs version 1" "ABCD" "$(echo abcd | babl "$v1")"
 check_exit 69 babl ver@3 </dev/null
+check "babl log ver: the records appear" wait_until 5 bash -c "[ \$(babl log ver | grep -cE '^[0-9]+ ') -ge 4 ]"
 check "babl log ver" babl log ver
 keep
 check "babl log ver records version 1 and 2 calls" \
@@ -140,7 +153,7 @@ timeout 30 babl nap </dev/null >"$T/out" 2>"$T/err"
 RC=$?
 check_eq "nap is killed at its 2 s limit: exit 137" 137 "$RC"
 check_stderr_contains "limit"
-check "babl log nap says timeout" bash -c "babl log nap | grep -q timeout"
+check "babl log nap says timeout" wait_until 5 bash -c "babl log nap | grep -q timeout"
 check_eq "the node still serves after a timeout" ok "$(echo ok | babl cat)"
 
 # --- -t SECS on the client
@@ -188,7 +201,7 @@ _run babl mycat <<<"hi"
 check_eq "a changed program is refused: exit 69" 69 "$RC"
 check_eq "nothing on stdout from a refused program" "" "$(cat "$T/out")"
 check_stderr_contains "hash"
-check "babl log mycat records the refusal" bash -c "babl log mycat | grep -q 'program mismatch'"
+check "babl log mycat records the refusal" wait_until 5 bash -c "babl log mycat | grep -q 'program mismatch'"
 check_eq "the node still serves after that" ok "$(echo ok | babl cat)"
 
 check "babl verify" babl verify
