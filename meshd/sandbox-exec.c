@@ -4,13 +4,25 @@
  *
  *   meshd-sandbox -L LAYERS [-d PPID] [-u UID -g GID] [-w DIR] [-m MEM]
  *                 [-c CPU] [-f FSIZE] [-p NPROC] [-n NOFILE] [-s BPFFD]
- *                 [-x EXEFD] -A NARGS -- PATH ARG... ENV...
+ *                 [-x EXEFD] [-N NSFD] -A NARGS -- PATH ARG... ENV...
  *   meshd-sandbox -P -L LAYERS [-u UID -g GID] [-s BPFFD]
+ *   meshd-sandbox -H -L LAYERS [-d PPID] -w RUNDIR
  *
  * The first form runs PATH with the NARGS arguments that follow it (argv[0]
  * included) and the rest as its environment.  The second prints the subset
  * of LAYERS that this kernel grants, found by trying them in throwaway
- * children.
+ * children.  The third is the holder of the shared namespaces (root only):
+ * it unshares the network, IPC, UTS and mount namespaces that LAYERS asks
+ * for, makes its view of the filesystem read-only but for RUNDIR, mounts an
+ * empty read-only tmpfs on /proc, writes "ok" to fd 1 and waits for EOF on
+ * fd 0; meshd opens /proc/PID/ns/{net,ipc,uts,mnt} meanwhile and keeps the
+ * namespaces alive through those fds, so the holder then simply exits.
+ *
+ * With -N, fds NSFD..NSFD+3 are those four namespaces: the launcher enters
+ * them with setns() instead of creating its own, and unshares only a pid
+ * namespace and a mount namespace (a copy of the shared, read-only one) in
+ * which pid 1 mounts a /proc of the new pid namespace.  The work dir must
+ * then lie under the holder's RUNDIR, the only writable place in its view.
  *
  * With a pid namespace there are three processes: this one (meshd's child
  * and the process-group leader), pid 1 of the new namespace, and the
@@ -45,14 +57,14 @@
 
 struct opts {
 	unsigned layers;
-	int probe;
+	int probe, hold;
 	pid_t ppid;
 	uid_t uid;
 	gid_t gid;
 	int have_ids;
 	const char *workdir;
 	struct sbx_limits lim;
-	int bpf_fd, exe_fd;
+	int bpf_fd, exe_fd, ns_fd;
 	const char *path;
 	char **argv, **envp;
 };
@@ -95,10 +107,11 @@ parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	memset(o, 0, sizeof *o);
-	o->bpf_fd = o->exe_fd = -1;
-	while ((c = getopt(argc, argv, "+PL:d:u:g:w:m:c:f:p:n:s:x:A:")) != -1) {
+	o->bpf_fd = o->exe_fd = o->ns_fd = -1;
+	while ((c = getopt(argc, argv, "+PHL:d:u:g:w:m:c:f:p:n:s:x:N:A:")) != -1) {
 		switch (c) {
 		case 'P': o->probe = 1; break;
+		case 'H': o->hold = 1; break;
 		case 'L': o->layers = number(optarg, UINT_MAX); break;
 		case 'd': o->ppid = number(optarg, INT_MAX); break;
 		case 'u': o->uid = number(optarg, UINT_MAX - 1); o->have_ids |= 1; break;
@@ -111,6 +124,7 @@ parse(int argc, char **argv, struct opts *o)
 		case 'n': o->lim.nofile = number(optarg, UINT32_MAX); break;
 		case 's': o->bpf_fd = number(optarg, INT_MAX); break;
 		case 'x': o->exe_fd = number(optarg, INT_MAX); break;
+		case 'N': o->ns_fd = number(optarg, INT_MAX - 4); break;
 		case 'A': nargs = number(optarg, INT_MAX); break;
 		default: usage("unknown option");
 		}
@@ -119,6 +133,11 @@ parse(int argc, char **argv, struct opts *o)
 		usage("-u and -g go together");
 	if (o->probe)
 		return;
+	if (o->hold) {
+		if (!o->workdir || o->workdir[0] != '/')
+			usage("-H needs -w RUNDIR, an absolute path");
+		return;
+	}
 	if (nargs < 1 || argc - optind < nargs + 1)
 		usage("missing program or arguments");
 	/* PATH's slot goes to the arguments, leaving room for their NULL. */
@@ -276,27 +295,96 @@ enter_namespaces(unsigned layers)
 	write_file("/proc/self/gid_map", map);
 }
 
+/* Mount flags of every /proc this file mounts: read-only, nothing to run. */
+#define PROC_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
 /*
- * A private, read-only view of the filesystem but for the work dir, and
- * when in a new pid namespace a /proc that shows it (if the kernel lets us;
- * a failure there is ignored).
+ * A private, read-only view of the filesystem but for the directory dir
+ * (the work dir, or the holder's run dir that holds all work dirs).  /proc
+ * becomes, by proc: PROC_FRESH a /proc of the caller's new pid namespace
+ * (if the kernel lets us; a failure there is ignored), PROC_EMPTY an empty
+ * read-only tmpfs (a shared mount namespace outlives any pid namespace, so
+ * it gets no /proc of its own; each call mounts its own on top), or
+ * PROC_KEEP the one it had.
  */
+enum { PROC_KEEP, PROC_FRESH, PROC_EMPTY };
+
 static void
-setup_mounts(const char *workdir, int proc)
+setup_mounts(const char *dir, int proc)
 {
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
 	struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
 		die("make / private");
-	if (workdir && mount(workdir, workdir, NULL, MS_BIND | MS_REC, NULL) != 0)
+	if (dir && mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) != 0)
 		die("bind work dir");
-	if (proc)
+	if (proc == PROC_FRESH)
 		(void)mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	else if (proc == PROC_EMPTY &&
+		 mount("none", "/proc", "tmpfs", PROC_FLAGS, "size=4k,nr_inodes=1,mode=555") != 0)
+		die("hide /proc");
 	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) != 0)
 		die("make / read-only");
-	if (workdir && mount_setattr(AT_FDCWD, workdir, 0, &rw, sizeof rw) != 0)
+	if (dir && mount_setattr(AT_FDCWD, dir, 0, &rw, sizeof rw) != 0)
 		die("make work dir writable");
+}
+
+/*
+ * Enter the shared namespaces at fds first..first+3 (net, ipc, uts, mnt),
+ * close those fds, and unshare what stays per call: the pid namespace and,
+ * for a /proc that shows it, a copy of the shared mount namespace.
+ */
+static void
+enter_shared(int first, unsigned layers)
+{
+	static const int type[4] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNS};
+	int f = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if (setns(first + i, type[i]) != 0)
+			die("enter the shared namespaces");
+		close(first + i);
+	}
+	if (layers & SBX_PIDNS)
+		f |= CLONE_NEWPID;
+	if ((layers & (SBX_PIDNS | SBX_MNTNS)) == (SBX_PIDNS | SBX_MNTNS))
+		f |= CLONE_NEWNS;
+	if (f && unshare(f) != 0)
+		die("unshare");
+}
+
+/*
+ * The holder of the shared namespaces; see the top of this file.  Never
+ * runs service code: it only sets up what every call then enters.
+ */
+static void __attribute__((noreturn))
+hold(const struct opts *o)
+{
+	int f = ns_flags(o->layers & (SBX_NETNS | SBX_MNTNS | SBX_IPCNS));
+	char c;
+	ssize_t n;
+
+	if (o->ppid && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 ||
+			getppid() != o->ppid))
+		_exit(127);
+	if (geteuid() != 0 || (o->layers & SBX_USERNS)) {
+		errno = EPERM;
+		die("shared namespaces need root");
+	}
+	if (!f || !(o->layers & SBX_MNTNS)) {
+		errno = EINVAL;
+		die("shared namespaces need a mount namespace");
+	}
+	if (unshare(f) != 0)
+		die("unshare");
+	setup_mounts(o->workdir, PROC_EMPTY);
+	if (write(1, "ok\n", 3) != 3)
+		die("report");
+	/* meshd opens our namespaces now, then closes its end of fd 0. */
+	while ((n = read(0, &c, 1)) > 0 || (n < 0 && errno == EINTR))
+		;
+	_exit(0);
 }
 
 /* Die the way the program died, so that meshd's waitpid sees its status. */
@@ -336,8 +424,16 @@ init_main(const struct opts *o, int sock)
 	/* The launcher may have died before the line above took effect. */
 	if (poll(&pfd, 1, 0) != 0)
 		_exit(127);
-	if (o->layers & SBX_MNTNS)
-		setup_mounts(o->workdir, 1);
+	if (o->ns_fd >= 0) {
+		/*
+		 * A copy of the shared view, already read-only: only /proc.
+		 * If this fails the program sees the holder's empty /proc.
+		 */
+		if (o->layers & SBX_MNTNS)
+			(void)mount("proc", "/proc", "proc", PROC_FLAGS, NULL);
+	} else if (o->layers & SBX_MNTNS) {
+		setup_mounts(o->workdir, PROC_FRESH);
+	}
 	prog = fork();
 	if (prog < 0)
 		die("fork");
@@ -377,10 +473,13 @@ run(struct opts *o)
 			die("exe fd");
 		o->exe_fd = 3;
 	}
-	enter_namespaces(o->layers);
+	if (o->ns_fd >= 0)
+		enter_shared(o->ns_fd, o->layers);
+	else
+		enter_namespaces(o->layers);
 	if (!(o->layers & SBX_PIDNS)) {
-		if (o->layers & SBX_MNTNS)
-			setup_mounts(o->workdir, 0);
+		if ((o->layers & SBX_MNTNS) && o->ns_fd < 0)
+			setup_mounts(o->workdir, PROC_KEEP);
 		confine_and_exec(o);
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -430,7 +529,7 @@ probe_ns(const struct opts *o)
 {
 	enter_namespaces(o->layers);
 	if (o->layers & SBX_MNTNS)
-		setup_mounts(NULL, 0);
+		setup_mounts(NULL, PROC_KEEP);
 }
 
 static void
@@ -493,5 +592,7 @@ main(int argc, char **argv)
 	parse(argc, argv, &o);
 	if (o.probe)
 		probe(&o);
+	if (o.hold)
+		hold(&o);
 	run(&o);
 }

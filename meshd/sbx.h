@@ -4,10 +4,22 @@
  * meshd never runs service code itself.  It starts the small launcher
  * program meshd-sandbox (meshd/sandbox-exec.c) with posix_spawn; the
  * launcher, single-threaded and before it execs the service program,
- * enters the namespaces the kernel allows, drops to an unprivileged uid when
- * started as root, sets rlimits, chdirs into a fresh working directory,
- * closes every fd above 2, sets no_new_privs and installs the seccomp filter
- * that sbx_open() built once (passed to it as a BPF program in a memfd).
+ * enters the namespaces the kernel allows (as root: the network, IPC, UTS
+ * and read-only mount namespaces that sbx_open_run created once, and a pid
+ * namespace with its own /proc created per call), drops to an unprivileged
+ * uid when started as root, sets rlimits, chdirs into a fresh working
+ * directory, closes every fd above 2, sets no_new_privs and installs the
+ * seccomp filter that sbx_open() built once (passed to it as a BPF program
+ * in a memfd).
+ *
+ * What a service gets, meshd running as root with every layer in force:
+ * uid and gid SBX_UID_BASE + slot, no supplementary groups; no network
+ * (a network namespace with only lo, down); its own pid space (it is pid 2,
+ * pid 1 is the launcher's init, /proc shows that pid namespace only); the
+ * whole filesystem read-only and nosuid except its work dir (and, with
+ * shared namespaces, the run dir around it, which file modes close: see
+ * sbx_open_run); the seccomp allowlist below; rlimits; and kill(-pid,
+ * SIGKILL) or the end of pid 1 ends every process it started.
  *
  * Nothing here calls nng, so it is safe for the launcher; meshd calls
  * sbx_spawn() from its main thread only.
@@ -30,6 +42,7 @@ enum {
 	SBX_PIDNS = 1 << 5,   /* own pid space */
 	SBX_MNTNS = 1 << 6,   /* read-only filesystem but for the work dir */
 	SBX_IPCNS = 1 << 7,   /* own SysV IPC and POSIX mqueue space */
+	SBX_SHARED = 1 << 8,  /* net, ipc, uts, mnt created once; see sbx_open_run */
 };
 
 /* When root, slot n runs as uid and gid SBX_UID_BASE + n, n < SBX_SLOTS. */
@@ -61,8 +74,48 @@ struct sbx_spec {
  * launcher is the path of meshd-sandbox.  want is a bit set of layers the
  * operator allows (use ~0u for all).  On success *out is set and 0 returned;
  * on failure a negative BABL_E* code and nothing is allocated.
+ *
+ * sbx_open creates every namespace per call (slow: an empty network
+ * namespace alone costs more than the rest of a spawn).  sbx_open_run,
+ * which meshd should call with rundir = DATA/run, also starts the holder
+ * (meshd-sandbox -H) when meshd is root, SBX_SHARED is in want and the
+ * uid, mount and other namespace layers are in force: it creates ONE
+ * network (empty: lo only, and down), IPC, UTS and mount namespace, in
+ * which the whole filesystem is read-only and nosuid except rundir, with
+ * an empty read-only tmpfs on /proc.  sbx_open_run keeps fds of those
+ * namespaces and the holder exits; they last until sbx_close.  Each call
+ * whose work dir lies under rundir then enters them with setns and creates
+ * only its own pid namespace and a copy of that mount namespace with a
+ * /proc of its pid namespace on it.  SBX_SHARED is then in sbx_layers.
+ * If the holder cannot be set up, sbx_open_run still succeeds without
+ * SBX_SHARED and every call gets namespaces of its own, as with sbx_open.
+ *
+ * What sharing changes, against namespaces per call:
+ *   - rundir and everything under it is writable as far as file modes
+ *     allow, not only the call's own work dir: rundir must be owned by
+ *     root and not writable by others (meshd: 0711), and each work dir
+ *     RUNDIR/N must be mode 0700 and owned by its slot's uid
+ *     (sbx_slot_uid), so that a call can neither read nor write another
+ *     call's work dir nor create anything in rundir itself.  rundir must
+ *     exist, and stay the same directory (not be removed and re-created),
+ *     while the sbx is open.
+ *   - concurrent calls share one network namespace (nothing but a downed
+ *     lo; note abstract unix sockets are per network namespace), one IPC
+ *     namespace and one hostname; the seccomp filter refuses socket(),
+ *     bind(), connect() and every SysV IPC and mqueue call, so with
+ *     SBX_SECCOMP in force no call can reach another through them.
+ *   - the filesystem view is that of when sbx_open_run ran: filesystems
+ *     the host mounts or unmounts later are not seen (and those mounted
+ *     then stay referenced until sbx_close).
+ *   - the pid namespace, /proc, uid, rlimits, seccomp and the process
+ *     group are per call as before.  (Without SBX_PIDNS a call sees an
+ *     empty /proc instead of the host's.)
+ * rundir NULL is sbx_open.  Returns BABL_EUSAGE if rundir is not an
+ * existing directory given by an absolute path.
  */
 int sbx_open(struct sbx **out, const char *launcher, unsigned want);
+int sbx_open_run(struct sbx **out, const char *launcher, unsigned want,
+		 const char *rundir);
 void sbx_close(struct sbx *s);
 
 /* The bit set of layers in force, and a human line such as
