@@ -34,6 +34,24 @@
  * its helpers are defined there; a call that assigns a global afterwards
  * gets an error naming it).  Each call has its own state, so calls and
  * services never see each other's globals.
+ * Other details: babl.now() is seconds (a float with millisecond
+ * precision), os.time() whole seconds, req.time milliseconds; os.date
+ * formats in UTC whatever the format says ("!" is accepted); os.clock() is
+ * instructions used / 10^6.  babl.read, babl.readall, babl.lines and
+ * babl.kv.get/keys wait for the host by yielding handle's thread: this
+ * works through pcall and Lua metamethods, but not from inside a
+ * coroutine the script created, nor from a C-called function (a sort
+ * comparator, a gsub callback, __tostring, __pairs): there they raise an
+ * error.  Functions that cannot be numbered by the hook are charged to
+ * the instruction budget by the work they do (sorting, table.move,
+ * insert/remove at a position, concat, gsub, rep).  Patterns are limited
+ * to 512 bytes; the backtracking of a pathological pattern inside one
+ * string.find call is not counted (the worker's CPU limit is the
+ * backstop).  setmetatable refuses metatables with __gc (finalizers run
+ * without hooks in Lua 5.4).  Libraries other than base and string are
+ * opened on first use, so pairs(_G) lists only those a call has touched.
+ * pairs/next keep a traversal's sorted keys until it ends: keys added
+ * during a traversal may be missed by it (stock Lua leaves that undefined).
  * Limits: an instruction budget that pcall, xpcall, error handlers and
  * coroutines cannot swallow or reset; a memory cap enforced by the
  * allocator; C-stack and Lua-stack depth; size caps on string.rep,
@@ -47,6 +65,7 @@
 
 struct lsb;
 
+/* A zero field takes its default: 64 MiB, 10^8 instructions, 16 MiB. */
 struct lsb_limits {
 	uint64_t mem_bytes;    /* allocator cap for the whole state */
 	uint64_t instructions; /* VM instruction budget for the call */
@@ -100,7 +119,10 @@ int lsb_start(struct lsb **out, const struct lsb_limits *lim,
 /* Continue after the host supplied what the call waited for. */
 int lsb_resume(struct lsb *c, int *status);
 
-/* Input for the call: bytes, then end of input. */
+/* Input for the call: bytes, then end of input.  lsb_feed copies the bytes
+ * into the call's input buffer (outside the Lua memory cap) and returns 0,
+ * or BABL_ENOMEM; the host bounds what it feeds ahead of the script (for
+ * example by feeding only on LSB_WAIT_INPUT). */
 int lsb_feed(struct lsb *c, const void *p, size_t n);
 void lsb_feed_eof(struct lsb *c);
 
@@ -139,5 +161,21 @@ void lsb_free(struct lsb *c);
  */
 int lsb_compile(const char *chunkname, const char *src, size_t len, char *err,
     size_t errlen);
+
+/*
+ * A script compiled once (for a worker that runs many calls of the same
+ * service): lsb_prepare compiles src as text, exactly as lsb_compile does,
+ * and keeps a binary image of the chunk (lua_dump, debug information kept
+ * so messages still name lines).  lsb_start_prog is lsb_start with the
+ * image loaded instead of the source parsed; the binary form is used only
+ * internally and scripts still cannot load binary chunks themselves.
+ */
+struct lsb_prog;
+int lsb_prepare(struct lsb_prog **out, const char *chunkname, const char *src, size_t len,
+    char *err, size_t errlen);
+int lsb_start_prog(struct lsb **out, const struct lsb_limits *lim,
+    const struct lsb_host *host, void *ud, const struct lsb_prog *prog,
+    const struct lsb_req *req, int *state, int *status);
+void lsb_prog_free(struct lsb_prog *p);
 
 #endif
