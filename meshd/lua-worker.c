@@ -39,6 +39,7 @@ static struct wcall *calls;
 static struct wbuf out;
 static char *script_name, *script_src;
 static size_t script_len;
+static struct lsb_prog *prog; /* the script, compiled once */
 static struct lsb_limits limits;
 
 static void
@@ -203,8 +204,9 @@ start_call(const struct wire_frame *f)
 	calls = c;
 	struct lsb_req req = {service, reqid, m.time_ms, m.seed, (int)m.nargs, args};
 	int state = 0, status = 0;
-	int rc = lsb_start(&c->l, &limits, &host, c, script_name, script_src, script_len,
-	    &req, &state, &status);
+	int rc = prog ? lsb_start_prog(&c->l, &limits, &host, c, prog, &req, &state, &status)
+	              : lsb_start(&c->l, &limits, &host, c, script_name, script_src,
+	                    script_len, &req, &state, &status);
 	for (uint32_t i = 0; i < m.nargs; i++)
 		free(copies[i]);
 	if (rc) {
@@ -361,6 +363,11 @@ main(int argc, char **argv)
 				if (!script_name || !script_src)
 					die("out of memory");
 				have_script = 1;
+				/* A script that does not compile is reported per call
+				 * by lsb_start, with its message. */
+				char err[256];
+				if (lsb_prepare(&prog, script_name, script_src, script_len, err, sizeof err))
+					prog = NULL;
 				narrow();
 			} else {
 				handle(&f);

@@ -2986,7 +2986,7 @@ node_run(const struct node_config *cfg)
 	if ((rc = reg_load(&n->reg, n->st)))
 		fatalx("cannot load the services from %s: %s", n->data, babl_strerror(rc));
 
-	if ((rc = sbx_open(&n->sbx, cfg->launcher, cfg->sandbox_want)))
+	if ((rc = sbx_open_run(&n->sbx, cfg->launcher, cfg->sandbox_want, n->run_dir)))
 		fatalx("cannot set up confinement with %s: %s", cfg->launcher, babl_strerror(rc));
 	log_info("confinement: %s", sbx_describe(n->sbx));
 	n->slots = calloc(cfg->max_calls, 1);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "lsb.h"
 #include "svc.h"
 
 void
@@ -164,6 +165,15 @@ reg_check(struct registry *r, const struct wire_deploy *d, uint8_t sid[32],
 	if (bundle_decode(d->bundle.p, d->bundle.len, &b)) {
 		snprintf(why, whylen, "malformed bundle");
 		return BABL_EPROTO;
+	}
+	if (b.kind == BUNDLE_LUA) {
+		/* Compiled, never run, here: a syntax error refuses the deploy. */
+		char err[400];
+		if (lsb_compile(b.script, b.source, b.source_len, err, sizeof err)) {
+			snprintf(why, whylen, "%s", err);
+			bundle_free(&b);
+			return BABL_EINPUT;
+		}
 	}
 	bundle_hash(d->bundle.p, d->bundle.len, vid);
 	bundle_service_id(d->owner, b.name, sid);
