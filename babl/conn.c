@@ -1,5 +1,6 @@
 /* conn.c - client connections over nng streams; see conn.h. */
 #include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,10 +178,18 @@ dial_one(const char *url, int timeout_ms, nng_stream **out)
 		nng_stream_dialer_free(d);
 		return rv;
 	}
-	nng_aio_set_timeout(aio, timeout_ms);
-	nng_stream_dialer_dial(d, aio);
-	nng_aio_wait(aio);
-	rv = nng_aio_result(aio);
+	/* A node busy accepting (its backlog full) says "try again": do,
+	 * with a growing pause, until the attempt's time is up. */
+	nng_time until = nng_clock() + (nng_time)timeout_ms;
+	for (nng_duration pause = 2;; pause = pause < 100 ? pause * 2 : pause) {
+		nng_aio_set_timeout(aio, timeout_ms);
+		nng_stream_dialer_dial(d, aio);
+		nng_aio_wait(aio);
+		rv = nng_aio_result(aio);
+		if (rv != NNG_EAGAIN || nng_clock() + (nng_time)pause >= until)
+			break;
+		nng_msleep(pause);
+	}
 	if (rv == 0)
 		*out = nng_aio_get_output(aio, 0);
 	nng_aio_free(aio);

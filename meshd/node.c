@@ -610,12 +610,25 @@ on_recv(struct session *s)
 	int rv = nng_aio_result(s->raio);
 	s->rbusy = 0;
 	if (rv || nng_aio_count(s->raio) == 0) {
-		if (!s->dead)
-			log_debug("session %" PRIu64 ": receive: %s", s->id,
-			    rv ? nng_strerror(rv) : "closed");
+		const char *how = rv ? nng_strerror(rv) : "closed";
+		if (s->dead)
+			;
+		else if (s->rlen)
+			log_info("session %" PRIu64 ": connection %s in the middle of a frame (%zu bytes); closing it",
+			    s->id, how, s->rlen);
+		else if (!s->asked)
+			log_info("session %" PRIu64 ": connection %s before any request; closing it", s->id, how);
+		else
+			log_debug("session %" PRIu64 ": receive: %s", s->id, how);
 		/* The client went away: a call it made is cancelled. */
 		if (s->call)
 			call_lost_session(s->call);
+		if (!s->dead && !s->asked && !s->closing) {
+			/* Half-closed, perhaps: say why before closing. */
+			send_error(s, BABL_EPROTO, "connection ended %s", s->rlen ?
+			    "in the middle of a frame" : "before a request");
+			return;
+		}
 		s->dead = 1;
 		nng_stream_close(s->s);
 		return;
@@ -1918,6 +1931,8 @@ q_log(struct node *n, const char *name, struct text *t)
 	struct store_txn *tx;
 	if (!s)
 		return BABL_ENOSERVICE;
+	/* Records of calls that just ended may still be on their way. */
+	commit_sync(n->cm);
 	struct logq *q = calloc(1, sizeof *q);
 	if (!q || store_begin(n->st, 0, &tx)) {
 		free(q);
@@ -2087,6 +2102,8 @@ handle_frame(struct session *s, const struct wire_frame *f)
 			return;
 		}
 		if (h.version != WIRE_VERSION) {
+			log_info("session %" PRIu64 ": protocol version %u is not supported; closing it",
+			    s->id, h.version);
 			send_error(s, BABL_EPROTO, "protocol version %u is not supported (this node speaks %d)",
 			    h.version, WIRE_VERSION);
 			return;
@@ -2106,6 +2123,11 @@ handle_frame(struct session *s, const struct wire_frame *f)
 		handle_data(s, f);
 		return;
 	case WIRE_EOF:
+		if (!s->call && !s->waiting && !s->replaying && !s->exit_after_barrier) {
+			log_info("session %" PRIu64 ": end of input before a call; closing it", s->id);
+			send_error(s, BABL_EPROTO, "end of input before a call");
+			return;
+		}
 		if (s->call && !s->call->eof_proposed) {
 			s->call->eof_proposed = 1;
 			if (!s->call->cancel_proposed)
