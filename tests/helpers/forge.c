@@ -105,6 +105,8 @@ main(int argc, char **argv)
 	uint8_t prev[32], zero[32] = {0};
 	memcpy(prev, curvid, 32);
 	const char *which = name;
+	const uint8_t *bp = bb.p; /* the bundle bytes sent */
+	size_t bl = bb.len;
 
 	if (!strcmp(mode, "legit")) {
 	} else if (!strcmp(mode, "badsig")) {
@@ -122,32 +124,35 @@ main(int argc, char **argv)
 	} else if (!strcmp(mode, "wrongprev")) {
 		randombytes_buf(prev, 32);
 	} else if (!strcmp(mode, "badbundle")) {
-		bb.len -= 3; /* truncated */
+		bl -= 3; /* truncated */
 	} else if (!strcmp(mode, "garbage")) {
-		bb.len = 200;
-		randombytes_buf(bb.p, bb.len);
+		static uint8_t junk[200];
+		randombytes_buf(junk, sizeof junk);
+		bp = junk;
+		bl = sizeof junk;
 	} else {
 		fprintf(stderr, "forge: unknown mode %s\n", mode);
 		return 2;
 	}
 
 	uint8_t sid[32], bid[32], msg[BUNDLE_MSG_LEN], sig[64];
-	bundle_hash(bb.p, bb.len, bid);
+	bundle_hash(bp, bl, bid);
 	bundle_service_id(owner, which, sid);
 	bundle_deploy_msg(sid, version, bid, prev, msg);
 	bundle_sign(msg, signer, sig);
 
-	struct wire_deploy d = {{(const char *)bb.p, bb.len}, owner, version, prev, sig};
+	struct wire_deploy d = {{(const char *)bp, bl}, owner, version, prev, sig};
 	wbuf_reset(&w);
 	if (wire_enc_deploy(&w, &d) || conn_send(c, w.p, w.len)) {
 		fprintf(stderr, "forge: cannot send the deploy\n");
 		return 1;
 	}
+	int ret = 1;
 	for (;;) {
 		int rc = conn_recv(c, &f, 10000);
 		if (rc) {
 			printf("no answer: %s\n", babl_strerror(rc));
-			return 1;
+			break;
 		}
 		if (f.type == WIRE_TEXT) {
 			printf("ok: %.*s", (int)f.len, (const char *)f.p);
@@ -155,20 +160,25 @@ main(int argc, char **argv)
 		}
 		if (f.type == WIRE_EXIT) {
 			struct wire_exit x;
-			if (wire_dec_exit(&f, &x))
-				return 1;
-			return x.code;
+			if (wire_dec_exit(&f, &x) == 0)
+				ret = x.code;
+			break;
 		}
 		if (f.type == WIRE_ERROR) {
 			struct wire_error e;
 			if (wire_dec_error(&f, &e)) {
 				printf("malformed ERROR frame\n");
-				return 1;
+				break;
 			}
 			printf("ERROR %d (%s): %.*s\n", e.code, code_name(e.code), (int)e.msg.len, e.msg.p);
-			return babl_exit_code(e.code);
+			ret = babl_exit_code(e.code);
+			break;
 		}
 		printf("unexpected frame 0x%02x\n", f.type);
-		return 1;
+		break;
 	}
+	wbuf_free(&w);
+	wbuf_free(&bb);
+	conn_close(c);
+	return ret;
 }
