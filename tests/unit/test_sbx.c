@@ -375,8 +375,8 @@ run(const struct job *j, struct res *r)
 	kill(-pid, SIGKILL);
 	if (j->check_file) {
 		char path[PATH_MAX];
-		snprintf(path, sizeof path, "%s/%s", dir, j->check_file);
-		r->found = access(path, F_OK) == 0;
+		r->found = (size_t)snprintf(path, sizeof path, "%s/%s", dir, j->check_file) <
+		    sizeof path && access(path, F_OK) == 0;
 	}
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
