@@ -513,6 +513,12 @@ deploy(int argc, char **argv)
 		die(EX_UNAVAILABLE_, "deploy: the node closed the connection");
 	int st = finish_request(c, "deploy");
 	conn_close(c);
+	wbuf_free(&w);
+	wbuf_free(&out);
+	if (b.kind == BUNDLE_NATIVE)
+		free(b.path);
+	else
+		free(b.source);
 	return st;
 }
 

@@ -181,6 +181,13 @@ struct call {
 	size_t kv_kl;
 };
 
+/* An --id outcome recorded but not yet durable; retries wait on it. */
+struct idem_pending {
+	struct idem_pending *next;
+	uint8_t ikey[32];
+	struct session *waiters;
+};
+
 struct hashcache {
 	dev_t dev;
 	ino_t ino;
@@ -219,6 +226,7 @@ struct node {
 	int failed; /* the store failed: refuse new work */
 	struct lw *workers;
 	struct kvcache *kvc;
+	struct idem_pending *idem_pending;
 	char lua_path[PATH_MAX];
 	int64_t next_evict_ms;
 };
@@ -1077,7 +1085,13 @@ call_start(struct call *c)
 	c->deadline_ms = limit ? c->start_ms + limit : 0;
 
 	if (c->cancel_proposed) {
-		call_fail(c, c->why ? c->why : ENT_WHY_CANCELLED, "cancelled before it started");
+		if (c->msg[0]) { /* keep the reason already given (an input limit) */
+			char msg[sizeof c->msg];
+			memcpy(msg, c->msg, sizeof msg);
+			call_fail(c, c->why ? c->why : ENT_WHY_CANCELLED, "%s", msg);
+		} else {
+			call_fail(c, c->why ? c->why : ENT_WHY_CANCELLED, "cancelled before it started");
+		}
 		return;
 	}
 	if (b->kind == BUNDLE_LUA) {
@@ -1294,10 +1308,9 @@ lua_outcome_proposed(struct call *c, const struct ent_outcome *o)
 	while (wp_next_write(&r, &del, &k, &v) == 1)
 		kvc_put(c->n->kvc, c->svc->sid, k.p, k.len, del, v.p, v.len, c->index);
 wake:
-	/* Later calls of this service waiting to read may go on now. */
-	for (struct call *x = c->n->calls; x; x = x->next)
-		if (x->kv_wait && x->svc == c->svc && x->index > c->index)
-			x->kv_wait = 2;
+	/* Later calls of this service waiting to read are looked at again by
+	 * lua_housekeeping: each reads once no earlier call is running. */
+	return;
 }
 
 /* 1 while an earlier call of the same service has not ended. */
@@ -1528,7 +1541,7 @@ lua_housekeeping(struct node *n)
 {
 	int64_t t = now_ms();
 	for (struct call *c = n->calls; c; c = c->next) {
-		if (c->kv_wait == 2 || (c->kv_wait && !lua_earlier_running(c)))
+		if (c->kv_wait && !lua_earlier_running(c))
 			lua_kv_answer(c);
 		if (c->lua && c->kill_sent && !c->exited && c->w && t > c->kill_deadline) {
 			log_warnx("Lua worker %d did not end call %" PRIu64 " in time; killing it",
@@ -1608,8 +1621,17 @@ static int
 idem_lookup(struct session *s, const uint8_t key[32])
 {
 	struct node *n = s->n;
+	for (struct idem_pending *ip = n->idem_pending; ip; ip = ip->next) {
+		if (memcmp(ip->ikey, key, 32) == 0) {
+			memcpy(s->rkey, key, 32);
+			s->in_barrier = 1;
+			s->wnext = ip->waiters;
+			ip->waiters = s;
+			return 1;
+		}
+	}
 	for (struct call *c = n->calls; c; c = c->next) {
-		if (c->idkey && memcmp(c->ikey, key, 32) == 0 && !c->outcome_proposed) {
+		if (c->idkey && memcmp(c->ikey, key, 32) == 0) {
 			s->waiting = c;
 			memcpy(s->rkey, key, 32);
 			s->wnext = c->waiters;
@@ -2239,25 +2261,31 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 			s->bcode = o->code;
 			s->wnext = c->waiters;
 			c->waiters = s;
+			s->in_barrier = 1;
 		} else
 			send_exit(s, o->kind, o->code, NULL);
 		s->call = NULL;
 		c->sess = NULL;
 	}
-	/* Sessions waiting on this --id see the record once it is durable:
-	 * a NOOP behind the record's writes tells them when. */
-	if (c->waiters) {
-		struct session *w = c->waiters;
+	/* Sessions waiting on this --id, and any retry that comes before the
+	 * record is durable, see it then: a NOOP behind the record's writes
+	 * says when. */
+	if (c->idkey) {
+		struct idem_pending *ip = calloc(1, sizeof *ip);
 		uint8_t *p = malloc(8);
-		if (!p)
+		if (!ip || !p)
 			fatalx("out of memory");
-		be64_put(p, c->index);
-		for (; w; w = w->wnext) {
+		memcpy(ip->ikey, c->ikey, 32);
+		for (struct session *w = c->waiters; w; w = w->wnext) {
 			w->waiting = NULL;
 			w->in_barrier = 1;
 		}
-		propose(n, ENT_NOOP, p, 8, c->waiters);
+		ip->waiters = c->waiters;
 		c->waiters = NULL;
+		ip->next = n->idem_pending;
+		n->idem_pending = ip;
+		be64_put(p, c->index);
+		propose(n, ENT_NOOP, p, 8, ip);
 	}
 	log_debug("call %" PRIu64 ": %s ended: %s %d%s%s", c->index, c->svc->name,
 	    o->kind == WIRE_SIGNALED ? "signal" : "exit", o->code, why_text(o->why) ? ", " : "",
@@ -2269,8 +2297,17 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 
 /* Waiters of an --id call, once its record is durable: replay it. */
 static void
-apply_noop(struct node *n, struct session *list)
+apply_noop(struct node *n, struct idem_pending *ip)
 {
+	if (!ip)
+		return;
+	struct idem_pending **pp = &n->idem_pending;
+	while (*pp && *pp != ip)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = ip->next;
+	struct session *list = ip->waiters;
+	free(ip);
 	while (list) {
 		struct session *s = list;
 		struct store_txn *t;

@@ -194,9 +194,13 @@ reg_check(struct registry *r, const struct wire_deploy *d, uint8_t sid[32],
 	}
 	uint64_t head = s ? s->nver : 0;
 	const uint8_t *head_vid = s && s->nver ? svc_head(s)->vid : zero;
-	if (d->version != head + 1 || memcmp(d->prev, head_vid, 32) != 0) {
+	if (d->version != head + 1) {
 		snprintf(why, whylen, "%s: version %" PRIu64 " is stale or replayed (the current version is %" PRIu64 ")",
 		    b.name, d->version, head);
+		rc = BABL_ESTALE;
+	} else if (memcmp(d->prev, head_vid, 32) != 0) {
+		snprintf(why, whylen, "%s: version %" PRIu64 " does not follow the current version %" PRIu64
+		    " (it names another previous version)", b.name, d->version, head);
 		rc = BABL_ESTALE;
 	}
 out:
