@@ -16,6 +16,18 @@
  * the service's CPU limit. */
 #define INSNS_PER_CPU_SEC 200000000ull
 
+/*
+ * The worker's address-space limit: the service's memory cap (which the
+ * Lua allocator enforces per call) plus room for the worker itself.  A
+ * sanitizer build reserves terabytes of shadow memory at start, so there
+ * only the allocator's cap holds.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define WORKER_AS(mem) ((void)(mem), 0ull)
+#else
+#define WORKER_AS(mem) ((mem) ? (mem) + (256ull << 20) : 0ull)
+#endif
+
 int
 lw_start(struct lw *w, struct sbx *sbx, const char *path, const struct bundle *b,
     const char *workdir, unsigned slot)
@@ -34,8 +46,10 @@ lw_start(struct lw *w, struct sbx *sbx, const char *path, const struct bundle *b
 	struct sbx_spec spec = {
 		.path = path, .exe_fd = exe, .argv = argv, .envp = envp,
 		.workdir = workdir, .slot = slot,
-		/* The worker's own address space holds every call's state. */
-		.lim = {b->lim.mem_bytes ? b->lim.mem_bytes + (256ull << 20) : 0, 0, 1, 8, 64},
+		/* The worker's own address space holds every call's state.  No
+		 * file-size limit: its stderr is meshd's, which may be a file,
+		 * and it cannot open files once started. */
+		.lim = {WORKER_AS(b->lim.mem_bytes), 0, 0, 8, 64},
 		.fd_in = in[0], .fd_out = out[1], .fd_err = 2,
 	};
 	int rc = exe < 0 ? BABL_ENOENT : sbx_spawn(sbx, &spec, &w->pid);
