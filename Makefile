@@ -65,9 +65,12 @@ $(B)/meshd: $(B)/obj/meshd/main.o $(B)/libmeshd.a $(B)/libbabl.a
 $(B)/meshd-lua: $(B)/obj/meshd/lua-worker.o $(B)/libmeshd.a $(B)/libbabl.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
 
-# The launcher stays small: libc only, no nng, no threads.
+# The launcher stays small: libc only, no nng, no threads.  It is linked
+# statically where it can be (it runs once per call: no dynamic loading),
+# except in sanitizer builds.
+STATIC_LAUNCHER ?= $(if $(findstring sanitize,$(CFLAGS)),,$(if $(wildcard /usr/lib/x86_64-linux-gnu/libc.a /usr/lib/libc.a),-static))
 $(B)/meshd-sandbox: $(B)/obj/meshd/sandbox-exec.o
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+	$(CC) $(CFLAGS) $(LDFLAGS) $(STATIC_LAUNCHER) -o $@ $^
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libmeshd.a $(B)/libbabl.a
 	@mkdir -p $(dir $@)
