@@ -236,6 +236,25 @@ commit_del(struct committer *c, int db, const void *k, size_t kl)
 }
 
 void
+commit_submit_list(struct committer *c, struct prop *head)
+{
+	if (!head)
+		return;
+	size_t bytes = 0;
+	struct prop *last = head;
+	for (struct prop *p = head; p; p = p->next) {
+		bytes += p->e.len;
+		last = p;
+	}
+	pthread_mutex_lock(&c->mu);
+	*c->qt = head;
+	c->qt = &last->next;
+	c->backlog += bytes;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
 commit_submit(struct committer *c, struct prop *p)
 {
 	p->next = NULL;

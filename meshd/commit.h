@@ -49,8 +49,10 @@ int commit_put(struct committer *c, int db, const void *k, size_t kl,
     const void *v, size_t vl);
 int commit_del(struct committer *c, int db, const void *k, size_t kl);
 
-/* Queue a proposal (ownership passes to the committer). */
+/* Queue a proposal, or a list of them linked by next, in order
+ * (ownership passes to the committer). */
 void commit_submit(struct committer *c, struct prop *p);
+void commit_submit_list(struct committer *c, struct prop *head);
 
 /*
  * Take the proposals of every finished batch, oldest first (NULL if none).

@@ -227,6 +227,9 @@ struct node {
 	struct lw *workers;
 	struct kvcache *kvc;
 	struct idem_pending *idem_pending;
+	/* Proposals of this turn of the loop, handed over together so that
+	 * they share a transaction. */
+	struct prop *props, **propst;
 	char lua_path[PATH_MAX];
 	int64_t next_evict_ms;
 };
@@ -323,7 +326,18 @@ propose(struct node *n, uint8_t type, uint8_t *buf, size_t len, void *owner)
 	p->e.len = (uint32_t)len;
 	p->buf = buf;
 	p->owner = owner;
-	commit_submit(n->cm, p);
+	p->next = NULL;
+	*n->propst = p;
+	n->propst = &p->next;
+}
+
+/* Hand this turn's proposals to the commit thread. */
+static void
+propose_flush(struct node *n)
+{
+	commit_submit_list(n->cm, n->props);
+	n->props = NULL;
+	n->propst = &n->props;
 }
 
 static void
@@ -1954,6 +1968,7 @@ q_log(struct node *n, const char *name, struct text *t)
 	if (!s)
 		return BABL_ENOSERVICE;
 	/* Records of calls that just ended may still be on their way. */
+	propose_flush(n);
 	commit_sync(n->cm);
 	struct logq *q = calloc(1, sizeof *q);
 	if (!q || store_begin(n->st, 0, &tx)) {
@@ -2981,6 +2996,7 @@ run_loop(struct node *n)
 		}
 		check_timers(n);
 		lua_housekeeping(n);
+		propose_flush(n);
 		if (now_ms() >= n->next_evict_ms) {
 			uint64_t txns, ents;
 			commit_stats(n->cm, &txns, &ents);
@@ -3017,6 +3033,7 @@ node_run(const struct node_config *cfg)
 	n->cfg = cfg;
 	n->started_ms = now_ms();
 	n->readyt = &n->ready;
+	n->propst = &n->props;
 	pthread_mutex_init(&n->rlock, NULL);
 	node_name(n);
 	snprintf(n->data, sizeof n->data, "%s", cfg->data_dir);
@@ -3072,6 +3089,7 @@ node_run(const struct node_config *cfg)
 	if ((rc = recover(n)))
 		fatalx("recovery failed: %s", babl_strerror(rc));
 	end_orphans(n);
+	propose_flush(n);
 	log_info("log: %" PRIu64 " entries; %zu service(s); data in %s", tail, n->reg.n, n->data);
 
 	if (start_listeners(n))
@@ -3093,8 +3111,10 @@ node_run(const struct node_config *cfg)
 			nanosleep(&ts, NULL);
 		}
 	}
+	propose_flush(n);
 	commit_sync(n->cm);
 	apply_done(n);
+	propose_flush(n);
 	commit_sync(n->cm);
 	commit_stop(n->cm);
 	for (struct lw *w = n->workers, *nx; w; w = nx) {
