@@ -122,3 +122,15 @@ clean:
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# The deterministic Raft simulation: make sim SEEDS=N [FROM=S] [STEPS=K]
+SEEDS ?= 1000
+FROM  ?= 1
+STEPS ?= 1000
+$(B)/sim: $(B)/obj/tests/sim/sim.o $(B)/obj/tests/sim/simcore.o $(B)/libmeshd.a $(B)/libbabl.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
+
+sim: $(B)/sim
+	$(B)/sim --seeds $(SEEDS) --from $(FROM) --steps $(STEPS)
+
+.PHONY: sim
