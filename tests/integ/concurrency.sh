@@ -12,14 +12,6 @@ STALL_MIB=50
 WAIT=120
 [ "${BABL_ASAN-}" = 1 ] && WAIT=300
 
-svc_procs() {
-	local p c
-	for p in /proc/[0-9]*; do
-		c=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case $c in "$T"/*/run/*) echo "${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;; esac
-	done
-}
-no_svc_procs() { [ -z "$(svc_procs)" ]; }
 count_rc() { # DIR: how many .rc files
 	(shopt -s nullglob; set -- "$1"/*.rc; echo $#)
 }

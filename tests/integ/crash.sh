@@ -11,32 +11,6 @@ export LC_ALL=C
 MIB=200
 [ "${BABL_ASAN-}" = 1 ] && MIB=40
 
-svc_procs() {
-	local p c
-	for p in /proc/[0-9]*; do
-		c=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case $c in "$T"/*/run/*) echo "${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;; esac
-	done
-}
-no_svc_procs() { [ -z "$(svc_procs)" ]; }
-keep() { cp "$T/out" "$T/view"; }
-
-# bounded_wait PID SECS: a background job's status, or 124 (after killing
-# it) if it still runs after SECS.
-bounded_wait() {
-	local pid=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 124
-	fi
-	wait "$pid"
-}
-
 versions() { babl info "$1" | grep -oE '^ +[0-9]+  [0-9a-f]{64}' | tr -s ' '; }
 size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 at_least() { [ "$(size_of "$1")" -ge "$2" ]; }

@@ -7,44 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 
-# The hostile helper, uninstrumented: an ASan build cannot even start under
-# the address-space limits services get.
-HOSTILE=$BABL_BUILD/tests/hostile
-if [ "${BABL_ASAN-}" = 1 ]; then
-	HOSTILE=$T/hostile
-	cc -O2 -D_GNU_SOURCE -Wall -Werror -o "$HOSTILE" "$(dirname "$0")/../helpers/hostile.c" || HOSTILE=$BABL_BUILD/tests/hostile
-	chmod 755 "$T"
-fi
-
 # Processes running in a work directory of one of this suite's nodes
 # (services and whatever they started), as "pid comm" lines.
-svc_procs() {
-	local p c
-	for p in /proc/[0-9]*; do
-		c=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case $c in "$T"/*/run/*) echo "${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;; esac
-	done
-}
-no_svc_procs() { [ -z "$(svc_procs)" ]; }
-has_svc_procs() { [ -n "$(svc_procs)" ]; }
-# keep: the last command's stdout, for checks that read it (check overwrites $T/out).
-keep() { cp "$T/out" "$T/view"; }
-
-# bounded_wait PID SECS: wait for a background job; its status, or 124
-# (after killing it) if it is still running after SECS.
-bounded_wait() {
-	local pid=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 124
-	fi
-	wait "$pid"
-}
 
 # --- usage errors and no node, before any node runs
 check_exit 64 babl

@@ -6,26 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 
-# The hostile helper, uninstrumented: an ASan build cannot even start under
-# the address-space limits services get.
-HOSTILE=$BABL_BUILD/tests/hostile
-if [ "${BABL_ASAN-}" = 1 ]; then
-	HOSTILE=$T/hostile
-	cc -O2 -D_GNU_SOURCE -Wall -Werror -o "$HOSTILE" "$(dirname "$0")/../helpers/hostile.c" || HOSTILE=$BABL_BUILD/tests/hostile
-	chmod 755 "$T"
-fi
-
-# Processes running in a work directory of this suite's node.
-svc_procs() {
-	local p c
-	for p in /proc/[0-9]*; do
-		c=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case $c in "$T"/*/run/*) echo "${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;; esac
-	done
-}
-no_svc_procs() { [ -z "$(svc_procs)" ]; }
-keep() { cp "$T/out" "$T/view"; }
-
 # still_serving WHAT: the node answers a plain call after WHAT.
 still_serving() {
 	check_eq "after $1: echo ok | babl cat" ok "$(echo ok | timeout 20 babl cat)"

@@ -22,8 +22,6 @@ if [ "${BABL_ASAN-}" = 1 ]; then
 	PAR=10
 fi
 
-keep() { cp "$T/out" "$T/view"; }
-
 # bcall SECS ARGS...: babl ARGS with stdin from /dev/null, bounded; output
 # in $T/out and $T/err, status in $RC.
 bcall() {
@@ -41,21 +39,6 @@ lua_workers() {
 		c=$(readlink "$p/cwd" 2>/dev/null) || continue
 		case $c in "$T"/*) echo "${p#/proc/} $c" ;; esac
 	done
-}
-
-# bounded_wait PID SECS: a background job's status, or 124 after killing it.
-bounded_wait() {
-	local pid=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 124
-	fi
-	wait "$pid"
 }
 
 still_serving() {
