@@ -12,7 +12,6 @@ KEY=$XDG_CONFIG_HOME/babl/key
 # The "N  VERSION-ID" lines of babl info NAME.
 versions() { babl info "$1" | grep -oE '^ +[0-9]+  [0-9a-f]{64}' | tr -s ' '; }
 owner() { babl info "$1" | sed -n 's/^owner: *//p'; }
-# keep: the last command's stdout, for checks that read it (check overwrites $T/out).
 
 start_meshd a || finish
 

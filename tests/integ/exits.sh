@@ -7,9 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 
-# Processes running in a work directory of one of this suite's nodes
-# (services and whatever they started), as "pid comm" lines.
-
 # --- usage errors and no node, before any node runs
 check_exit 64 babl
 check_exit 64 babl --no-such-option cat
