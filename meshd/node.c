@@ -1316,15 +1316,11 @@ lua_outcome_proposed(struct call *c, const struct ent_outcome *o)
 	struct rd r;
 	int del;
 	struct wire_str k, v;
-	if (!o->nwrites)
-		goto wake;
-	rd_init(&r, o->writes.p, o->writes.len);
-	while (wp_next_write(&r, &del, &k, &v) == 1)
-		kvc_put(c->n->kvc, c->svc->sid, k.p, k.len, del, v.p, v.len, c->index);
-wake:
 	/* Later calls of this service waiting to read are looked at again by
 	 * lua_housekeeping: each reads once no earlier call is running. */
-	return;
+	rd_init(&r, o->writes.p, o->writes.len);
+	while (o->nwrites && wp_next_write(&r, &del, &k, &v) == 1)
+		kvc_put(c->n->kvc, c->svc->sid, k.p, k.len, del, v.p, v.len, c->index);
 }
 
 /* 1 while an earlier call of the same service has not ended. */
