@@ -32,6 +32,7 @@ static const char usage_text[] =
 "       babl deploy [LIMITS] NAME FILE.lua\n"
 "       babl deploy [LIMITS] NAME -- PROGRAM [ARG...]\n"
 "       babl ls | info NAME | log NAME | status | verify\n"
+"       babl log export [--from N] > FILE\n"
 "       babl keygen [--force]\n"
 "       babl call SERVICE [ARG...]\n"
 "\n"
@@ -53,6 +54,8 @@ static const char usage_text[] =
 "                    --max-input MB --fsize MB --nproc N\n"
 "  ls                list services          info NAME  owner, id, versions\n"
 "  log NAME          the service's calls    status     the node's state\n"
+"  log export [--from N]  the log as a self-verifying file, for\n"
+"                    meshd replay --log FILE --data DIR\n"
 "  verify            check the log's checksums and hash chain\n"
 "  keygen [--force]  create your signing key\n"
 "  call SERVICE      call a service whose name is also a verb (babl call ls)\n"
@@ -610,6 +613,17 @@ main(int argc, char **argv)
 		return query(WIRE_Q_STATUS, "", "status");
 	if (strcmp(verb, "verify") == 0 && argc <= 2)
 		return query(WIRE_Q_VERIFY, argc == 2 ? argv[1] : "", "verify");
+	if (strcmp(verb, "log") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0) {
+		const char *from = "1";
+		if (argc == 4 && strcmp(argv[2], "--from") == 0)
+			from = argv[3];
+		else if (argc != 2)
+			usage_exit("log export takes only --from N");
+		parse_num(from, "--from", UINT64_MAX);
+		if (isatty(1))
+			die(EX_USAGE_, "log export writes a binary file: redirect it (babl log export > mesh.log)");
+		return query(WIRE_Q_EXPORT, from, "log export");
+	}
 	if ((strcmp(verb, "info") == 0 || strcmp(verb, "log") == 0)) {
 		if (argc != 2)
 			usage_exit("info and log take one service NAME");

@@ -58,6 +58,7 @@ enum wire_query {
 	WIRE_Q_STATUS = 4,
 	WIRE_Q_HEAD = 5, /* current head of a service, for deploy */
 	WIRE_Q_VERIFY = 6, /* check the log's checksums and hash chain */
+	WIRE_Q_EXPORT = 7, /* the log as a file (arg: first index, decimal) */
 };
 
 /* How a call or request ended (EXIT). */

@@ -120,4 +120,11 @@ enum ent_why {
 int ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m);
 int ent_dec_outcome(const struct entry *e, struct ent_outcome *m);
 
+/*
+ * A log exported as a file: the 8 bytes ENTRY_FILE_MAGIC, then each entry
+ * as a 4-byte big-endian length and the entry's stored bytes, in index
+ * order.  The entries' checksums and hash chain make it self-verifying.
+ */
+#define ENTRY_FILE_MAGIC "BABLLOG1"
+
 #endif

@@ -21,6 +21,7 @@
 static const char usage_text[] =
 "usage: meshd [-d] [--data DIR] [--listen URL]... [OPTIONS]\n"
 "       meshd --check [--data DIR]\n"
+"       meshd replay --log FILE --data DIR\n"
 "Runs one babl mesh node in the foreground, logging to stderr (systemd style).\n"
 "  --data DIR           log and state (default $XDG_DATA_HOME/babl, else\n"
 "                       ~/.local/share/babl)\n"
@@ -37,7 +38,9 @@ static const char usage_text[] =
 "                       list of seccomp,rlimits,userns,setuid,netns,pidns,mntns,ipcns\n"
 "  --map-size MB        LMDB map size (default 65536)\n"
 "  -h, --help, --version\n"
-"SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n";
+"SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
+"replay: rebuild a node's log and state in DIR from a file made by\n"
+"`babl log export`; a damaged file is rejected, naming its first bad entry.\n";
 
 static unsigned long long
 num(const char *s, const char *what, unsigned long long min, unsigned long long max)
@@ -111,7 +114,8 @@ main(int argc, char **argv)
 		{"debug", no_argument, 0, 'd'}, {"check", no_argument, 0, 'n'},
 		{"max-calls", required_argument, 0, 'M'}, {"id-retention", required_argument, 0, 'R'},
 		{"sandbox", required_argument, 0, 'S'}, {"map-size", required_argument, 0, 'm'},
-		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
+		{"log", required_argument, 0, 'l'}, {0, 0, 0, 0}};
 	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX], luaw[PATH_MAX];
 	struct node_config cfg = {0};
 	int o, check = 0;
@@ -127,6 +131,12 @@ main(int argc, char **argv)
 	cfg.id_retention_ms = 86400ull * 1000;
 	cfg.sandbox_want = ~0u;
 	cfg.map_bytes = 65536ull << 20;
+	const char *logfile = NULL;
+	int replay = argc > 1 && strcmp(argv[1], "replay") == 0;
+	if (replay) {
+		argv++;
+		argc--;
+	}
 	while ((o = getopt_long(argc, argv, "dnh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'D': cfg.data_dir = optarg; break;
@@ -150,6 +160,7 @@ main(int argc, char **argv)
 		case 'm': cfg.map_bytes = num(optarg, "--map-size", 1, 1ull << 24) << 20; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("meshd %s\n", MESHD_VERSION); return 0;
+		case 'l': logfile = optarg; break;
 		default: fputs(usage_text, stderr); return 64;
 		}
 	}
@@ -165,6 +176,13 @@ main(int argc, char **argv)
 		}
 		cfg.data_dir = data;
 	}
+	if (replay != (logfile != NULL)) {
+		fprintf(stderr, "meshd: %s\n", replay ? "replay needs --log FILE" :
+		    "--log goes with replay: meshd replay --log FILE --data DIR");
+		return 64;
+	}
+	if (replay)
+		return node_import(logfile, cfg.data_dir, cfg.map_bytes);
 	if (check)
 		return node_check(cfg.data_dir, cfg.map_bytes);
 	if (!cfg.nlisten) {

@@ -121,6 +121,7 @@ struct session {
 	int32_t rcode;
 	/* An --id caller gets its EXIT once the record of it is durable. */
 	int exit_after_barrier;
+	uint64_t exporting;  /* next index of a log export under way, or 0 */
 	int in_barrier;   /* listed in a NOOP proposal: not freed until it applies */
 	uint8_t bkind;
 	int32_t bcode;
@@ -363,6 +364,7 @@ propose_ref(struct node *n, uint8_t type, uint64_t call)
 /* ---- sending ---- */
 
 static void session_flush(struct session *s);
+static void export_pump(struct session *s);
 static void call_release_buf(struct call *c, int stream);
 static void replay_pump(struct session *s);
 
@@ -501,6 +503,8 @@ on_sent(struct session *s)
 	}
 	if (s->replaying)
 		replay_pump(s);
+	if (s->exporting)
+		export_pump(s);
 	session_flush(s);
 }
 
@@ -1626,6 +1630,50 @@ replay_pump(struct session *s)
 	}
 }
 
+/*
+ * A log export streams the stored entries as they are, a few at a time as
+ * the client reads them (ENTRY_FILE_MAGIC was sent first).
+ */
+static void
+export_pump(struct session *s)
+{
+	struct store_txn *t;
+	uint64_t tail;
+	if (s->dead || s->sqn >= 2)
+		return;
+	store_tail(s->n->st, &tail, NULL, NULL);
+	if (store_begin(s->n->st, 0, &t)) {
+		s->exporting = 0;
+		send_error(s, BABL_EIO, "export: cannot read the log");
+		return;
+	}
+	struct wbuf b = {0};
+	while (s->exporting <= tail && b.len < WIRE_CHUNK) {
+		uint8_t k[8];
+		const void *v;
+		size_t vl;
+		be64_put(k, s->exporting);
+		if (store_get(t, DB_LOG, k, 8, &v, &vl)) {
+			uint64_t missing = s->exporting;
+			store_abort(t);
+			wbuf_free(&b);
+			s->exporting = 0;
+			send_error(s, BABL_ECORRUPT, "export: entry %" PRIu64 " is missing", missing);
+			return;
+		}
+		if (wb_u32(&b, (uint32_t)vl) || wb_raw(&b, v, vl))
+			fatalx("out of memory");
+		s->exporting++;
+	}
+	store_abort(t);
+	send_text(s, (const char *)b.p, b.len);
+	wbuf_free(&b);
+	if (s->exporting > tail) {
+		s->exporting = 0;
+		send_exit(s, WIRE_EXITED, 0, NULL);
+	}
+}
+
 /* An --id call: run once; a retry gets the recorded outcome. */
 static int
 idem_lookup(struct session *s, const uint8_t key[32])
@@ -2060,6 +2108,18 @@ handle_query(struct session *s, const struct wire_frame *f)
 		wire_enc_head(&b, h ? h->n : 0, h ? h->vid : zero, sv ? sv->owner : zero);
 		queue_wbuf(s, &b);
 		s->asked = 0; /* a DEPLOY follows on this connection */
+		return;
+	}
+	case WIRE_Q_EXPORT: {
+		char *end;
+		unsigned long long from = strtoull(arg[0] ? arg : "1", &end, 10);
+		if (*end || from == 0) {
+			send_error(s, BABL_EUSAGE, "export: --from takes a log index from 1");
+			return;
+		}
+		send_text(s, ENTRY_FILE_MAGIC, 8);
+		s->exporting = from;
+		export_pump(s);
 		return;
 	}
 	case WIRE_Q_VERIFY: {
@@ -3152,4 +3212,155 @@ node_check(const char *data_dir, uint64_t map_bytes)
 	    data_dir, count);
 	store_close(st);
 	return 0;
+}
+
+/* ---- rebuilding a node from an exported log ---- */
+
+/* Read exactly n bytes: 1, 0 at a clean end of file, -1 on a short read. */
+static int
+read_exact(FILE *f, void *p, size_t n)
+{
+	size_t got = fread(p, 1, n, f);
+	if (got == n)
+		return 1;
+	return got == 0 && feof(f) ? 0 : -1;
+}
+
+/*
+ * One pass over an export: check every entry (checksum, index in order,
+ * chain) and, with st, append it.  Returns the number of entries, or -1
+ * after printing the first problem.
+ */
+static long long
+import_pass(const char *file, struct store *st, uint64_t first_expected,
+    const uint8_t first_prev[32])
+{
+	FILE *f = fopen(file, "rb");
+	uint8_t magic[8], lenb[4], prev[32];
+	uint8_t *buf = malloc(ENTRY_HDR + ENTRY_MAX_PAYLOAD);
+	uint64_t expect = first_expected;
+	long long n = 0;
+	struct store_txn *t = NULL;
+	size_t batch = 0;
+	memcpy(prev, first_prev, 32);
+	if (!f || !buf) {
+		fprintf(stderr, "meshd: %s: %s\n", file, strerror(errno));
+		goto fail;
+	}
+	if (read_exact(f, magic, 8) != 1 || memcmp(magic, ENTRY_FILE_MAGIC, 8) != 0) {
+		fprintf(stderr, "meshd: %s is not an exported babl log\n", file);
+		goto fail;
+	}
+	for (;;) {
+		int r = read_exact(f, lenb, 4);
+		if (r == 0)
+			break;
+		uint32_t len = r == 1 ? be32_get(lenb) : 0;
+		struct entry e;
+		const char *what = NULL;
+		int misplaced = 0;
+		if (r < 0 || len < ENTRY_HDR || len > ENTRY_HDR + ENTRY_MAX_PAYLOAD ||
+		    read_exact(f, buf, len) != 1)
+			what = "is cut short or has a bad length";
+		else if (entry_open(buf, len, &e))
+			what = "fails its checksum";
+		else if (e.index != expect)
+			what = "is out of order", misplaced = 1;
+		else if (memcmp(e.prev, prev, 32) != 0)
+			what = "does not chain to the entry before it";
+		if (what) {
+			if (misplaced) /* name both */
+				fprintf(stderr, "meshd: %s: entry %llu is out of order (entry %llu was due); "
+				    "the file is rejected\n", file, (unsigned long long)e.index,
+				    (unsigned long long)expect);
+			else
+				fprintf(stderr, "meshd: %s: entry %llu %s; the file is rejected\n", file,
+				    (unsigned long long)expect, what);
+			goto fail;
+		}
+		if (st) {
+			struct iovec iov = {(void *)e.payload, e.len};
+			if ((!t && store_begin(st, 1, &t)) || store_append(t, &e, &iov, e.len ? 1 : 0)) {
+				fprintf(stderr, "meshd: cannot write entry %llu: %s\n",
+				    (unsigned long long)expect, store_errstr(st));
+				goto fail;
+			}
+			batch += len;
+			if (batch >= (8u << 20)) {
+				if (store_commit(t)) {
+					t = NULL;
+					fprintf(stderr, "meshd: commit: %s\n", store_errstr(st));
+					goto fail;
+				}
+				t = NULL;
+				batch = 0;
+			}
+		}
+		memcpy(prev, e.hash, 32);
+		expect++;
+		n++;
+	}
+	if (t && store_commit(t)) {
+		t = NULL;
+		fprintf(stderr, "meshd: commit: %s\n", store_errstr(st));
+		goto fail;
+	}
+	fclose(f);
+	free(buf);
+	return n;
+fail:
+	store_abort(t);
+	if (f)
+		fclose(f);
+	free(buf);
+	return -1;
+}
+
+int
+node_import(const char *file, const char *dir, uint64_t map_bytes)
+{
+	struct node *n = calloc(1, sizeof *n);
+	uint8_t hash[32];
+	uint64_t tail;
+	int rc;
+	if (!n || sodium_init() < 0)
+		return 1;
+	if (paths_mkdirs(dir, 0700)) {
+		fprintf(stderr, "meshd: cannot create %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if ((rc = store_open(&n->st, dir, map_bytes))) {
+		fprintf(stderr, "meshd: cannot open the log in %s: %s (%s)\n", dir,
+		    babl_strerror(rc), store_errstr(n->st));
+		return 1;
+	}
+	store_tail(n->st, &tail, hash, NULL);
+	/* The whole file is checked before anything of it is written. */
+	long long count = import_pass(file, NULL, tail + 1, hash);
+	if (count < 0 || import_pass(file, n->st, tail + 1, hash) != count) {
+		store_close(n->st);
+		return 1;
+	}
+	if ((rc = reg_load(&n->reg, n->st)) || kvc_open(&n->kvc) ||
+	    (n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+	    commit_start(&n->cm, n->st, n->wake_fd)) {
+		fprintf(stderr, "meshd: cannot rebuild the state in %s\n", dir);
+		store_close(n->st);
+		return 1;
+	}
+	rc = recover(n);
+	commit_stop(n->cm);
+	uint64_t last;
+	store_tail(n->st, &last, NULL, NULL);
+	if (rc)
+		fprintf(stderr, "meshd: rebuilding the state failed: %s\n", babl_strerror(rc));
+	else
+		printf("%s: imported %lld entries (log now %llu entries); state rebuilt: %zu service(s)\n",
+		    dir, count, (unsigned long long)last, n->reg.n);
+	reg_free(&n->reg);
+	kvc_close(n->kvc);
+	store_close(n->st);
+	close(n->wake_fd);
+	free(n);
+	return rc ? 1 : 0;
 }

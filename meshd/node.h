@@ -31,6 +31,14 @@ struct node_config {
 /* Run until SIGTERM or SIGINT.  Returns the process exit status. */
 int node_run(const struct node_config *cfg);
 
+/*
+ * meshd replay --log FILE --data DIR: check every entry of an exported log
+ * (checksums, order, chain; a bad file is rejected whole, naming the first
+ * bad entry), append them to the log in DIR (empty, or ending just before
+ * the file's first entry) and rebuild the state from it.  0 or 1.
+ */
+int node_import(const char *file, const char *dir, uint64_t map_bytes);
+
 /* meshd --check: verify the whole log; print a line; 0 good, 1 bad. */
 int node_check(const char *data_dir, uint64_t map_bytes);
 
