@@ -265,11 +265,17 @@ wake(struct node *n)
 	}
 }
 
+/*
+ * Mark what completed and queue the waker, in one critical section: once
+ * the lock is released the main thread may handle the event and free the
+ * object, so the callback must not touch it afterwards.
+ */
 static void
-push_ready(struct node *n, struct waker *w)
+push_ready(struct node *n, struct waker *w, int *flag)
 {
 	int was_empty;
 	pthread_mutex_lock(&n->rlock);
+	*flag = 1;
 	was_empty = n->ready == NULL;
 	if (!w->queued) {
 		w->queued = 1;
@@ -286,30 +292,21 @@ static void
 recv_cb(void *arg)
 {
 	struct session *s = arg;
-	pthread_mutex_lock(&s->n->rlock);
-	s->rdone = 1;
-	pthread_mutex_unlock(&s->n->rlock);
-	push_ready(s->n, &s->w);
+	push_ready(s->n, &s->w, &s->rdone);
 }
 
 static void
 send_cb(void *arg)
 {
 	struct session *s = arg;
-	pthread_mutex_lock(&s->n->rlock);
-	s->sdone = 1;
-	pthread_mutex_unlock(&s->n->rlock);
-	push_ready(s->n, &s->w);
+	push_ready(s->n, &s->w, &s->sdone);
 }
 
 static void
 accept_cb(void *arg)
 {
 	struct listener *l = arg;
-	pthread_mutex_lock(&l->n->rlock);
-	l->done = 1;
-	pthread_mutex_unlock(&l->n->rlock);
-	push_ready(l->n, &l->w);
+	push_ready(l->n, &l->w, &l->done);
 }
 
 /* ---- proposals ---- */
