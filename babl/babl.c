@@ -96,7 +96,7 @@ connect_or_die(void)
 {
 	struct conn *c;
 	char why[2048];
-	int rc = conn_dial(&c, nodes, timeout_s ? timeout_s * 1000 : 5000, why, sizeof why);
+	int rc = conn_dial(&c, nodes, timeout_s * 1000, why, sizeof why);
 	if (rc == 0)
 		return c;
 	if (rc == BABL_EUNREACH)

@@ -239,6 +239,9 @@ conn_dial(struct conn **out, const char *urls, int timeout_ms, char *why,
 	int last = BABL_EUNREACH;
 	if (!list)
 		return BABL_ENOMEM;
+	/* Without a caller's bound: 5 s to connect, and 30 s for a node that
+	 * answered the connection but is too busy to greet us at once. */
+	int hello_ms = timeout_ms > 0 ? timeout_ms : 30000;
 	if (timeout_ms <= 0)
 		timeout_ms = 5000;
 	if (whylen)
@@ -264,7 +267,7 @@ conn_dial(struct conn **out, const char *urls, int timeout_ms, char *why,
 			pthread_mutex_init(&c->slock, NULL);
 			c->s = s;
 			c->url = strdup(u);
-			int rc = handshake(c, timeout_ms, err, sizeof err);
+			int rc = handshake(c, hello_ms, err, sizeof err);
 			if (rc == 0 && c->url) {
 				free(list);
 				*out = c;

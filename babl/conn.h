@@ -18,7 +18,7 @@ struct conn;
 
 /*
  * Connect to the first reachable node in urls.  timeout_ms bounds each
- * attempt (0: 5 s).  On failure returns BABL_EUNREACH (or the handshake's
+ * attempt (0: 5 s to connect and 30 s for the node's greeting).  On failure returns BABL_EUNREACH (or the handshake's
  * error) and writes into why a one-line account of every URL tried.
  */
 int conn_dial(struct conn **out, const char *urls, int timeout_ms, char *why,
