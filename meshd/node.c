@@ -69,13 +69,23 @@ struct waker {
 };
 enum { W_SESSION = 1, W_LISTENER = 2 };
 
-struct listener {
+/* Accepts are kept pending several at a time, so that a burst of clients
+ * does not wait in the listen backlog for one turn of the loop each. */
+#define LISTEN_ACCEPTS 16
+
+struct listener;
+struct acceptor {
 	struct waker w; /* first: the ready list holds wakers */
+	struct listener *l;
+	nng_aio *aio;
+	int done;
+};
+
+struct listener {
 	struct node *n;
 	char url[512];
 	nng_stream_listener *l;
-	nng_aio *aio;
-	int busy, done;
+	struct acceptor acc[LISTEN_ACCEPTS];
 };
 
 /* A frame waiting to be sent: a header and data, or one owned buffer. */
@@ -305,8 +315,8 @@ send_cb(void *arg)
 static void
 accept_cb(void *arg)
 {
-	struct listener *l = arg;
-	push_ready(l->n, &l->w, &l->done);
+	struct acceptor *a = arg;
+	push_ready(a->l->n, &a->w, &a->done);
 }
 
 /* ---- proposals ---- */
@@ -2716,27 +2726,24 @@ process_ready(struct node *n)
 			sdone = s->sdone;
 			s->rdone = s->sdone = 0;
 		} else if (w) {
-			struct listener *l = (struct listener *)w;
-			adone = l->done;
-			l->done = 0;
+			struct acceptor *a = (struct acceptor *)w;
+			adone = a->done;
+			a->done = 0;
 		}
 		pthread_mutex_unlock(&n->rlock);
 		if (!w)
 			break;
 		if (w->kind == W_LISTENER) {
-			struct listener *l = (struct listener *)w;
+			struct acceptor *a = (struct acceptor *)w;
 			if (!adone)
 				continue;
-			l->busy = 0;
-			int rv = nng_aio_result(l->aio);
+			int rv = nng_aio_result(a->aio);
 			if (rv == 0)
-				session_new(n, nng_aio_get_output(l->aio, 0));
+				session_new(n, nng_aio_get_output(a->aio, 0));
 			else if (rv != NNG_ECLOSED)
-				log_warnx("accept on %s: %s", l->url, nng_strerror(rv));
-			if (!n->stopping && rv != NNG_ECLOSED) {
-				l->busy = 1;
-				nng_stream_listener_accept(l->l, l->aio);
-			}
+				log_warnx("accept on %s: %s", a->l->url, nng_strerror(rv));
+			if (!n->stopping && rv != NNG_ECLOSED)
+				nng_stream_listener_accept(a->l->l, a->aio);
 			continue;
 		}
 		struct session *s = (struct session *)w;
@@ -2755,7 +2762,6 @@ start_listeners(struct node *n)
 		struct listener *l = &n->lst[i];
 		const char *url = n->cfg->listen[i];
 		int rv;
-		l->w.kind = W_LISTENER;
 		l->n = n;
 		snprintf(l->url, sizeof l->url, "%s", url);
 		if (strncmp(url, "ipc://", 6) == 0) {
@@ -2795,11 +2801,15 @@ start_listeners(struct node *n)
 		}
 		if (strncmp(url, "ipc://", 6) == 0)
 			chmod(url + 6, 0666);
-		if ((rv = nng_aio_alloc(&l->aio, accept_cb, l)))
-			fatalx("nng_aio_alloc: %s", nng_strerror(rv));
 		n->nlst = i + 1;
-		l->busy = 1;
-		nng_stream_listener_accept(l->l, l->aio);
+		for (int k = 0; k < LISTEN_ACCEPTS; k++) {
+			struct acceptor *a = &l->acc[k];
+			a->w.kind = W_LISTENER;
+			a->l = l;
+			if ((rv = nng_aio_alloc(&a->aio, accept_cb, a)))
+				fatalx("nng_aio_alloc: %s", nng_strerror(rv));
+			nng_stream_listener_accept(l->l, a->aio);
+		}
 		log_info("listening on %s", url);
 	}
 	return 0;
@@ -2811,8 +2821,10 @@ stop_listeners(struct node *n)
 	for (int i = 0; i < n->nlst; i++) {
 		struct listener *l = &n->lst[i];
 		nng_stream_listener_close(l->l);
-		nng_aio_free(l->aio); /* waits for the callback */
-		l->aio = NULL;
+		for (int k = 0; k < LISTEN_ACCEPTS; k++) {
+			nng_aio_free(l->acc[k].aio); /* waits for the callback */
+			l->acc[k].aio = NULL;
+		}
 		nng_stream_listener_free(l->l);
 		if (strncmp(l->url, "ipc://", 6) == 0)
 			unlink(l->url + 6);
