@@ -251,8 +251,9 @@ show_progress(struct call_ctx *x, int final)
 	uint64_t s, r;
 	conn_counts(x->c, &s, &r);
 	double t = elapsed(&x->t0);
-	fprintf(stderr, "\r%s: sent %.1f MiB, received %.1f MiB, %.1f MB/s%s", prog,
-	    s / 1048576.0, r / 1048576.0, t > 0 ? (double)(s + r) / 1e6 / t : 0.0,
+	/* The rate is of the input sent, the way a pipeline is usually paced. */
+	fprintf(stderr, "\r%s: sent %.1f MiB, received %.1f MiB, %.1f MB/s in %.1f s%s", prog,
+	    s / 1048576.0, r / 1048576.0, t > 0 ? (double)s / 1e6 / t : 0.0, t,
 	    final ? "\n" : "   ");
 }
 

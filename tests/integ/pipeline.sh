@@ -101,5 +101,10 @@ for ((i = 0; i < 100; i++)); do kill -0 "$gpid" 2>/dev/null || break; sleep 0.1;
 wait "$gpid"
 check_eq "that grep exits 0 once input ends" 0 "$?"
 
+# --progress: bytes and rate on stderr, the output untouched.
+head -c 5000000 /dev/zero >"$T/zeros"
+check_eq "--progress leaves stdout alone" 5000000 "$(babl --progress cat <"$T/zeros" 2>"$T/progress" | wc -c)"
+check "--progress ends with the totals" grep -qE 'babl: sent 4\.8 MiB, received 4\.8 MiB, [0-9.]+ MB/s in [0-9.]+ s$' "$T/progress"
+
 check "babl verify after all that" babl verify
 finish
