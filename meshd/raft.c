@@ -471,7 +471,7 @@ int
 raft_conf_decode(const void *p, size_t n, struct raft_conf *c)
 {
 	struct rd d;
-	rd_init(&d, p, n);
+	rd_init(&d, p ? p : (const void *)"", n);
 	conf_read(&d, c);
 	return rd_done(&d) == 0 ? 0 : BABL_EPROTO;
 }
@@ -1774,7 +1774,7 @@ raft_msg_decode(const void *p, size_t n, struct raft_msg *m,
     struct raft_entry *ents, size_t cap)
 {
 	struct rd d;
-	rd_init(&d, p, n);
+	rd_init(&d, p ? p : (const void *)"", n);
 	memset(m, 0, sizeof(*m));
 	if (rd_u8(&d) != RAFT_MSG_VERSION)
 		return BABL_EPROTO;

@@ -98,6 +98,7 @@ struct sim {
 	int removed_ever[NN + 1];
 	uint64_t acked_key, acked_index; /* the latest ack */
 	int faults; /* 0 in the heal phase */
+	unsigned batch, inflight; /* per seed: entries per append, appends in flight */
 	struct raft_entry dec[RAFT_MSG_MAX_ENTRIES];
 	struct wbuf wb;
 };
@@ -393,11 +394,11 @@ node_config(struct sim *s, struct node *n, struct raft_config *c)
 	c->seed = s->o->seed * 31 + (uint64_t)n->id + s->now * 1000003;
 	c->election_ticks = 10;
 	c->heartbeat_ticks = 2;
-	c->max_inflight = 4;
-	c->max_msg_entries = 8;
+	c->max_inflight = s->inflight;
+	c->max_msg_entries = s->batch;
 	c->max_msg_bytes = 600;
 	c->max_entry = 4096;
-	c->max_uncommitted = 64 * 1024;
+	c->max_uncommitted = 2048; /* about 55 proposals: the backlog stays small */
 	c->max_msgs = 512;
 	c->max_apply = 16;
 	c->snap_chunk = 256;
@@ -661,7 +662,7 @@ static void
 handle_ready(struct sim *s, struct node *n)
 {
 	struct raft_ready rd;
-	int rc;
+	int rc = 0;
 	while (n->up && !s->failed && (rc = raft_ready(n->r, &rd)) > 0) {
 		int crash = s->faults && chance(s, 4) ? 1 + rnd(s, 3) : 0;
 		if (crash == 1) {
@@ -1067,6 +1068,9 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	s->faults = 1;
 	s->maxdelay = 3;
 
+	static const unsigned batch[] = {1, 2, 8}, infl[] = {1, 2, 4};
+	s->batch = batch[rnd(s, 3)];
+	s->inflight = infl[rnd(s, 3)];
 	static const int sizes[] = {1, 3, 3, 3, 5, 5};
 	int nv = sizes[rnd(s, 6)];
 	struct raft_conf c;
@@ -1076,8 +1080,9 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 		c.s[i].voter = 1;
 	}
 	c.n = (uint32_t)nv;
-	note(s, "seed %llu: %d voters, %d spare nodes", (unsigned long long)o->seed,
-	    nv, NN - nv);
+	note(s, "seed %llu: %d voters, %d spare nodes, %u entries per append, "
+	    "%u in flight", (unsigned long long)o->seed, nv, NN - nv, s->batch,
+	    s->inflight);
 	for (int i = 1; i <= NN && !s->failed; i++) {
 		struct node *n = &s->nodes[i];
 		n->id = i;

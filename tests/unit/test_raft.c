@@ -82,7 +82,8 @@ case_codec_roundtrip(void)
 			T_EQ_INT(o.entries[i].term, e[i].term);
 			T_EQ_INT(o.entries[i].type, e[i].type);
 			T_EQ_INT(o.entries[i].len, e[i].len);
-			T_EQ_MEM(o.entries[i].data, e[i].data, e[i].len);
+			if (e[i].len)
+				T_EQ_MEM(o.entries[i].data, e[i].data, e[i].len);
 		}
 		if (t == RAFT_MSG_SNAP) {
 			T_EQ_INT(o.snap.index, 100);
