@@ -429,3 +429,128 @@ store_file_size(const struct store *s)
 	snprintf(p, sizeof p, "%s/data.mdb", s->path);
 	return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
+
+/* Delete the log entries with keys >= index, or (below) those < index. */
+static int
+log_delete_range(struct store_txn *t, uint64_t index, int below)
+{
+	struct store *s = t->s;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint8_t key[8];
+	if (!t->write)
+		return BABL_EINTERNAL;
+	int rc = mdb_cursor_open(t->txn, s->dbi[DB_LOG], &c);
+	if (rc)
+		return fail(s, "cursor", rc);
+	for (;;) {
+		/* Seek afresh after each delete: simple, and safe whatever LMDB
+		 * does with a cursor whose item was deleted. */
+		if (below) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		} else {
+			key_index(key, index);
+			k.mv_size = 8;
+			k.mv_data = key;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		}
+		if (rc)
+			break;
+		if (below && k.mv_size == 8 && be64_get(k.mv_data) >= index)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc && rc != MDB_NOTFOUND)
+		return fail(s, "delete entries", rc);
+	return 0;
+}
+
+int
+store_truncate_from(struct store_txn *t, uint64_t index)
+{
+	struct entry e;
+	int rc;
+	if (index == 0 || !t->write)
+		return BABL_EINTERNAL;
+	if (index > 1) {
+		rc = store_entry(t, index - 1, &e);
+		if (rc) {
+			snprintf(t->s->err, sizeof t->s->err,
+			    "truncating at %llu: the entry before the cut %s",
+			    (unsigned long long)index,
+			    rc == BABL_ENOENT ? "is missing" : "fails its checksum");
+			return rc;
+		}
+	}
+	if ((rc = log_delete_range(t, index, 0)))
+		return rc;
+	if (index > 1) {
+		t->tail = e.index;
+		t->tail_term = e.term;
+		memcpy(t->tail_hash, e.hash, 32);
+	} else {
+		t->tail = 0;
+		t->tail_term = 0;
+		memset(t->tail_hash, 0, 32);
+	}
+	return 0;
+}
+
+int
+store_log_reset(struct store_txn *t, uint64_t index)
+{
+	int rc = log_delete_range(t, 0, 0);
+	if (rc)
+		return rc;
+	t->tail = index;
+	t->tail_term = 0;
+	memset(t->tail_hash, 0, 32);
+	return 0;
+}
+
+int
+store_log_drop_before(struct store_txn *t, uint64_t index)
+{
+	return log_delete_range(t, index, 1);
+}
+
+int
+store_log_first(struct store_txn *t, uint64_t *index)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(t->txn, t->s->dbi[DB_LOG], &c);
+	if (rc)
+		return fail(t->s, "cursor", rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	mdb_cursor_close(c);
+	*index = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return fail(t->s, "first entry", rc);
+	if (k.mv_size != 8) {
+		snprintf(t->s->err, sizeof t->s->err, "the first log key is not an index");
+		return BABL_ECORRUPT;
+	}
+	*index = be64_get(k.mv_data);
+	return 0;
+}
+
+int
+store_grow(struct store *s, uint64_t map_bytes)
+{
+	int rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
+	return rc ? fail(s, "set map size", rc) : 0;
+}
+
+uint64_t
+store_map_size(const struct store *s)
+{
+	MDB_envinfo info;
+	if (mdb_env_info(s->env, &info))
+		return 0;
+	return (uint64_t)info.me_mapsize;
+}

@@ -97,4 +97,39 @@ int store_meta_put(struct store_txn *t, const char *key, uint64_t v);
 /* Size of the data file, bytes. */
 uint64_t store_file_size(const struct store *s);
 
+/*
+ * Additions for the Raft storage adapter (rstore.h).
+ *
+ * store_truncate_from deletes every log entry with index >= index and moves
+ * the txn's tail back to the entry before it, which must exist and pass its
+ * checksum (or index is 1 and the log becomes empty).  The store's tail
+ * follows at store_commit.  Returns 0, BABL_ECORRUPT (or BABL_ENOENT) if
+ * the entry before the cut is bad (or missing), BABL_EINTERNAL for index 0
+ * or a read-only txn.
+ */
+int store_truncate_from(struct store_txn *t, uint64_t index);
+
+/*
+ * store_log_reset deletes every log entry and sets the txn's tail to index
+ * with term 0 and a hash of zeros, so that the next append is index + 1 and
+ * chains to zeros (the start of a log that a snapshot replaced).
+ */
+int store_log_reset(struct store_txn *t, uint64_t index);
+
+/* Delete every log entry with index < index; the tail does not move. */
+int store_log_drop_before(struct store_txn *t, uint64_t index);
+
+/* The index of the first log entry in t's view, 0 if the log is empty. */
+int store_log_first(struct store_txn *t, uint64_t *index);
+
+/*
+ * Grow (or shrink) the map to map_bytes.  LMDB allows this only while no
+ * transaction of this process is active; the caller must make sure of it.
+ * Returns 0 or BABL_EIO with the reason in store_errstr.
+ */
+int store_grow(struct store *s, uint64_t map_bytes);
+
+/* The size of the map now, bytes. */
+uint64_t store_map_size(const struct store *s);
+
 #endif
