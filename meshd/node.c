@@ -1953,7 +1953,7 @@ q_info(struct node *n, const char *name, struct text *t)
 	text_add(t, "service id: %s\n", hex);
 	text_add(t, "versions:\n");
 	for (uint32_t i = 0; i < s->nver; i++) {
-		struct svc_version *v = &s->v[i];
+		struct svc_version *v = s->v[i];
 		const struct bundle *b = &v->b;
 		hex_encode(v->vid, 32, hex);
 		fmt_time(v->time_ms, tm, sizeof tm);
@@ -3182,16 +3182,34 @@ node_run(const struct node_config *cfg)
 	propose_flush(n);
 	commit_sync(n->cm);
 	commit_stop(n->cm);
+	for (struct call *c = n->calls; c; c = c->next)
+		if (c->pid)
+			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);
+	while (n->calls)
+		call_free(n->calls);
 	for (struct lw *w = n->workers, *nx; w; w = nx) {
 		nx = w->next;
 		lw_free(w);
 	}
-	for (struct call *c = n->calls; c; c = c->next)
-		if (c->pid)
-			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);
+	for (struct session *s = n->sessions, *nx; s; s = nx) {
+		nx = s->next;
+		s->in_barrier = 0;
+		s->call = NULL;
+		session_reap(s);
+	}
+	while (n->idem_pending) {
+		struct idem_pending *ip = n->idem_pending;
+		n->idem_pending = ip->next;
+		free(ip);
+	}
 	store_close(n->st);
 	sbx_close(n->sbx);
 	reg_free(&n->reg);
+	kvc_close(n->kvc);
+	close(n->wake_fd);
+	close(n->sig_fd);
+	free(n->slots);
+	free(n);
 	log_info("stopped");
 	return 0;
 }

@@ -14,8 +14,10 @@ reg_free(struct registry *r)
 	struct svc *s = r->list;
 	while (s) {
 		struct svc *nx = s->next;
-		for (uint32_t i = 0; i < s->nver; i++)
-			bundle_free(&s->v[i].b);
+		for (uint32_t i = 0; i < s->nver; i++) {
+			bundle_free(&s->v[i]->b);
+			free(s->v[i]);
+		}
 		free(s->v);
 		free(s);
 		s = nx;
@@ -65,13 +67,16 @@ add_version(struct svc *s, uint64_t n, const uint8_t vid[32], uint64_t time_ms,
 {
 	if (s->nver == s->cap) {
 		uint32_t cap = s->cap ? s->cap * 2 : 4;
-		struct svc_version *v = realloc(s->v, cap * sizeof *v);
-		if (!v)
+		struct svc_version **vs = realloc(s->v, cap * sizeof *vs);
+		if (!vs)
 			return NULL;
-		s->v = v;
+		s->v = vs;
 		s->cap = cap;
 	}
-	struct svc_version *v = &s->v[s->nver++];
+	struct svc_version *v = calloc(1, sizeof *v);
+	if (!v)
+		return NULL;
+	s->v[s->nver++] = v;
 	v->n = n;
 	memcpy(v->vid, vid, 32);
 	v->time_ms = time_ms;
@@ -98,9 +103,9 @@ reg_resolve(struct registry *r, const char *target, struct svc **so,
 				return 0;
 			}
 			for (uint32_t i = 0; i < s->nver; i++) {
-				if (memcmp(s->v[i].vid, id, 32) == 0) {
+				if (memcmp(s->v[i]->vid, id, 32) == 0) {
 					*so = s;
-					*vo = &s->v[i];
+					*vo = s->v[i];
 					return 0;
 				}
 			}
@@ -128,7 +133,7 @@ reg_resolve(struct registry *r, const char *target, struct svc **so,
 	char *end;
 	unsigned long long n = strtoull(ver, &end, 10);
 	if (*ver && !*end && n >= 1 && n <= s->nver && strlen(ver) < 8) {
-		*vo = &s->v[n - 1];
+		*vo = s->v[n - 1];
 		return 0;
 	}
 	size_t vl = strlen(ver);
@@ -136,13 +141,13 @@ reg_resolve(struct registry *r, const char *target, struct svc **so,
 		struct svc_version *found = NULL;
 		for (uint32_t i = 0; i < s->nver; i++) {
 			char hex[65];
-			hex_encode(s->v[i].vid, 32, hex);
+			hex_encode(s->v[i]->vid, 32, hex);
 			if (strncmp(hex, ver, vl) == 0) {
 				if (found) {
 					snprintf(why, whylen, "%s: version prefix %s is ambiguous", name, ver);
 					return BABL_ENOSERVICE;
 				}
-				found = &s->v[i];
+				found = s->v[i];
 			}
 		}
 		if (found) {

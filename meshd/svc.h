@@ -31,7 +31,9 @@ struct svc {
 	char name[BUNDLE_MAX_NAME + 1];
 	uint8_t sid[32], owner[32];
 	uint32_t nver, cap;
-	struct svc_version *v; /* v[0] is version 1 */
+	/* v[0] is version 1.  Each version is allocated on its own and never
+	 * moves, so calls may keep pointers to it. */
+	struct svc_version **v;
 	uint64_t calls;        /* calls recorded since start */
 };
 
@@ -47,7 +49,7 @@ void reg_free(struct registry *r);
 struct svc *reg_by_name(struct registry *r, const char *name);
 static inline struct svc_version *svc_head(struct svc *s)
 {
-	return s->nver ? &s->v[s->nver - 1] : NULL;
+	return s->nver ? s->v[s->nver - 1] : NULL;
 }
 
 /*

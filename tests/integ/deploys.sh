@@ -92,4 +92,22 @@ check_eq "the owner can still deploy version 4" 0 "$RC"
 keep
 check "it is version 4" grep -q '^deployed up version 4 ' "$T/view"
 check_eq "up runs version 4" ABC "$(echo abc | babl up)"
+
+# New versions while a call of the service still streams: the call keeps
+# its version, whatever the deploys do to the service's list of versions.
+mkfifo "$T/hold"
+babl up <"$T/hold" >"$T/held.out" 2>"$T/held.err" &
+hpid=$!
+exec 7>"$T/hold"
+printf 'first ' >&7
+for v in 5 6 7 8 9; do
+	babl deploy up -- tr a-z . >/dev/null 2>&1
+done
+printf 'second\n' >&7
+exec 7>&-
+bounded_wait "$hpid" 20
+check_eq "a call streaming across five deploys ends normally" 0 "$?"
+check_eq "it ran the version it started with" "FIRST SECOND" "$(cat "$T/held.out")"
+check_eq "new calls run the newest version" "..." "$(echo abc | babl up)"
+check "the node still serves" babl status
 finish
