@@ -54,6 +54,7 @@
 #define HELLO_TIMEOUT_MS 10000        /* a connection must say HELLO and ask */
 #define ID_MAX_OUTPUT (64ull << 20)   /* output recorded for an --id call */
 #define SHUTDOWN_GRACE_MS 5000
+#define SEND_QUEUE_MAX 64             /* frames queued to a client before we stop reading it */
 #define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
 #define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
 #define LW_SEND_BEHIND 16             /* frames queued to a caller before its worker waits */
@@ -133,6 +134,8 @@ struct session {
 	int exit_after_barrier;
 	uint64_t exporting;  /* next index of a log export under way, or 0 */
 	int in_barrier;   /* listed in a NOOP proposal: not freed until it applies */
+	int pinned;       /* owner of a proposal not yet applied (a DEPLOY) */
+	int headed;       /* has asked for a service's head (once per connection) */
 	uint8_t bkind;
 	int32_t bcode;
 };
@@ -371,6 +374,7 @@ propose_ref(struct node *n, uint8_t type, uint64_t call)
 /* ---- sending ---- */
 
 static void session_flush(struct session *s);
+static void session_recv(struct session *s);
 static void export_pump(struct session *s);
 static void call_release_buf(struct call *c, int stream);
 static void replay_pump(struct session *s);
@@ -513,11 +517,12 @@ on_sent(struct session *s)
 	if (s->exporting)
 		export_pump(s);
 	session_flush(s);
+	if (!s->rbusy && s->sqn <= SEND_QUEUE_MAX)
+		session_recv(s);
 }
 
 /* ---- sessions ---- */
 
-static void session_recv(struct session *s);
 static void handle_frame(struct session *s, const struct wire_frame *f);
 static void call_lost_session(struct call *c);
 
@@ -565,7 +570,7 @@ static int
 session_reap(struct session *s)
 {
 	struct node *n = s->n;
-	if (!s->dead || s->rbusy || s->sbusy || s->w.queued || s->in_barrier)
+	if (!s->dead || s->rbusy || s->sbusy || s->w.queued || s->in_barrier || s->pinned)
 		return 0;
 	if (s->call)
 		call_lost_session(s->call);
@@ -598,7 +603,9 @@ session_reap(struct session *s)
 static void
 session_recv(struct session *s)
 {
-	if (s->rbusy || s->dead || s->paused || s->closing)
+	/* A client that does not read what it is sent is not read from
+	 * either: the queue of replies stays short. */
+	if (s->rbusy || s->dead || s->paused || s->closing || s->sqn > SEND_QUEUE_MAX)
 		return;
 	if (s->rhead && s->rhead + s->rlen > RBUF_CAP / 2) {
 		memmove(s->rbuf, s->rbuf + s->rhead, s->rlen);
@@ -1827,8 +1834,8 @@ handle_data(struct session *s, const struct wire_frame *f)
 {
 	struct call *c = s->call;
 	if (!c) {
-		if (s->waiting || s->replaying)
-			return; /* a retried --id call: its input is not needed */
+		if (s->asked)
+			return; /* a retried --id call, or one that ended: input not needed */
 		send_error(s, BABL_EPROTO, "data before a call");
 		return;
 	}
@@ -2108,6 +2115,11 @@ handle_query(struct session *s, const struct wire_frame *f)
 		q_status(n, &t);
 		break;
 	case WIRE_Q_HEAD: {
+		if (s->headed) {
+			send_error(s, BABL_EPROTO, "one HEAD query per connection, then DEPLOY");
+			return;
+		}
+		s->headed = 1;
 		struct svc *sv = reg_by_name(&n->reg, arg);
 		uint8_t zero[32] = {0};
 		struct wbuf b = {0};
@@ -2187,6 +2199,7 @@ handle_deploy(struct session *s, const struct wire_frame *f)
 	if (ent_enc_deploy(&b, wall_ms(), &d) != 0)
 		fatalx("out of memory");
 	s->deploy_index = n->next_index;
+	s->pinned++;
 	propose_wbuf(n, ENT_DEPLOY, &b, s);
 }
 
@@ -2223,7 +2236,7 @@ handle_frame(struct session *s, const struct wire_frame *f)
 		handle_data(s, f);
 		return;
 	case WIRE_EOF:
-		if (!s->call && !s->waiting && !s->replaying && !s->exit_after_barrier) {
+		if (!s->call && !s->asked) {
 			log_info("session %" PRIu64 ": end of input before a call; closing it", s->id);
 			send_error(s, BABL_EPROTO, "end of input before a call");
 			return;
@@ -2475,6 +2488,8 @@ apply_prop(struct node *n, struct prop *p)
 	}
 	case ENT_DEPLOY: {
 		struct session *s = p->owner;
+		if (s)
+			s->pinned--;
 		struct ent_deploy d;
 		struct svc_version *v = NULL;
 		char why[512], hex[65], msg[700];
@@ -2529,8 +2544,12 @@ apply_done(struct node *n)
 			struct call *c = p->e.type == ENT_CALL ? p->owner : NULL;
 			if (c && c->sess)
 				send_error(c->sess, BABL_EIO, "the node cannot write its log");
-			if (p->e.type == ENT_DEPLOY && p->owner)
-				send_error(p->owner, BABL_EIO, "the node cannot write its log");
+			if (p->e.type == ENT_DEPLOY && p->owner) {
+				struct session *s = p->owner;
+				s->pinned--;
+				if (!s->dead)
+					send_error(s, BABL_EIO, "the node cannot write its log");
+			}
 			prop_free(p);
 		} else {
 			apply_prop(n, p);
