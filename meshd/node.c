@@ -997,10 +997,19 @@ record_output(struct call *c, int stream, const uint8_t *p, size_t n)
 }
 
 /* Once the process is gone and its pipes drained, propose the outcome. */
+static int lua_earlier_running(struct call *c);
+
 static void
 call_maybe_finish(struct call *c)
 {
 	if (c->outcome_proposed || !c->exited || c->fd_out >= 0 || c->fd_err >= 0)
+		return;
+	/*
+	 * A Lua call's writes take effect in call order: they wait until every
+	 * earlier call of the service has ended, so that no call ever reads a
+	 * later call's writes (lua_housekeeping looks again).
+	 */
+	if (c->lua && c->nwrites && lua_earlier_running(c))
 		return;
 	struct ent_outcome o = {0};
 	struct wbuf b = {0};
@@ -1255,8 +1264,11 @@ lua_input(struct call *c)
 static struct lw *
 lua_worker(struct node *n, struct call *c, char *why, size_t whylen)
 {
+	/* Each running call has a worker to itself, so a call that computes
+	 * or whose caller reads slowly holds up no other; idle workers of the
+	 * version are reused. */
 	for (struct lw *w = n->workers; w; w = w->next)
-		if (!w->dead && memcmp(w->vid, c->ver->vid, 32) == 0)
+		if (!w->dead && !w->ncalls && memcmp(w->vid, c->ver->vid, 32) == 0)
 			return w;
 	int slot = slot_take(n);
 	if (slot < 0) {
@@ -1271,7 +1283,7 @@ lua_worker(struct node *n, struct call *c, char *why, size_t whylen)
 	char dir[PATH_MAX];
 	char hex[17];
 	hex_encode(c->ver->vid, 8, hex);
-	if ((size_t)snprintf(dir, sizeof dir, "%s/lua-%s", n->run_dir, hex) >= sizeof dir ||
+	if ((size_t)snprintf(dir, sizeof dir, "%s/lua-%s-%u", n->run_dir, hex, (unsigned)slot) >= sizeof dir ||
 	    (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
 	    (geteuid() == 0 && chown(dir, sbx_slot_uid(n->sbx, (unsigned)slot),
 	        sbx_slot_gid(n->sbx, (unsigned)slot)) < 0)) {
@@ -1571,6 +1583,8 @@ lua_housekeeping(struct node *n)
 	for (struct call *c = n->calls; c; c = c->next) {
 		if (c->kv_wait && !lua_earlier_running(c))
 			lua_kv_answer(c);
+		if (c->lua && c->exited && !c->outcome_proposed)
+			call_maybe_finish(c);
 		if (c->lua && c->kill_sent && !c->exited && c->w && t > c->kill_deadline) {
 			log_warnx("Lua worker %d did not end call %" PRIu64 " in time; killing it",
 			    (int)c->w->pid, c->index);
