@@ -2340,6 +2340,15 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		/* Durable once the transaction after the one under way commits. */
 		kvc_applied(n->kvc, c->index, txns + 2);
 	}
+	if (c->idkey && (o->why != ENT_WHY_NONE || c->record_overflow)) {
+		/* Not recorded: its output chunks go too. */
+		uint8_t key[40];
+		memcpy(key, c->ikey, 32);
+		for (uint64_t q = 0; q < c->rec_seq; q++) {
+			be64_put(key + 32, q);
+			commit_del(n->cm, DB_IDOUT, key, 40);
+		}
+	}
 	if (c->idkey && o->why == ENT_WHY_NONE && !c->record_overflow) {
 		uint8_t rec[29];
 		be64_put(rec, c->time_ms);
@@ -2579,6 +2588,51 @@ apply_done(struct node *n)
 
 /* ---- start-up recovery ---- */
 
+struct count_ctx {
+	uint64_t n;
+};
+
+static int
+count_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	((struct count_ctx *)arg)->n++;
+	return 0;
+}
+
+/*
+ * An --id call whose outcome entry is in the log but whose record was not
+ * written before a crash gets its record back: its recorded output went
+ * into the store no later than the outcome entry (state writes queued
+ * before a proposal share its transaction or an earlier one).
+ */
+static void
+recover_idem(struct node *n, struct store_txn *t, const struct ent_call *ec,
+    const struct ent_outcome *o)
+{
+	char *idk = wire_strdup(ec->idkey);
+	uint8_t ikey[32], rec[29];
+	const void *v;
+	size_t vl;
+	struct count_ctx cc = {0};
+	if (!idk)
+		fatalx("out of memory");
+	idem_key(ec->sid, idk, ikey);
+	free(idk);
+	if (store_get(t, DB_IDEM, ikey, 32, &v, &vl) == 0)
+		return;
+	store_scan(t, DB_IDOUT, ikey, 32, 0, count_one, &cc);
+	be64_put(rec, ec->time_ms);
+	rec[8] = o->kind;
+	be32_put(rec + 9, (uint32_t)o->code);
+	be64_put(rec + 13, cc.n);
+	be64_put(rec + 21, o->call);
+	commit_put(n->cm, DB_IDEM, ikey, 32, rec, sizeof rec);
+}
+
 /*
  * Bring the state up to the log's tail (entries persisted but not yet
  * applied when the node stopped), then end the calls that were running: a
@@ -2629,6 +2683,8 @@ recover(struct node *n)
 					record_call(n, ec.sid, o.call, ec.time_ms, ec.reqid, vn, &o);
 					if (o.nwrites)
 						apply_writes(n, ec.sid, &o);
+					if (ec.idkey.len && o.why == ENT_WHY_NONE)
+						recover_idem(n, t, &ec, &o);
 				}
 			}
 		}

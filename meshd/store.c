@@ -1,6 +1,7 @@
 /* store.c - the log and state on LMDB; see store.h. */
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@ struct store {
 	MDB_dbi dbi[DB_N];
 	char path[4096];
 	char err[256];
-	/* Committed tail, updated only by the writing thread at commit. */
+	/* Committed tail, updated only by the writing thread at commit; read
+	 * by others under tail_lock. */
+	pthread_mutex_t tail_lock;
 	uint64_t tail, tail_term;
 	uint8_t tail_hash[32];
 };
@@ -103,6 +106,8 @@ store_open(struct store **out, const char *dir, uint64_t map_bytes)
 {
 	struct store *s = calloc(1, sizeof *s);
 	MDB_txn *txn;
+	if (s)
+		pthread_mutex_init(&s->tail_lock, NULL);
 	int rc;
 	if (!s)
 		return BABL_ENOMEM;
@@ -151,11 +156,14 @@ store_close(struct store *s)
 void
 store_tail(const struct store *s, uint64_t *index, uint8_t hash[32], uint64_t *term)
 {
+	pthread_mutex_t *lk = (pthread_mutex_t *)&s->tail_lock;
+	pthread_mutex_lock(lk);
 	*index = s->tail;
 	if (hash)
 		memcpy(hash, s->tail_hash, 32);
 	if (term)
 		*term = s->tail_term;
+	pthread_mutex_unlock(lk);
 }
 
 int
@@ -171,9 +179,7 @@ store_begin(struct store *s, int write, struct store_txn **out)
 	}
 	t->s = s;
 	t->write = write;
-	t->tail = s->tail;
-	t->tail_term = s->tail_term;
-	memcpy(t->tail_hash, s->tail_hash, 32);
+	store_tail(s, &t->tail, t->tail_hash, &t->tail_term);
 	*out = t;
 	return 0;
 }
@@ -184,9 +190,11 @@ store_commit(struct store_txn *t)
 	struct store *s = t->s;
 	int rc = mdb_txn_commit(t->txn);
 	if (rc == 0 && t->write) {
+		pthread_mutex_lock(&s->tail_lock);
 		s->tail = t->tail;
 		s->tail_term = t->tail_term;
 		memcpy(s->tail_hash, t->tail_hash, 32);
+		pthread_mutex_unlock(&s->tail_lock);
 	}
 	free(t);
 	return rc ? fail(s, "commit", rc) : 0;
