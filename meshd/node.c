@@ -133,6 +133,8 @@ struct session {
 	/* An --id caller gets its EXIT once the record of it is durable. */
 	int exit_after_barrier;
 	uint64_t exporting;  /* next index of a log export under way, or 0 */
+	uint64_t verifying;  /* next index of a verification under way, or 0 */
+	uint64_t verified;   /* entries checked so far */
 	int in_barrier;   /* listed in a NOOP proposal: not freed until it applies */
 	int pinned;       /* owner of a proposal not yet applied (a DEPLOY) */
 	int headed;       /* has asked for a service's head (once per connection) */
@@ -1658,6 +1660,34 @@ replay_pump(struct session *s)
 	}
 }
 
+/* Check the next span of the log for a `babl verify` under way. */
+static void
+verify_pump(struct session *s)
+{
+	uint64_t next, count, bad;
+	char why[256], line[400];
+	if (s->dead) {
+		s->verifying = 0;
+		return;
+	}
+	int rc = store_verify_span(s->n->st, s->verifying, 4u << 20, &next, &count, &bad,
+	    why, sizeof why);
+	s->verified += count;
+	if (rc == 0 && next) {
+		s->verifying = next;
+		return;
+	}
+	s->verifying = 0;
+	if (rc == 0)
+		snprintf(line, sizeof line, "log verified: %" PRIu64
+		    " entries, checksums and hash chain intact\n", s->verified);
+	else
+		snprintf(line, sizeof line, "log verification FAILED: %s\n",
+		    rc == BABL_ECORRUPT ? why : babl_strerror(rc));
+	send_text(s, line, strlen(line));
+	send_exit(s, WIRE_EXITED, rc ? 1 : 0, NULL);
+}
+
 /*
  * A log export streams the stored entries as they are, a few at a time as
  * the client reads them (ENTRY_FILE_MAGIC was sent first).
@@ -2155,21 +2185,12 @@ handle_query(struct session *s, const struct wire_frame *f)
 		export_pump(s);
 		return;
 	}
-	case WIRE_Q_VERIFY: {
-		uint64_t count = 0, bad = 0;
-		char why[256];
-		int vr = store_verify(n->st, 1, &count, &bad, why, sizeof why);
-		if (vr == 0) {
-			text_add(&t, "log verified: %" PRIu64 " entries, checksums and hash chain intact\n", count);
-		} else {
-			text_add(&t, "log verification FAILED: %s\n", vr == BABL_ECORRUPT ? why : babl_strerror(vr));
-			send_text(s, t.p, t.len);
-			free(t.p);
-			send_exit(s, WIRE_EXITED, 1, NULL);
-			return;
-		}
-		break;
-	}
+	case WIRE_Q_VERIFY:
+		/* A span at a time, between other work (verify_pump). */
+		s->verifying = 1;
+		s->verified = 0;
+		free(t.p);
+		return;
 	}
 	if (rc == BABL_ENOSERVICE) {
 		free(t.p);
@@ -3086,7 +3107,10 @@ run_loop(struct node *n)
 				pfd[k++] = (struct pollfd){c->fd_err, POLLIN, 0};
 			}
 		}
-		int rc = poll(pfd, (nfds_t)k, 250);
+		int busy = 0; /* a verification under way goes on at once */
+		for (struct session *s = n->sessions; s && !busy; s = s->next)
+			busy = s->verifying != 0;
+		int rc = poll(pfd, (nfds_t)k, busy ? 0 : 250);
 		if (rc < 0 && errno != EINTR)
 			fatalx("poll: %s", strerror(errno));
 		if (rc > 0 && (pfd[1].revents & POLLIN)) {
@@ -3143,6 +3167,9 @@ run_loop(struct node *n)
 		}
 		process_ready(n);
 		apply_done(n);
+		for (struct session *s = n->sessions; s; s = s->next)
+			if (s->verifying)
+				verify_pump(s);
 		/* Sessions that died with nothing in flight. */
 		for (struct session *s = n->sessions, *nx; s; s = nx) {
 			nx = s->next;

@@ -347,9 +347,10 @@ store_scan(struct store_txn *t, int db, const void *prefix, size_t pl, int rever
 }
 
 int
-store_verify(struct store *s, uint64_t from, uint64_t *count, uint64_t *bad,
-    char *why, size_t whylen)
+store_verify_span(struct store *s, uint64_t from, uint64_t max_bytes, uint64_t *next,
+    uint64_t *count, uint64_t *bad, char *why, size_t whylen)
 {
+	uint64_t bytes = 0;
 	struct store_txn *t;
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -379,7 +380,9 @@ store_verify(struct store *s, uint64_t from, uint64_t *count, uint64_t *bad,
 	k.mv_size = 8;
 	k.mv_data = key;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), expect++, n++) {
+	for (; rc == 0 && bytes < max_bytes;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), expect++, n++) {
+		bytes += v.mv_size;
 		struct entry e;
 		const char *what = NULL;
 		if (k.mv_size != 8 || be64_get(k.mv_data) != expect)
@@ -401,10 +404,19 @@ store_verify(struct store *s, uint64_t from, uint64_t *count, uint64_t *bad,
 	}
 	mdb_cursor_close(c);
 	store_abort(t);
-	if (rc != MDB_NOTFOUND)
+	if (rc && rc != MDB_NOTFOUND)
 		return fail(s, "verify", rc);
 	*count = n;
+	*next = rc == MDB_NOTFOUND ? 0 : expect;
 	return 0;
+}
+
+int
+store_verify(struct store *s, uint64_t from, uint64_t *count, uint64_t *bad,
+    char *why, size_t whylen)
+{
+	uint64_t next;
+	return store_verify_span(s, from, UINT64_MAX, &next, count, bad, why, whylen);
 }
 
 int

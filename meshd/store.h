@@ -90,6 +90,14 @@ int store_scan(struct store_txn *t, int db, const void *prefix, size_t pl,
 int store_verify(struct store *s, uint64_t from, uint64_t *count, uint64_t *bad,
     char *why, size_t whylen);
 
+/*
+ * The same, a span at a time: check entries from `from` until about
+ * max_bytes of them have been read; *next is where to go on (0 when the
+ * tail was reached) and *count how many were checked.
+ */
+int store_verify_span(struct store *s, uint64_t from, uint64_t max_bytes,
+    uint64_t *next, uint64_t *count, uint64_t *bad, char *why, size_t whylen);
+
 /* Meta values as u64. */
 int store_meta_get(struct store_txn *t, const char *key, uint64_t *v);
 int store_meta_put(struct store_txn *t, const char *key, uint64_t v);
