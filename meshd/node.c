@@ -2743,8 +2743,13 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 	struct svc *s;
 	struct svc_version *ver;
 	hex_encode(ec.vid, 32, hex);
-	if (reg_resolve(&n->reg, hex, &s, &ver, why, sizeof why))
+	if (reg_resolve(&n->reg, hex, &s, &ver, why, sizeof why)) {
+		/* Its service is unknown here: nothing to record it under. */
+		log_warnx("call %" PRIu64 " was cut short by the last stop, but its version is unknown: %s",
+		    idx, why);
+		commit_del(n->cm, DB_OPEN, k, kl);
 		return 0;
+	}
 	struct call *c = calloc(1, sizeof *c);
 	if (!c)
 		fatalx("out of memory");
