@@ -110,7 +110,8 @@ for ((i = 0; i < 10; i++)); do
 	) &
 done
 check "10 concurrent calls with --id k3 end" wait_until 60 all_rc "$T/d" 10
-check_eq "they all exit 0" "0 0 0 0 0 0 0 0 0 0" "$(cat "$T"/d/*.rc | tr '\n' ' ' | sed 's/ $//')"
+check_eq "they all exit 0" "0 0 0 0 0 0 0 0 0 0" "$(cat "$T"/d/*.rc | tr '\n' ' ' | sed 's/ $//')" ||
+	for f in "$T"/d/*.err; do [ -s "$f" ] && echo "    $f: $(head -c 300 "$f")"; done
 check_eq "they all print the same request id" 1 "$(cat "$T"/d/*.out | sort -u | wc -l)"
 k3=$(head -n 1 "$T/d/0.out")
 check_eq "that id is a request id" 32 "${#k3}"

@@ -139,6 +139,7 @@ _bad() {
 		printf '%s\n' "$d" | sed 's/^/    /'
 	done
 	_log_tail
+	return 1
 }
 
 # _run CMD...: run CMD, keeping stdout, stderr and the exit status.
