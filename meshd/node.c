@@ -3470,45 +3470,49 @@ node_import(const char *file, const char *dir, uint64_t map_bytes)
 	struct node *n = calloc(1, sizeof *n);
 	uint8_t hash[32];
 	uint64_t tail;
-	int rc;
-	if (!n || sodium_init() < 0)
+	int rc, status = 1;
+	if (!n || sodium_init() < 0) {
+		free(n);
 		return 1;
+	}
+	n->wake_fd = -1;
 	if (paths_mkdirs(dir, 0700)) {
 		fprintf(stderr, "meshd: cannot create %s: %s\n", dir, strerror(errno));
-		return 1;
+		goto out;
 	}
 	if ((rc = store_open(&n->st, dir, map_bytes))) {
 		fprintf(stderr, "meshd: cannot open the log in %s: %s (%s)\n", dir,
 		    babl_strerror(rc), store_errstr(n->st));
-		return 1;
+		goto out;
 	}
 	store_tail(n->st, &tail, hash, NULL);
 	/* The whole file is checked before anything of it is written. */
 	long long count = import_pass(file, NULL, tail + 1, hash);
-	if (count < 0 || import_pass(file, n->st, tail + 1, hash) != count) {
-		store_close(n->st);
-		return 1;
-	}
+	if (count < 0 || import_pass(file, n->st, tail + 1, hash) != count)
+		goto out;
 	if ((rc = reg_load(&n->reg, n->st)) || kvc_open(&n->kvc) ||
 	    (n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
 	    commit_start(&n->cm, n->st, n->wake_fd)) {
 		fprintf(stderr, "meshd: cannot rebuild the state in %s\n", dir);
-		store_close(n->st);
-		return 1;
+		goto out;
 	}
 	rc = recover(n);
 	commit_stop(n->cm);
 	uint64_t last;
 	store_tail(n->st, &last, NULL, NULL);
-	if (rc)
+	if (rc) {
 		fprintf(stderr, "meshd: rebuilding the state failed: %s\n", babl_strerror(rc));
-	else
-		printf("%s: imported %lld entries (log now %llu entries); state rebuilt: %zu service(s)\n",
-		    dir, count, (unsigned long long)last, n->reg.n);
+		goto out;
+	}
+	printf("%s: imported %lld entries (log now %llu entries); state rebuilt: %zu service(s)\n",
+	    dir, count, (unsigned long long)last, n->reg.n);
+	status = 0;
+out:
 	reg_free(&n->reg);
 	kvc_close(n->kvc);
 	store_close(n->st);
-	close(n->wake_fd);
+	if (n->wake_fd >= 0)
+		close(n->wake_fd);
 	free(n);
-	return rc ? 1 : 0;
+	return status;
 }
