@@ -100,6 +100,7 @@ babl up <"$T/hold" >"$T/held.out" 2>"$T/held.err" &
 hpid=$!
 exec 7>"$T/hold"
 printf 'first ' >&7
+check "the held call is running" wait_until 20 bash -c "babl status | grep -q '^calls: *1 running'"
 for v in 5 6 7 8 9; do
 	babl deploy up -- tr a-z . >/dev/null 2>&1
 done
