@@ -136,6 +136,6 @@ check "stop the node" stop_meshd a
 start_meshd a || finish
 check_eq "--id k1 after a restart: still the recorded run" "$r1" "$(babl --id k1 rid </dev/null)"
 _run babl --id e1 three </dev/null
-check_eq "--id e1 after a restart: exit 3 replayed" 3 "$RC"
+check_eq "--id e1 after a restart: exit 3 replayed" 3 "$RC" || sed 's/^/    stderr: /' "$T/err"
 check_eq "babl log rid after a restart: still 5 runs" 5 "$(babl log rid | grep -cE '^[0-9]+ ')"
 finish
