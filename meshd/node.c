@@ -55,6 +55,7 @@
 #define ID_MAX_OUTPUT (64ull << 20)   /* output recorded for an --id call */
 #define SHUTDOWN_GRACE_MS 5000
 #define SEND_QUEUE_MAX 64             /* frames queued to a client before we stop reading it */
+#define LINGER_MS 5000                /* after the last frame, how long the client may take to close */
 #define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
 #define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
 #define LW_SEND_BEHIND 16             /* frames queued to a caller before its worker waits */
@@ -137,6 +138,8 @@ struct session {
 	uint64_t verified;   /* entries checked so far */
 	int in_barrier;   /* listed in a NOOP proposal: not freed until it applies */
 	int pinned;       /* owner of a proposal not yet applied (a DEPLOY) */
+	int linger;       /* all sent: waiting for the client to close */
+	int64_t linger_deadline;
 	int headed;       /* has asked for a service's head (once per connection) */
 	uint8_t bkind;
 	int32_t bcode;
@@ -466,9 +469,18 @@ session_flush(struct session *s)
 	if (s->sbusy || s->dead)
 		return;
 	if (!s->sq) {
-		if (s->closing) {
+		/*
+		 * All sent: wait for the client to close first (reading and
+		 * dropping whatever it still sends), so that closing with its
+		 * last bytes unread cannot make it lose our final frame.
+		 */
+		if (s->closing && !s->asked) { /* a client that never asked: go */
 			s->dead = 1;
 			nng_stream_close(s->s);
+		} else if (s->closing && !s->linger) {
+			s->linger = 1;
+			s->linger_deadline = now_ms() + LINGER_MS;
+			session_recv(s);
 		}
 		return;
 	}
@@ -607,8 +619,12 @@ session_recv(struct session *s)
 {
 	/* A client that does not read what it is sent is not read from
 	 * either: the queue of replies stays short. */
-	if (s->rbusy || s->dead || s->paused || s->closing || s->sqn > SEND_QUEUE_MAX)
+	if (s->rbusy || s->dead || s->paused || (s->closing && !s->linger) ||
+	    s->sqn > SEND_QUEUE_MAX)
 		return;
+	if (s->linger) { /* what comes now is dropped */
+		s->rhead = s->rlen = 0;
+	}
 	if (s->rhead && s->rhead + s->rlen > RBUF_CAP / 2) {
 		memmove(s->rbuf, s->rbuf + s->rhead, s->rlen);
 		s->rhead = 0;
@@ -653,7 +669,7 @@ on_recv(struct session *s)
 	s->rbusy = 0;
 	if (rv || nng_aio_count(s->raio) == 0) {
 		const char *how = rv ? nng_strerror(rv) : "closed";
-		if (s->dead)
+		if (s->dead || s->linger)
 			;
 		else if (s->rlen)
 			log_info("session %" PRIu64 ": connection %s in the middle of a frame (%zu bytes); closing it",
@@ -676,7 +692,8 @@ on_recv(struct session *s)
 		return;
 	}
 	s->rlen += nng_aio_count(s->raio);
-	session_parse(s);
+	if (!s->linger)
+		session_parse(s);
 	session_recv(s);
 }
 
@@ -2975,9 +2992,12 @@ check_timers(struct node *n)
 			call_kill(c, ENT_WHY_TIMEOUT, msg);
 		}
 	}
-	for (struct session *s = n->sessions; s; s = s->next)
-		if (!s->asked && !s->dead && t >= s->hello_deadline)
+	for (struct session *s = n->sessions; s; s = s->next) {
+		if (!s->asked && !s->dead && !s->closing && t >= s->hello_deadline)
 			session_kill(s, "no request within 10 s");
+		if (s->linger && !s->dead && t >= s->linger_deadline)
+			session_kill(s, NULL);
+	}
 }
 
 /* Expired --id records go, with their recorded output. */
