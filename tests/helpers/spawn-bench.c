@@ -42,6 +42,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "loadgen.h"
 
 static const char usage_text[] =
     "usage: spawn-bench [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]\n"
@@ -175,23 +176,6 @@ build_filter(void)
 	prog.filter = filter;
 }
 
-struct worker {
-	pthread_t tid;
-	int index;
-	uint32_t *lat;
-	size_t nlat, cap;
-	long errors;
-	int oom;
-};
-
-static double
-now_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 static void
 fail(struct worker *w, const char *what, int err)
 {
@@ -313,23 +297,6 @@ one_run(struct worker *w)
 	return result;
 }
 
-static void
-record(struct worker *w, double secs)
-{
-	if (w->nlat == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 4096;
-		uint32_t *p = realloc(w->lat, cap * sizeof *p);
-		if (!p) {
-			w->oom = 1;
-			return;
-		}
-		w->lat = p;
-		w->cap = cap;
-	}
-	double us = secs * 1e6;
-	w->lat[w->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
-}
-
 static void *
 worker_main(void *arg)
 {
@@ -347,39 +314,10 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static uint32_t
-percentile(const uint32_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-	return v[i < n ? i : n - 1];
-}
-
-static long long
-number(const char *s, const char *what, long long min, long long max)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
-		fprintf(stderr, "spawn-bench: %s: '%s' is not a number from %lld to %lld\n",
-		    what, s, min, max);
-		exit(64);
-	}
-	return v;
-}
-
 int
 main(int argc, char **argv)
 {
+	lg_prog = "spawn-bench";
 	enum { OPT_ROUNDS = 256, OPT_NOFILTER, OPT_PROGRAM };
 	static const struct option opts[] = {
 		{"concurrency", required_argument, NULL, 'c'},
