@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static const char *lg_prog = "load";
@@ -80,6 +81,60 @@ number(const char *s, const char *what, long long min, long long max)
 		exit(64);
 	}
 	return v;
+}
+
+/* The figures of a run, over all its threads. */
+struct lg_result {
+	size_t total;
+	long errors;
+	double secs, rate;
+	uint32_t p50, p99;
+};
+
+/*
+ * Join the started threads and merge their latencies into *r (secs since
+ * t0).  Returns 0, or 70 after saying so if memory runs out.
+ */
+static int
+lg_finish(struct worker *ws, int started, const struct timespec *t0,
+    struct lg_result *r)
+{
+	int oom = 0;
+	memset(r, 0, sizeof *r);
+	for (int i = 0; i < started; i++) {
+		pthread_join(ws[i].tid, NULL);
+		r->total += ws[i].nlat;
+		r->errors += ws[i].errors;
+		oom |= ws[i].oom;
+	}
+	r->secs = now_since(t0);
+	uint32_t *all = malloc((r->total ? r->total : 1) * sizeof *all);
+	if (!all) {
+		fprintf(stderr, "%s: out of memory\n", lg_prog);
+		return 70;
+	}
+	size_t k = 0;
+	for (int i = 0; i < started; i++) {
+		memcpy(all + k, ws[i].lat, ws[i].nlat * sizeof *all);
+		k += ws[i].nlat;
+		free(ws[i].lat);
+	}
+	qsort(all, r->total, sizeof *all, cmp_u32);
+	r->p50 = percentile(all, r->total, 0.50);
+	r->p99 = percentile(all, r->total, 0.99);
+	r->rate = r->secs > 0 ? (double)r->total / r->secs : 0;
+	free(all);
+	if (oom)
+		fprintf(stderr, "%s: out of memory for latencies: some not recorded\n", lg_prog);
+	return 0;
+}
+
+/* The machine-readable line scripts/bench reads. */
+static void
+lg_print(const struct lg_result *r)
+{
+	printf("calls=%zu errors=%ld secs=%.3f rate=%.1f p50_us=%u p99_us=%u\n", r->total,
+	    r->errors, r->secs, r->rate, r->p50, r->p99);
 }
 
 #endif

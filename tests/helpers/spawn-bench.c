@@ -381,40 +381,15 @@ main(int argc, char **argv)
 		}
 		started++;
 	}
-	size_t total = 0;
-	long errors = 0;
-	int oom = 0;
-	for (int i = 0; i < started; i++) {
-		pthread_join(ws[i].tid, NULL);
-		total += ws[i].nlat;
-		errors += ws[i].errors;
-		oom |= ws[i].oom;
-	}
-	double secs = now_since(&t_start);
-	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
-	if (!all) {
-		fprintf(stderr, "spawn-bench: out of memory\n");
+	struct lg_result r;
+	if (lg_finish(ws, started, &t_start, &r))
 		return 70;
-	}
-	size_t k = 0;
-	for (int i = 0; i < started; i++) {
-		memcpy(all + k, ws[i].lat, ws[i].nlat * sizeof *all);
-		k += ws[i].nlat;
-		free(ws[i].lat);
-	}
-	qsort(all, total, sizeof *all, cmp_u32);
-	uint32_t p50 = percentile(all, total, 0.50), p99 = percentile(all, total, 0.99);
-	double rate = secs > 0 ? (double)total / secs : 0;
-	if (oom)
-		fprintf(stderr, "spawn-bench: out of memory for latencies: some not recorded\n");
 	printf("spawn-bench: %s%s, %d thread%s, %zu B each: %zu runs, %ld errors in %.2f s: "
 	    "%.0f runs/s, latency p50 %u us, p99 %u us\n",
 	    program, use_filter ? " with a seccomp filter" : "", started, started == 1 ? "" : "s",
-	    nbytes, total, errors, secs, rate, p50, p99);
-	printf("calls=%zu errors=%ld secs=%.3f rate=%.1f p50_us=%u p99_us=%u\n", total, errors,
-	    secs, rate, p50, p99);
-	free(all);
+	    nbytes, r.total, r.errors, r.secs, r.rate, r.p50, r.p99);
+	lg_print(&r);
 	free(ws);
 	free(payload);
-	return total > 0 && errors == 0 ? 0 : 1;
+	return r.total > 0 && r.errors == 0 ? 0 : 1;
 }
