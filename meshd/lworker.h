@@ -29,6 +29,7 @@ struct lw {
 	int64_t idle_since;
 	int dead;          /* its pipe closed or it exited */
 	int exited;        /* reaped */
+	int behind;        /* the node's: its caller reads too slowly, wait */
 };
 
 /* Bytes queued to a worker beyond which input is held back. */

@@ -3072,7 +3072,11 @@ run_loop(struct node *n)
 		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
 		    commit_backlog(n->cm) == 0)
 			break;
-		size_t need = 2 + 3 * (size_t)n->ncalls;
+		/* Room for the two fixed fds, two per worker, three per call. */
+		size_t nw = 0;
+		for (struct lw *w = n->workers; w; w = w->next)
+			nw++;
+		size_t need = 2 + 2 * nw + 3 * (size_t)n->ncalls;
 		if (need > pcap) {
 			pcap = need * 2;
 			pfd = realloc(pfd, pcap * sizeof *pfd);
@@ -3084,26 +3088,17 @@ run_loop(struct node *n)
 		size_t k = 0;
 		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
 		pfd[k++] = (struct pollfd){n->sig_fd, POLLIN, 0};
-		size_t nw = 0;
+		/* A worker is not read while its caller is far behind in
+		 * reading its output (memory stays bounded). */
 		for (struct lw *w = n->workers; w; w = w->next)
-			nw++;
-		if (k + 2 * nw + 3 * (size_t)n->ncalls > pcap) {
-			pcap = (k + 2 * nw + 3 * (size_t)n->ncalls) * 2;
-			pfd = realloc(pfd, pcap * sizeof *pfd);
-			pcall = realloc(pcall, pcap * sizeof *pcall);
-			pstream = realloc(pstream, pcap * sizeof *pstream);
-			if (!pfd || !pcall || !pstream)
-				fatalx("out of memory");
-		}
+			w->behind = 0;
+		for (struct call *c = n->calls; c; c = c->next)
+			if (c->w && c->sess && c->sess->sqn > LW_SEND_BEHIND)
+				c->w->behind = 1;
 		for (struct lw *w = n->workers; w; w = w->next) {
 			if (w->dead)
 				continue;
-			/* A worker is not read while one of its callers is far
-			 * behind in reading its output (memory stays bounded). */
-			int behind = 0;
-			for (struct call *c = n->calls; c && !behind; c = c->next)
-				behind = c->w == w && c->sess && c->sess->sqn > LW_SEND_BEHIND;
-			if (!behind) {
+			if (!w->behind) {
 				pcall[k] = (struct call *)w;
 				pstream[k] = 3;
 				pfd[k++] = (struct pollfd){w->fd_from, POLLIN, 0};

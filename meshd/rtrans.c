@@ -318,6 +318,25 @@ q_unlink(struct peer *p, struct qmsg *q)
 	p->qbytes -= q->len;
 }
 
+/* Count the batch a finished send carried, as sent or as dropped. */
+static void
+count_send(struct rtrans *t, struct peer *p)
+{
+	if (!p->busy)
+		return;
+	if (nng_aio_result(p->aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(p->aio));
+		t->dropped += p->inflight_n;
+		p->dropped += p->inflight_n;
+	} else {
+		t->sent += p->inflight_n;
+		p->sent += p->inflight_n;
+		t->batches++;
+	}
+	p->busy = 0;
+	p->inflight_n = 0;
+}
+
 /* Close a peer's socket and free it; what it held counts as dropped. */
 static void
 peer_free(struct rtrans *t, struct peer *p)
@@ -325,16 +344,7 @@ peer_free(struct rtrans *t, struct peer *p)
 	if (p->aio)
 		nng_aio_stop(p->aio);
 	nng_close(p->sock);
-	if (p->busy) {
-		if (nng_aio_result(p->aio) != 0) {
-			nng_msg_free(nng_aio_get_msg(p->aio));
-			t->dropped += p->inflight_n;
-			p->dropped += p->inflight_n;
-		} else {
-			t->sent += p->inflight_n;
-			t->batches++;
-		}
-	}
+	count_send(t, p);
 	if (p->aio)
 		nng_aio_free(p->aio);
 	while (p->head) {
@@ -467,17 +477,7 @@ sent(struct rtrans *t, struct peer *p)
 {
 	if (!p->busy)
 		return;
-	if (nng_aio_result(p->aio) != 0) {
-		nng_msg_free(nng_aio_get_msg(p->aio));
-		t->dropped += p->inflight_n;
-		p->dropped += p->inflight_n;
-	} else {
-		t->sent += p->inflight_n;
-		p->sent += p->inflight_n;
-		t->batches++;
-	}
-	p->busy = 0;
-	p->inflight_n = 0;
+	count_send(t, p);
 	kick(t, p);
 }
 
