@@ -32,6 +32,10 @@ struct committer {
 	struct prop *done, **donet;
 	int done_err;
 	uint64_t txns, entries;
+	/* One job at a time (commit_job): run after what was queued before it. */
+	int (*job)(void *);
+	void *job_arg;
+	int job_done, job_rc;
 };
 
 void
@@ -70,16 +74,36 @@ commit_main(void *arg)
 	struct committer *c = arg;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (!c->q && !c->ops && !c->stopping)
+		while (!c->q && !c->ops && !c->job && !c->stopping)
 			pthread_cond_wait(&c->cv, &c->mu);
-		if (!c->q && !c->ops && c->stopping)
+		if (!c->q && !c->ops && !c->job && c->stopping)
 			break;
+		if (c->job && !c->q && !c->ops) {
+			int (*fn)(void *) = c->job;
+			void *jarg = c->job_arg;
+			c->writing = 1;
+			pthread_mutex_unlock(&c->mu);
+			int rc = fn(jarg);
+			pthread_mutex_lock(&c->mu);
+			c->job = NULL;
+			c->job_rc = rc;
+			c->job_done = 1;
+			c->writing = 0;
+			pthread_cond_broadcast(&c->idle);
+			pthread_mutex_unlock(&c->mu);
+			uint64_t one = 1;
+			if (write(c->wake_fd, &one, 8) < 0) {
+				/* The eventfd cannot overflow here. */
+			}
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
 		/*
 		 * State writes alone do not need a sync of their own: the log
 		 * can rebuild them.  They wait a little for proposals to ride
 		 * along with, unless someone waits for them (commit_sync).
 		 */
-		if (!c->q && !c->stopping && !c->syncers) {
+		if (!c->q && !c->stopping && !c->syncers && !c->job) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += OPS_DELAY_NS;
@@ -87,7 +111,7 @@ commit_main(void *arg)
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000;
 			}
-			while (!c->q && !c->stopping && !c->syncers &&
+			while (!c->q && !c->stopping && !c->syncers && !c->job &&
 			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
 				;
 		}
@@ -284,7 +308,7 @@ commit_sync(struct committer *c)
 	pthread_mutex_lock(&c->mu);
 	c->syncers++;
 	pthread_cond_signal(&c->cv);
-	while ((c->q || c->ops || c->writing) && !c->failed)
+	while ((c->q || c->ops || c->writing || c->job) && !c->failed)
 		pthread_cond_wait(&c->idle, &c->mu);
 	c->syncers--;
 	int rc = c->failed;
@@ -308,4 +332,32 @@ commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries)
 	*txns = c->txns;
 	*entries = c->entries;
 	pthread_mutex_unlock(&c->mu);
+}
+
+int
+commit_job(struct committer *c, int (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->job || c->job_done) {
+		pthread_mutex_unlock(&c->mu);
+		return BABL_EBUSY;
+	}
+	c->job = fn;
+	c->job_arg = arg;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int
+commit_job_done(struct committer *c, int *rc)
+{
+	pthread_mutex_lock(&c->mu);
+	int done = c->job_done;
+	if (done) {
+		*rc = c->job_rc;
+		c->job_done = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return done;
 }

@@ -71,6 +71,16 @@ size_t commit_backlog(struct committer *c);
 /* Totals for status and the benchmark. */
 void commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries);
 
+/*
+ * Run fn(arg) on the commit thread once what was queued before it is
+ * written (a replicated node persists its Raft batches so: fn does its own
+ * durable transaction).  One job at a time: BABL_EBUSY while one is queued
+ * or its result has not been taken.  commit_job_done gives 1 and fn's
+ * result once it ran (wake_fd is written then), else 0.
+ */
+int commit_job(struct committer *c, int (*fn)(void *), void *arg);
+int commit_job_done(struct committer *c, int *rc);
+
 void prop_free(struct prop *p);
 
 #endif

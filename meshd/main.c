@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -37,6 +38,14 @@ static const char usage_text[] =
 "  --sandbox LAYERS     confinement layers allowed: \"all\" (default) or a comma\n"
 "                       list of seccomp,rlimits,userns,setuid,netns,pidns,mntns,ipcns\n"
 "  --map-size MB        LMDB map size (default 65536)\n"
+"Replication (a mesh of several nodes; see scripts/cluster):\n"
+"  --node-id N          this node's id in the mesh (1 and up)\n"
+"  --peer ID,RAFT_URL,CLIENT_URL\n"
+"                       a member of the mesh (give every member, this node\n"
+"                       too): where its peers and its clients reach it\n"
+"  --bootstrap          with no replicated state yet, start a new mesh whose\n"
+"                       voters are the --peer members (give it to each of them)\n"
+"  --tick MS            one Raft tick (default 20; elections after 10-20 ticks)\n"
 "  -h, --help, --version\n"
 "SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
 "replay: rebuild a node's log and state in DIR from a file made by\n"
@@ -81,6 +90,29 @@ parse_layers(const char *s)
 	return bits;
 }
 
+/* --peer ID,RAFT_URL,CLIENT_URL */
+static int
+parse_peer(char *arg, struct node_peer *p)
+{
+	char *c1 = strchr(arg, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+	if (!c1 || !c2 || strchr(c2 + 1, ',')) {
+		fprintf(stderr, "meshd: --peer %s: give ID,RAFT_URL,CLIENT_URL\n", arg);
+		return -1;
+	}
+	*c1 = *c2 = 0;
+	p->id = num(arg, "--peer id", 1, UINT32_MAX);
+	p->raft_url = c1 + 1;
+	p->client_url = c2 + 1;
+	for (int i = 0; i < 2; i++) {
+		const char *u = i ? p->client_url : p->raft_url;
+		if (strncmp(u, "ipc://", 6) && strncmp(u, "tcp://", 6)) {
+			fprintf(stderr, "meshd: --peer: '%s' is not an ipc:// or tcp:// URL\n", u);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* A helper program: beside this binary (a build tree), else the install
  * path; env names a variable that overrides both. */
 static void
@@ -115,7 +147,9 @@ main(int argc, char **argv)
 		{"max-calls", required_argument, 0, 'M'}, {"id-retention", required_argument, 0, 'R'},
 		{"sandbox", required_argument, 0, 'S'}, {"map-size", required_argument, 0, 'm'},
 		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
-		{"log", required_argument, 0, 'l'}, {0, 0, 0, 0}};
+		{"log", required_argument, 0, 'l'}, {"node-id", required_argument, 0, 'I'},
+		{"peer", required_argument, 0, 'P'}, {"bootstrap", no_argument, 0, 'B'},
+		{"tick", required_argument, 0, 'T'}, {0, 0, 0, 0}};
 	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX], luaw[PATH_MAX];
 	struct node_config cfg = {0};
 	int o, check = 0;
@@ -161,6 +195,14 @@ main(int argc, char **argv)
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("meshd %s\n", MESHD_VERSION); return 0;
 		case 'l': logfile = optarg; break;
+		case 'I': cfg.node_id = num(optarg, "--node-id", 1, UINT32_MAX); break;
+		case 'B': cfg.bootstrap = 1; break;
+		case 'T': cfg.tick_ms = (unsigned)num(optarg, "--tick", 1, 1000); break;
+		case 'P':
+			if (cfg.npeers == NODE_MAX_PEERS || parse_peer(optarg, &cfg.peers[cfg.npeers]))
+				return 64;
+			cfg.npeers++;
+			break;
 		default: fputs(usage_text, stderr); return 64;
 		}
 	}
@@ -185,6 +227,35 @@ main(int argc, char **argv)
 		return node_import(logfile, cfg.data_dir, cfg.map_bytes);
 	if (check)
 		return node_check(cfg.data_dir, cfg.map_bytes);
+	if (cfg.npeers && !cfg.node_id) {
+		fprintf(stderr, "meshd: --peer needs --node-id\n");
+		return 64;
+	}
+	if (cfg.node_id) {
+		int self = -1;
+		for (int i = 0; i < cfg.npeers; i++) {
+			for (int j = 0; j < i; j++)
+				if (cfg.peers[j].id == cfg.peers[i].id) {
+					fprintf(stderr, "meshd: --peer %" PRIu64 " is given twice\n", cfg.peers[i].id);
+					return 64;
+				}
+			if (cfg.peers[i].id == cfg.node_id)
+				self = i;
+		}
+		if (self < 0) {
+			fprintf(stderr, "meshd: --node-id %" PRIu64 " is not among the --peer members "
+			    "(list every member, this node too)\n", cfg.node_id);
+			return 64;
+		}
+		/* Clients reach this node on its own client URL. */
+		int have = 0;
+		for (int i = 0; i < cfg.nlisten; i++)
+			have |= strcmp(cfg.listen[i], cfg.peers[self].client_url) == 0;
+		if (!have && cfg.nlisten < NODE_MAX_LISTEN)
+			cfg.listen[cfg.nlisten++] = cfg.peers[self].client_url;
+	}
+	if (!cfg.tick_ms)
+		cfg.tick_ms = 20;
 	if (!cfg.nlisten) {
 		if (paths_default_url(url, sizeof url)) {
 			fprintf(stderr, "meshd: cannot work out the local socket; give --listen\n");

@@ -40,6 +40,10 @@
 #include "lworker.h"
 #include "node.h"
 #include "paths.h"
+#include "proxy.h"
+#include "raft.h"
+#include "rstore.h"
+#include "rtrans.h"
 #include "sbx.h"
 #include "store.h"
 #include "svc.h"
@@ -74,6 +78,8 @@ enum { W_SESSION = 1, W_LISTENER = 2 };
 /* Accepts are kept pending several at a time, so that a burst of clients
  * does not wait in the listen backlog for one turn of the loop each. */
 #define LISTEN_ACCEPTS 16
+#define ENDED_RING 4096               /* call ends remembered, to drop a second OUTCOME */
+#define DUTY_MS 100                   /* how often a leader looks for calls to end */
 
 struct listener;
 struct acceptor {
@@ -121,6 +127,10 @@ struct session {
 	nng_iov siov[2];
 	int greeted, asked;
 	int64_t hello_deadline;
+	int handoff;      /* a follower hands this client to the leader */
+	uint8_t *hbuf;    /* what it sent that the leader must see */
+	size_t hlen;
+	char hurl[256];
 	struct call *call;      /* the call this session made */
 	struct call *waiting;   /* an --id call it waits on */
 	struct session *wnext;  /* in the waited call's list */
@@ -198,6 +208,14 @@ struct call {
 	int kv_keys;
 	char *kv_key;
 	size_t kv_kl;
+	/* Replicated: every member runs the call; the leader's OUTCOME
+	 * decides.  A member that finishes first keeps its own (outb) in case
+	 * it becomes the leader; one that sees the OUTCOME first (remote)
+	 * finishes when its run ends. */
+	int outcome_sent;
+	struct wbuf outb;
+	int has_remote;
+	struct ent_outcome remote;
 };
 
 /* An --id outcome recorded but not yet durable; retries wait on it. */
@@ -251,6 +269,21 @@ struct node {
 	struct prop *props, **propst;
 	char lua_path[PATH_MAX];
 	int64_t next_evict_ms;
+	/* Replication (cluster is 0 on a single node). */
+	int cluster;
+	struct raft *raft;
+	struct rstore *rs;
+	struct rtrans *rt;
+	struct proxy_set *px;
+	struct raft_ready rd;
+	int rd_busy;              /* rd is being persisted by the commit thread */
+	uint64_t saved_term, saved_vote;
+	int64_t next_tick_ms, next_duty_ms, orphan_scan_ms;
+	int leader;
+	uint64_t lead_id, term, commit;
+	struct prop *pend, **pendt; /* proposed to Raft, not yet applied */
+	uint64_t ended[ENDED_RING];
+	unsigned ended_pos;
 };
 
 static void lua_send(struct call *c, struct wbuf *b);
@@ -338,7 +371,9 @@ propose(struct node *n, uint8_t type, uint8_t *buf, size_t len, void *owner)
 		fatalx("out of memory proposing an entry");
 	p->e.type = type;
 	p->e.term = 1;
-	p->e.index = n->next_index++;
+	/* Replicated, the index comes from Raft when the turn's proposals are
+	 * handed over (cluster_flush). */
+	p->e.index = n->cluster ? 0 : n->next_index++;
 	p->e.len = (uint32_t)len;
 	p->buf = buf;
 	p->owner = owner;
@@ -348,9 +383,15 @@ propose(struct node *n, uint8_t type, uint8_t *buf, size_t len, void *owner)
 }
 
 /* Hand this turn's proposals to the commit thread. */
+static void cluster_flush(struct node *n);
+
 static void
 propose_flush(struct node *n)
 {
+	if (n->cluster) {
+		cluster_flush(n);
+		return;
+	}
 	commit_submit_list(n->cm, n->props);
 	n->props = NULL;
 	n->propst = &n->props;
@@ -366,14 +407,16 @@ propose_wbuf(struct node *n, uint8_t type, struct wbuf *b, void *owner)
 	propose(n, type, p, len, owner);
 }
 
+/* An EOF or CANCEL of call c (replicated, its index is filled in when
+ * proposed: the CALL may be in the same turn). */
 static void
-propose_ref(struct node *n, uint8_t type, uint64_t call)
+propose_ref(struct node *n, uint8_t type, struct call *c)
 {
 	uint8_t *p = malloc(8);
 	if (!p)
 		fatalx("out of memory");
-	ent_input_prefix(p, call);
-	propose(n, type, p, 8, NULL);
+	ent_input_prefix(p, c->index);
+	propose(n, type, p, 8, c);
 }
 
 /* ---- sending ---- */
@@ -608,7 +651,9 @@ session_reap(struct session *s)
 		s->next->prev = s->prev;
 	nng_aio_free(s->raio);
 	nng_aio_free(s->saio);
-	nng_stream_free(s->s);
+	if (s->s)
+		nng_stream_free(s->s);
+	free(s->hbuf);
 	free(s->rbuf);
 	free(s);
 	return 1;
@@ -619,7 +664,7 @@ session_recv(struct session *s)
 {
 	/* A client that does not read what it is sent is not read from
 	 * either: the queue of replies stays short. */
-	if (s->rbusy || s->dead || s->paused || (s->closing && !s->linger) ||
+	if (s->rbusy || s->dead || s->paused || s->handoff || (s->closing && !s->linger) ||
 	    s->sqn > SEND_QUEUE_MAX)
 		return;
 	if (s->linger) { /* what comes now is dropped */
@@ -639,7 +684,7 @@ session_recv(struct session *s)
 static void
 session_parse(struct session *s)
 {
-	while (!s->dead && !s->closing && !s->paused) {
+	while (!s->dead && !s->closing && !s->paused && !s->handoff) {
 		struct wire_frame f;
 		size_t used;
 		int rc = wire_next(s->rbuf + s->rhead, s->rlen, 0, &f, &used);
@@ -711,6 +756,7 @@ session_unpause(struct session *s)
 /* ---- calls ---- */
 
 static void call_maybe_finish(struct call *c);
+static void outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o);
 static void lua_outcome_proposed(struct call *c, const struct ent_outcome *o);
 static void record_output(struct call *c, int stream, const uint8_t *p, size_t n);
 
@@ -744,10 +790,14 @@ call_by_index(struct node *n, uint64_t index)
 	return NULL;
 }
 
+static void props_forget(struct node *n, const void *owner);
+
 static void
 call_free(struct call *c)
 {
 	struct node *n = c->n;
+	props_forget(n, c);
+	wbuf_free(&c->outb);
 	while (c->inq) {
 		struct chunk *k = c->inq;
 		c->inq = k->next;
@@ -833,7 +883,7 @@ call_propose_cancel(struct call *c, uint8_t why, const char *msg)
 		if (msg)
 			snprintf(c->msg, sizeof c->msg, "%s", msg);
 	}
-	propose_ref(c->n, ENT_CANCEL, c->index);
+	propose_ref(c->n, ENT_CANCEL, c);
 }
 
 static void
@@ -1055,6 +1105,20 @@ call_maybe_finish(struct call *c)
 	call_drop_input(c);
 	if (c->lua)
 		lua_outcome_proposed(c, &o);
+	if (c->has_remote) {
+		/* A member whose leader's OUTCOME came first: that one counts. */
+		uint64_t txns, ents;
+		wbuf_free(&b);
+		commit_stats(c->n->cm, &txns, &ents);
+		kvc_applied(c->n->kvc, c->index, txns + 2);
+		outcome_finish(c->n, c, &c->remote);
+		return;
+	}
+	if (c->n->cluster && !c->n->leader) {
+		c->outb = b; /* proposed if this member becomes the leader */
+		return;
+	}
+	c->outcome_sent = 1;
 	propose_wbuf(c->n, ENT_OUTCOME, &b, c);
 }
 
@@ -1878,7 +1942,7 @@ handle_call(struct session *s, const struct wire_frame *f)
 		ec.args[i] = m.args[i];
 	if (ent_enc_call(&b, &ec))
 		fatalx("out of memory");
-	c->index = n->next_index;
+	c->index = n->cluster ? 0 : n->next_index;
 	c->next = n->calls;
 	if (n->calls)
 		n->calls->prev = c;
@@ -2129,7 +2193,27 @@ q_status(struct node *n, struct text *t)
 		nsess++;
 	int64_t up = (now_ms() - n->started_ms) / 1000;
 	text_add(t, "node:        %s (pid %d)\n", n->name, (int)getpid());
-	text_add(t, "role:        single node (leader), term 1\n");
+	if (n->cluster) {
+		struct raft_status st;
+		const char *lurl = "";
+		raft_status(n->raft, &st);
+		for (int i = 0; i < n->cfg->npeers; i++)
+			if (n->cfg->peers[i].id == st.lead)
+				lurl = n->cfg->peers[i].client_url;
+		text_add(t, "mesh node:   %" PRIu64 " of %d\n", n->cfg->node_id, n->cfg->npeers);
+		text_add(t, "role:        %s, term %" PRIu64 "\n", raft_role_name(st.role), st.term);
+		if (st.lead)
+			text_add(t, "leader:      node %" PRIu64 " (%s)\n", st.lead, lurl);
+		else
+			text_add(t, "leader:      none (an election is under way)\n");
+		text_add(t, "raft:        commit %" PRIu64 ", applied %" PRIu64 ", last %" PRIu64
+		    ", lag %" PRIu64 "\n", st.commit, n->applied, st.last_index,
+		    st.commit > n->applied ? st.commit - n->applied : 0);
+		if (n->px)
+			text_add(t, "forwarding:  %u client(s) to the leader\n", proxy_set_count(n->px));
+	} else {
+		text_add(t, "role:        single node (leader), term 1\n");
+	}
 	text_add(t, "data:        %s (%.1f MiB)\n", n->data, store_file_size(n->st) / 1048576.0);
 	for (int i = 0; i < n->nlst; i++)
 		text_add(t, "listening:   %s\n", n->lst[i].url);
@@ -2250,10 +2334,12 @@ handle_deploy(struct session *s, const struct wire_frame *f)
 	struct wbuf b = {0};
 	if (ent_enc_deploy(&b, wall_ms(), &d) != 0)
 		fatalx("out of memory");
-	s->deploy_index = n->next_index;
+	s->deploy_index = n->cluster ? 0 : n->next_index;
 	s->pinned++;
 	propose_wbuf(n, ENT_DEPLOY, &b, s);
 }
+
+static void session_handoff(struct session *s);
 
 static void
 handle_frame(struct session *s, const struct wire_frame *f)
@@ -2278,6 +2364,12 @@ handle_frame(struct session *s, const struct wire_frame *f)
 		queue_wbuf(s, &b);
 		return;
 	}
+	/* A follower does not propose: the leader takes calls and deploys. */
+	if ((f->type == WIRE_CALL || f->type == WIRE_DEPLOY) && !s->asked && s->n->cluster &&
+	    !s->n->leader) {
+		session_handoff(s);
+		return;
+	}
 	switch (f->type) {
 	case WIRE_CALL:
 		if (s->asked)
@@ -2296,7 +2388,7 @@ handle_frame(struct session *s, const struct wire_frame *f)
 		if (s->call && !s->call->eof_proposed) {
 			s->call->eof_proposed = 1;
 			if (!s->call->cancel_proposed)
-				propose_ref(s->n, ENT_EOF, s->call->index);
+				propose_ref(s->n, ENT_EOF, s->call);
 		}
 		return;
 	case WIRE_CANCEL:
@@ -2364,8 +2456,9 @@ apply_writes(struct node *n, const uint8_t sid[32], const struct ent_outcome *o)
 	}
 }
 
+/* What an OUTCOME changes in the state: the call's record, its writes. */
 static void
-apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
+outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
 {
 	uint8_t k[8];
 	be64_put(k, c->index);
@@ -2378,6 +2471,19 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		/* Durable once the transaction after the one under way commits. */
 		kvc_applied(n->kvc, c->index, txns + 2);
 	}
+}
+
+static void
+apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
+{
+	outcome_state(n, c, o);
+	outcome_finish(n, c, o);
+}
+
+/* The call ended here: its --id record, its caller, and it goes. */
+static void
+outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
+{
 	if (c->idkey && (o->why != ENT_WHY_NONE || c->record_overflow)) {
 		/* Not recorded: its output chunks go too. */
 		uint8_t key[40];
@@ -2422,7 +2528,7 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 	/* Sessions waiting on this --id, and any retry that comes before the
 	 * record is durable, see it then: a NOOP behind the record's writes
 	 * says when. */
-	if (c->idkey) {
+	if (c->idkey && (!n->cluster || n->leader || c->waiters)) {
 		struct idem_pending *ip = calloc(1, sizeof *ip);
 		uint8_t *p = malloc(8);
 		if (!ip || !p)
@@ -2491,6 +2597,9 @@ apply_noop(struct node *n, struct idem_pending *ip)
 	}
 }
 
+static struct call *call_shadow(struct node *n, const struct entry *e);
+static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
+
 static void
 apply_prop(struct node *n, struct prop *p)
 {
@@ -2503,12 +2612,16 @@ apply_prop(struct node *n, struct prop *p)
 		uint8_t k[8];
 		be64_put(k, e->index);
 		commit_put(n->cm, DB_OPEN, k, 8, "", 0);
+		if (!c && n->cluster)
+			c = call_shadow(n, e);
 		if (c)
 			call_start(c);
 		break;
 	}
 	case ENT_INPUT: {
 		struct call *c = p->owner;
+		if (!c && n->cluster && e->len >= 8 && (c = call_by_index(n, be64_get(p->buf))))
+			call_window_add(c, e->len - 8); /* a member's copy: counted here */
 		if (!c || c->index != be64_get(p->buf))
 			break;
 		if ((c->lua ? c->eof_sent || c->exited : c->fd_in < 0) || c->outcome_proposed) {
@@ -2543,7 +2656,11 @@ apply_prop(struct node *n, struct prop *p)
 	case ENT_OUTCOME: {
 		struct ent_outcome o;
 		struct call *c = p->owner;
-		if (c && ent_dec_outcome(e, &o) == 0)
+		if (ent_dec_outcome(e, &o))
+			break;
+		if (n->cluster)
+			cluster_outcome(n, c ? c : call_by_index(n, o.call), &o);
+		else if (c)
 			apply_outcome(n, c, &o);
 		break;
 	}
@@ -2676,8 +2793,48 @@ recover_idem(struct node *n, struct store_txn *t, const struct ent_call *ec,
  * applied when the node stopped), then end the calls that were running: a
  * call cut short by a restart is recorded as such, never resumed.
  */
+/*
+ * The state an OUTCOME makes, from the log alone (no run of the call
+ * here): the call's record and its writes, found through its CALL entry.
+ * idem: rebuild a missing --id record from the output recorded before it.
+ */
+static void
+outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *o, int idem)
+{
+	uint8_t k[8];
+	struct entry ce;
+	struct ent_call ec;
+	be64_put(k, o->call);
+	commit_del(n->cm, DB_OPEN, k, 8);
+	if (store_entry(t, o->call, &ce) || ent_dec_call(&ce, &ec))
+		return;
+	struct svc *s;
+	struct svc_version *v = NULL;
+	char hex[65], why[256];
+	hex_encode(ec.vid, 32, hex);
+	uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
+	record_call(n, ec.sid, o->call, ec.time_ms, ec.reqid, vn, o);
+	if (o->nwrites) {
+		apply_writes(n, ec.sid, o);
+		if (n->kvc && idem == 0) {
+			/* Later calls read these before the store has them. */
+			struct rd r;
+			int del;
+			struct wire_str wk, wv;
+			uint64_t txns, ents;
+			rd_init(&r, o->writes.p, o->writes.len);
+			while (wp_next_write(&r, &del, &wk, &wv) == 1)
+				kvc_put(n->kvc, ec.sid, wk.p, wk.len, del, wv.p, wv.len, o->call);
+			commit_stats(n->cm, &txns, &ents);
+			kvc_applied(n->kvc, o->call, txns + 2);
+		}
+	}
+	if (idem && ec.idkey.len && o->why == ENT_WHY_NONE)
+		recover_idem(n, t, &ec, o);
+}
+
 static int
-recover(struct node *n)
+recover(struct node *n, uint64_t limit)
 {
 	struct store_txn *t;
 	uint64_t applied = 0, tail;
@@ -2686,6 +2843,10 @@ recover(struct node *n)
 		return rc;
 	store_meta_get(t, "applied", &applied);
 	store_tail(n->st, &tail, NULL, NULL);
+	if (tail > limit)
+		tail = limit; /* replicated: only what is committed */
+	if (applied > tail)
+		applied = tail;
 	for (uint64_t i = applied + 1; i <= tail; i++) {
 		struct entry e;
 		if ((rc = store_entry(t, i, &e))) {
@@ -2706,25 +2867,8 @@ recover(struct node *n)
 			commit_put(n->cm, DB_OPEN, k, 8, "", 0);
 		} else if (e.type == ENT_OUTCOME) {
 			struct ent_outcome o;
-			uint8_t k[8];
-			if (ent_dec_outcome(&e, &o) == 0) {
-				be64_put(k, o.call);
-				commit_del(n->cm, DB_OPEN, k, 8);
-				struct entry ce;
-				struct ent_call ec;
-				if (store_entry(t, o.call, &ce) == 0 && ent_dec_call(&ce, &ec) == 0) {
-					struct svc *s;
-					struct svc_version *v = NULL;
-					char hex[65], why[256];
-					hex_encode(ec.vid, 32, hex);
-					uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
-					record_call(n, ec.sid, o.call, ec.time_ms, ec.reqid, vn, &o);
-					if (o.nwrites)
-						apply_writes(n, ec.sid, &o);
-					if (ec.idkey.len && o.why == ENT_WHY_NONE)
-						recover_idem(n, t, &ec, &o);
-				}
-			}
+			if (ent_dec_outcome(&e, &o) == 0)
+				outcome_from_log(n, t, &o, !n->cluster);
 		}
 	}
 	store_abort(t);
@@ -2785,7 +2929,7 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 	n->calls = c;
 	n->ncalls++;
 	c->cancel_proposed = 1;
-	propose_ref(n, ENT_CANCEL, idx);
+	propose_ref(n, ENT_CANCEL, c);
 	c->why = ENT_WHY_RESTART;
 	c->exited = 1;
 	c->status = SIGKILL; /* as if killed */
@@ -2805,6 +2949,464 @@ end_orphans(struct node *n)
 	store_abort(x.t);
 	if (x.count)
 		log_info("%d call(s) were cut short by the last stop; recorded as such", x.count);
+}
+
+/* ---- replication ---- */
+
+/* Proposals that name owner (a call or session about to go) forget it. */
+static void
+props_forget(struct node *n, const void *owner)
+{
+	for (struct prop *p = n->props; p; p = p->next)
+		if (p->owner == owner)
+			p->owner = NULL;
+	for (struct prop *p = n->pend; p; p = p->next)
+		if (p->owner == owner)
+			p->owner = NULL;
+}
+
+/* The caller of c hears why its call cannot go on here; c stays, as a
+ * member's run of the call, if its CALL is in the log. */
+static void
+call_drop_session(struct call *c, const char *why)
+{
+	struct session *s = c->sess;
+	if (!s)
+		return;
+	s->call = NULL;
+	c->sess = NULL;
+	if (!s->dead)
+		send_error(s, BABL_EUNREACH, "%s", why);
+}
+
+#define LOST_LEAD "the node lost the leadership of the mesh mid-call; call again " \
+	"(with --id KEY the call runs at most once)"
+
+/* A proposal that will not be applied: tell whoever waits on it. */
+static void
+prop_fail(struct node *n, struct prop *p, const char *why)
+{
+	switch (p->e.type) {
+	case ENT_CALL: {
+		struct call *c = p->owner;
+		if (!c)
+			break;
+		call_drop_session(c, why);
+		for (struct session *w = c->waiters, *nx; w; w = nx) {
+			nx = w->wnext;
+			w->waiting = NULL;
+			w->wnext = NULL;
+			if (!w->dead)
+				send_error(w, BABL_EUNREACH, "%s", why);
+		}
+		c->waiters = NULL;
+		call_free(c);
+		break;
+	}
+	case ENT_INPUT:
+	case ENT_EOF:
+	case ENT_CANCEL: {
+		struct call *c = p->owner;
+		if (!c)
+			break;
+		if (p->e.type == ENT_INPUT)
+			call_window_sub(c, p->e.len - 8);
+		call_drop_session(c, why);
+		break;
+	}
+	case ENT_OUTCOME: {
+		struct call *c = p->owner;
+		if (c) { /* proposed again if this node leads again */
+			c->outcome_sent = 0;
+			wbuf_free(&c->outb);
+			wb_raw(&c->outb, p->buf, p->e.len);
+		}
+		break;
+	}
+	case ENT_DEPLOY: {
+		struct session *s = p->owner;
+		if (s) {
+			s->pinned--;
+			if (!s->dead)
+				send_error(s, BABL_EUNREACH, "%s", why);
+		}
+		break;
+	}
+	case ENT_NOOP:
+		if (p->owner) { /* the --id records are local: let them land */
+			commit_sync(n->cm);
+			apply_noop(n, p->owner);
+		}
+		break;
+	}
+	prop_free(p);
+}
+
+/* A member's run of a call the leader started: from its CALL entry. */
+static struct call *
+call_shadow(struct node *n, const struct entry *e)
+{
+	struct ent_call ec;
+	struct svc *svc;
+	struct svc_version *ver;
+	char hex[65], why[256];
+	if (ent_dec_call(e, &ec))
+		return NULL;
+	hex_encode(ec.vid, 32, hex);
+	if (reg_resolve(&n->reg, hex, &svc, &ver, why, sizeof why)) {
+		log_warnx("call %" PRIu64 ": not run here: %s", e->index, why);
+		return NULL;
+	}
+	int slot = slot_take(n);
+	if (slot < 0) {
+		log_warnx("call %" PRIu64 ": not run here: no free slot (--max-calls %u)",
+		    e->index, n->cfg->max_calls);
+		return NULL;
+	}
+	struct call *c = calloc(1, sizeof *c);
+	if (!c || !(c->args = calloc(ec.nargs + 1, sizeof *c->args)))
+		fatalx("out of memory");
+	c->n = n;
+	c->svc = svc;
+	c->ver = ver;
+	c->slot = (unsigned)slot;
+	c->fd_in = c->fd_out = c->fd_err = -1;
+	c->inqt = &c->inq;
+	c->index = e->index;
+	c->time_ms = ec.time_ms;
+	c->seed = ec.seed;
+	memcpy(c->reqid, ec.reqid, ENT_REQID_LEN);
+	c->timeout_ms = ec.timeout_ms;
+	if (ec.idkey.len) {
+		if (!(c->idkey = wire_strdup(ec.idkey)))
+			fatalx("out of memory");
+		idem_key(svc->sid, c->idkey, c->ikey);
+	}
+	c->args_n = (int)ec.nargs;
+	for (uint32_t i = 0; i < ec.nargs; i++)
+		if (!(c->args[i] = wire_strdup(ec.args[i])))
+			fatalx("out of memory");
+	c->next = n->calls;
+	if (n->calls)
+		n->calls->prev = c;
+	n->calls = c;
+	n->ncalls++;
+	n->calls_total++;
+	return c;
+}
+
+static int
+ended_seen(struct node *n, uint64_t call)
+{
+	for (unsigned i = 0; i < ENDED_RING; i++)
+		if (n->ended[i] == call)
+			return 1;
+	return 0;
+}
+
+/* An OUTCOME, replicated: the first one for a call decides. */
+static void
+cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
+{
+	if (c && c->has_remote)
+		return;
+	if (!c) {
+		struct store_txn *t;
+		if (ended_seen(n, o->call))
+			return;
+		n->ended[n->ended_pos++ % ENDED_RING] = o->call;
+		if (store_begin(n->st, 0, &t) == 0) {
+			outcome_from_log(n, t, o, 0);
+			store_abort(t);
+		}
+		return;
+	}
+	n->ended[n->ended_pos++ % ENDED_RING] = c->index;
+	if (c->outcome_proposed) {
+		apply_outcome(n, c, o);
+		return;
+	}
+	/* Still running here: the state changes now, the call ends when its
+	 * run does (an --id call's output is recorded for retries). */
+	outcome_state(n, c, o);
+	c->has_remote = 1;
+	c->remote = *o;
+	c->remote.nwrites = 0;
+	c->remote.writes = (struct wire_str){0};
+	if (!c->idkey || o->why != ENT_WHY_NONE)
+		call_kill(c, o->why ? o->why : ENT_WHY_CANCELLED, NULL);
+}
+
+/* Hand this turn's proposals to Raft; each learns its index. */
+static void
+cluster_flush(struct node *n)
+{
+	if (n->rd_busy)
+		return;
+	while (n->props) {
+		struct prop *p = n->props;
+		n->props = p->next;
+		if (!n->props)
+			n->propst = &n->props;
+		p->next = NULL;
+		uint8_t t = p->e.type;
+		struct call *c = t == ENT_INPUT || t == ENT_EOF || t == ENT_CANCEL ? p->owner : NULL;
+		if (c) {
+			if (!c->index) {
+				prop_fail(n, p, LOST_LEAD);
+				continue;
+			}
+			ent_input_prefix(p->buf, c->index);
+		}
+		uint8_t *body = malloc(1 + (size_t)p->e.len);
+		if (!body)
+			fatalx("out of memory");
+		body[0] = t;
+		if (p->e.len)
+			memcpy(body + 1, p->buf, p->e.len);
+		uint64_t idx, term;
+		int rc = raft_propose(n->raft, body, 1 + (size_t)p->e.len, &idx, &term);
+		free(body);
+		if (rc) {
+			prop_fail(n, p, rc == BABL_EPERM ? LOST_LEAD : "the mesh cannot take this now; call again");
+			continue;
+		}
+		p->e.index = idx;
+		p->e.term = term;
+		if (t == ENT_CALL && p->owner)
+			((struct call *)p->owner)->index = idx;
+		if (t == ENT_DEPLOY && p->owner)
+			((struct session *)p->owner)->deploy_index = idx;
+		*n->pendt = p;
+		n->pendt = &p->next;
+	}
+}
+
+/* Apply one committed entry; a proposal of ours brings its owner along. */
+static void
+cluster_apply(struct node *n, const struct raft_entry *re)
+{
+	struct prop *p = NULL;
+	while (n->pend && n->pend->e.index <= re->index) {
+		struct prop *q = n->pend;
+		n->pend = q->next;
+		if (!n->pend)
+			n->pendt = &n->pend;
+		q->next = NULL;
+		if (q->e.index == re->index && q->e.term == re->term)
+			p = q;
+		else
+			prop_fail(n, q, LOST_LEAD);
+	}
+	n->applied = re->index;
+	if (re->type != RAFT_ENT_NORMAL || re->len < 1) {
+		if (p)
+			prop_fail(n, p, LOST_LEAD);
+		return;
+	}
+	if (!p) {
+		if (!(p = calloc(1, sizeof *p)) || !(p->buf = malloc(re->len)))
+			fatalx("out of memory");
+		p->e.type = re->data[0];
+		p->e.len = re->len - 1;
+		memcpy(p->buf, re->data + 1, re->len - 1);
+	}
+	p->e.index = re->index;
+	p->e.term = re->term;
+	apply_prop(n, p);
+}
+
+static int
+persist_job(void *arg)
+{
+	struct node *n = arg;
+	return rstore_persist(n->rs, &n->rd, NULL, NULL);
+}
+
+static void
+cluster_finish(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	for (size_t i = 0; i < rd->nmsgs; i++) {
+		int rc = rtrans_send(n->rt, &rd->msgs[i]);
+		if (rc && rc != BABL_ENOENT)
+			log_debug("raft: cannot send %s to %" PRIu64 ": %s",
+			    raft_msg_type_name(rd->msgs[i].type), rd->msgs[i].to, babl_strerror(rc));
+	}
+	for (size_t i = 0; i < rd->ncommitted; i++)
+		cluster_apply(n, &rd->committed[i]);
+	if (rd->ncommitted) {
+		uint8_t a[8];
+		be64_put(a, n->applied);
+		commit_put(n->cm, DB_META, "applied", 7, a, 8);
+	}
+	if (raft_advance(n->raft, rd))
+		fatalx("raft: a ready batch could not be advanced");
+}
+
+/* Leadership came or went. */
+static void
+cluster_role(struct node *n)
+{
+	struct raft_status st;
+	raft_status(n->raft, &st);
+	int leader = st.role == RAFT_LEADER;
+	if (st.lead != n->lead_id || (st.lead && st.term != n->term)) {
+		if (leader)
+			log_info("raft: term %" PRIu64 ": this node leads the mesh", st.term);
+		else if (st.lead)
+			log_info("raft: term %" PRIu64 ": node %" PRIu64 " leads the mesh", st.term, st.lead);
+		else
+			log_info("raft: term %" PRIu64 ": no leader", st.term);
+	}
+	n->lead_id = st.lead;
+	n->term = st.term;
+	n->commit = st.commit;
+	if (n->leader && !leader) {
+		/* What was proposed may or may not be committed by the next
+		 * leader: its callers are told so now. */
+		while (n->pend) {
+			struct prop *q = n->pend;
+			n->pend = q->next;
+			q->next = NULL;
+			prop_fail(n, q, LOST_LEAD);
+		}
+		n->pendt = &n->pend;
+	}
+	if (!n->leader && leader) {
+		n->next_duty_ms = 0;
+		n->orphan_scan_ms = now_ms() + 1000;
+	}
+	n->leader = leader;
+}
+
+static void end_orphans(struct node *n);
+
+/*
+ * A leader ends what nobody else will: calls it ran as a member whose
+ * outcome is known here only, calls whose input stopped with the old
+ * leader, and (once) calls open in the state that no member runs.
+ */
+static void
+cluster_duties(struct node *n)
+{
+	if (!n->leader || now_ms() < n->next_duty_ms)
+		return;
+	n->next_duty_ms = now_ms() + DUTY_MS;
+	for (struct call *c = n->calls; c; c = c->next) {
+		if (!c->index || c->index > n->applied || c->has_remote)
+			continue;
+		if (c->outcome_proposed && !c->outcome_sent && c->outb.len) {
+			uint8_t *p = c->outb.p;
+			size_t len = c->outb.len;
+			c->outb.p = NULL;
+			c->outb.len = c->outb.cap = 0;
+			c->outcome_sent = 1;
+			propose(n, ENT_OUTCOME, p, len, c);
+		} else if (!c->sess && !c->eof_applied && !c->cancel_proposed &&
+		    !c->outcome_proposed && c->state == C_RUNNING) {
+			call_propose_cancel(c, ENT_WHY_CANCELLED,
+			    "the leader changed while the call's input was being sent");
+		}
+	}
+	if (n->orphan_scan_ms && now_ms() >= n->orphan_scan_ms && n->applied >= n->commit) {
+		n->orphan_scan_ms = 0;
+		end_orphans(n);
+	}
+}
+
+static void
+on_raft_msg(void *ctx, const struct raft_msg *m)
+{
+	struct node *n = ctx;
+	int rc = raft_step(n->raft, m);
+	if (rc)
+		log_debug("raft: %s from %" PRIu64 " refused: %s", raft_msg_type_name(m->type),
+		    m->from, babl_strerror(rc));
+}
+
+/* Drive Raft: messages in, ticks, proposals, ready batches out. */
+static void
+cluster_pump(struct node *n)
+{
+	for (int rounds = 0; rounds < 64; rounds++) {
+		if (n->rd_busy) {
+			int rc;
+			if (!commit_job_done(n->cm, &rc))
+				return;
+			if (rc)
+				fatalx("cannot persist the replicated log: %s (%s)", babl_strerror(rc),
+				    rstore_errstr(n->rs));
+			n->saved_term = n->rd.hs.term;
+			n->saved_vote = n->rd.hs.vote;
+			n->rd_busy = 0;
+			cluster_finish(n);
+			cluster_role(n);
+		}
+		rtrans_recv(n->rt, on_raft_msg, n);
+		int64_t t = now_ms();
+		for (int k = 0; k < 100 && t >= n->next_tick_ms; k++) {
+			raft_tick(n->raft);
+			n->next_tick_ms += n->cfg->tick_ms;
+		}
+		if (t >= n->next_tick_ms)
+			n->next_tick_ms = t + n->cfg->tick_ms;
+		cluster_role(n);
+		cluster_duties(n);
+		cluster_flush(n);
+		if (raft_ready(n->raft, &n->rd) <= 0)
+			return;
+		struct raft_ready *rd = &n->rd;
+		/* The commit index alone need not be synced: it is learnt again. */
+		int hs = rd->hs_changed && (rd->hs.term != n->saved_term || rd->hs.vote != n->saved_vote);
+		if (rd->snap || rd->truncate || rd->nentries || hs) {
+			if (commit_job(n->cm, persist_job, n))
+				fatalx("raft: the commit thread is busy");
+			n->rd_busy = 1;
+			return;
+		}
+		cluster_finish(n);
+		cluster_role(n);
+	}
+}
+
+/* A follower's client that asks for a call or a deploy goes to the leader. */
+static void
+session_handoff(struct session *s)
+{
+	struct node *n = s->n;
+	const char *url = NULL;
+	for (int i = 0; i < n->cfg->npeers; i++)
+		if (n->cfg->peers[i].id == n->lead_id && n->lead_id != n->cfg->node_id)
+			url = n->cfg->peers[i].client_url;
+	if (!url) {
+		send_error(s, BABL_EUNREACH, "the mesh has no leader right now (an election is under way); "
+		    "call again in a moment");
+		return;
+	}
+	if (!(s->hbuf = malloc(s->rlen ? s->rlen : 1)))
+		fatalx("out of memory");
+	memcpy(s->hbuf, s->rbuf + s->rhead, s->rlen);
+	s->hlen = s->rlen;
+	s->handoff = 1;
+	s->asked = 1;
+	log_debug("session %" PRIu64 ": handed to the leader at %s", s->id, url);
+	/* Once what was queued to the client has gone (session_try_handoff). */
+	snprintf(s->hurl, sizeof s->hurl, "%s", url);
+}
+
+static void
+session_try_handoff(struct session *s)
+{
+	if (!s->handoff || s->dead || s->rbusy || s->sbusy || s->sq || s->w.queued)
+		return;
+	int rc = proxy_start(s->n->px, s->s, s->hurl, s->hbuf, s->hlen);
+	if (rc)
+		log_warnx("session %" PRIu64 ": cannot hand it to the leader: %s", s->id, babl_strerror(rc));
+	s->s = NULL; /* the proxy owns the stream now, also on error */
+	s->dead = 1;
+	free(s->hbuf);
+	s->hbuf = NULL;
 }
 
 /* ---- the loop ---- */
@@ -2883,6 +3485,7 @@ process_ready(struct node *n)
 			on_sent(s);
 		if (rdone)
 			on_recv(s);
+		session_try_handoff(s);
 		session_reap(s);
 	}
 }
@@ -3070,7 +3673,7 @@ run_loop(struct node *n)
 	size_t pcap = 0;
 	for (;;) {
 		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
-		    commit_backlog(n->cm) == 0)
+		    commit_backlog(n->cm) == 0 && !n->rd_busy)
 			break;
 		/* Room for the two fixed fds, two per worker, three per call. */
 		size_t nw = 0;
@@ -3130,7 +3733,7 @@ run_loop(struct node *n)
 		int busy = 0; /* a verification under way goes on at once */
 		for (struct session *s = n->sessions; s && !busy; s = s->next)
 			busy = s->verifying != 0;
-		int rc = poll(pfd, (nfds_t)k, busy ? 0 : 250);
+		int rc = poll(pfd, (nfds_t)k, busy ? 0 : n->cluster ? (int)n->cfg->tick_ms : 250);
 		if (rc < 0 && errno != EINTR)
 			fatalx("poll: %s", strerror(errno));
 		if (rc > 0 && (pfd[1].revents & POLLIN)) {
@@ -3193,11 +3796,15 @@ run_loop(struct node *n)
 		/* Sessions that died with nothing in flight. */
 		for (struct session *s = n->sessions, *nx; s; s = nx) {
 			nx = s->next;
+			session_try_handoff(s);
 			session_reap(s);
 		}
 		check_timers(n);
 		lua_housekeeping(n);
-		propose_flush(n);
+		if (n->cluster)
+			cluster_pump(n);
+		else
+			propose_flush(n);
 		if (now_ms() >= n->next_evict_ms) {
 			uint64_t txns, ents;
 			commit_stats(n->cm, &txns, &ents);
@@ -3223,6 +3830,69 @@ node_name(struct node *n)
 	snprintf(n->name, sizeof n->name, "%s", host);
 }
 
+/* Replicated start: the state up to what is committed, then Raft. */
+static void
+cluster_open(struct node *n)
+{
+	const struct node_config *cfg = n->cfg;
+	struct rstore_state rs;
+	struct raft_config rc;
+	const char *self_url = NULL;
+	int e;
+	if ((e = rstore_load(n->rs, &rs)))
+		fatalx("cannot read the replicated log: %s (%s)", babl_strerror(e), rstore_errstr(n->rs));
+	/* Entries up to what was applied were committed, even if the commit
+	 * index on disk lags (it is synced lazily). */
+	uint64_t limit = rs.hs.commit > rs.applied ? rs.hs.commit : rs.applied;
+	if ((e = recover(n, limit)))
+		fatalx("recovery failed: %s", babl_strerror(e));
+	raft_config_default(&rc);
+	rc.id = cfg->node_id;
+	randombytes_buf(&rc.seed, sizeof rc.seed);
+	rc.election_ticks = 15;
+	rc.heartbeat_ticks = 2;
+	rc.max_entry = 2u << 20;
+	rc.max_uncommitted = 256u << 20;
+	if ((e = raft_open(&n->raft, &rc)))
+		fatalx("cannot start Raft: %s", babl_strerror(e));
+	int fresh = rs.hs.term == 0 && rs.n == 0 && !rs.has_snap;
+	if (fresh && cfg->bootstrap) {
+		struct raft_conf conf = {0};
+		for (int i = 0; i < cfg->npeers; i++)
+			conf.s[conf.n++] = (struct raft_server){cfg->peers[i].id, 1};
+		if ((e = raft_bootstrap(n->raft, &conf)))
+			fatalx("cannot start a new mesh: %s", babl_strerror(e));
+		log_info("started a new mesh of %d voter%s", cfg->npeers, cfg->npeers == 1 ? "" : "s");
+	} else if (!fresh) {
+		struct raft_hard_state hs = rs.hs;
+		if (hs.commit < n->applied)
+			hs.commit = n->applied;
+		if ((e = raft_restore(n->raft, &hs, rs.has_snap ? &rs.snap : NULL, rs.ents, rs.n,
+		    n->applied)))
+			fatalx("cannot restore Raft's state: %s", babl_strerror(e));
+		n->saved_term = rs.hs.term;
+		n->saved_vote = rs.hs.vote;
+	} else {
+		log_info("no replicated state yet: waiting for the mesh's leader to send it");
+	}
+	rstore_state_free(&rs);
+	for (int i = 0; i < cfg->npeers; i++)
+		if (cfg->peers[i].id == cfg->node_id)
+			self_url = cfg->peers[i].raft_url;
+	if ((e = rtrans_open(&n->rt, cfg->node_id, self_url, n->wake_fd)))
+		fatalx("cannot listen for peers on %s: %s", self_url, babl_strerror(e));
+	for (int i = 0; i < cfg->npeers; i++)
+		if (cfg->peers[i].id != cfg->node_id &&
+		    (e = rtrans_add_peer(n->rt, cfg->peers[i].id, cfg->peers[i].raft_url)))
+			fatalx("peer %" PRIu64 " at %s: %s", cfg->peers[i].id, cfg->peers[i].raft_url,
+			    babl_strerror(e));
+	if ((e = proxy_set_open(&n->px)))
+		fatalx("out of memory");
+	n->next_tick_ms = now_ms() + cfg->tick_ms;
+	log_info("node %" PRIu64 " of a mesh of %d; peers reach it on %s", cfg->node_id,
+	    cfg->npeers, self_url);
+}
+
 int
 node_run(const struct node_config *cfg)
 {
@@ -3246,7 +3916,18 @@ node_run(const struct node_config *cfg)
 	if (mkdir(n->run_dir, 0711) < 0 && errno != EEXIST)
 		fatalx("cannot create %s: %s", n->run_dir, strerror(errno));
 
-	if ((rc = store_open(&n->st, n->data, cfg->map_bytes)))
+	n->cluster = cfg->node_id != 0;
+	n->pendt = &n->pend;
+	if (n->cluster) {
+		uint64_t cut = 0;
+		if ((rc = rstore_open(&n->rs, n->data, cfg->map_bytes, cfg->map_bytes, &cut)))
+			fatalx("cannot open the log in %s: %s (%s)", n->data, babl_strerror(rc),
+			    n->rs ? rstore_errstr(n->rs) : "");
+		if (cut)
+			log_warnx("cut %" PRIu64 " torn uncommitted entr%s from the log's end", cut,
+			    cut == 1 ? "y" : "ies");
+		n->st = rstore_store(n->rs);
+	} else if ((rc = store_open(&n->st, n->data, cfg->map_bytes)))
 		fatalx("cannot open the log in %s: %s (%s)%s", n->data, babl_strerror(rc),
 		    store_errstr(n->st), rc == BABL_ECORRUPT ?
 		    "; the node will not apply a damaged log: run 'meshd --check' to see where" : "");
@@ -3287,10 +3968,14 @@ node_run(const struct node_config *cfg)
 		fatalx("cannot start the commit thread");
 	n->next_index = tail + 1;
 
-	if ((rc = recover(n)))
-		fatalx("recovery failed: %s", babl_strerror(rc));
-	end_orphans(n);
-	propose_flush(n);
+	if (n->cluster) {
+		cluster_open(n);
+	} else {
+		if ((rc = recover(n, UINT64_MAX)))
+			fatalx("recovery failed: %s", babl_strerror(rc));
+		end_orphans(n);
+		propose_flush(n);
+	}
 	log_info("log: %" PRIu64 " entries; %zu service(s); data in %s", tail, n->reg.n, n->data);
 
 	if (start_listeners(n))
@@ -3312,12 +3997,28 @@ node_run(const struct node_config *cfg)
 			nanosleep(&ts, NULL);
 		}
 	}
-	propose_flush(n);
-	commit_sync(n->cm);
-	apply_done(n);
-	propose_flush(n);
+	if (n->px)
+		proxy_set_close(n->px);
+	if (!n->cluster) {
+		propose_flush(n);
+		commit_sync(n->cm);
+		apply_done(n);
+		propose_flush(n);
+	}
+	while (n->props) {
+		struct prop *q = n->props;
+		n->props = q->next;
+		prop_free(q);
+	}
+	while (n->pend) {
+		struct prop *q = n->pend;
+		n->pend = q->next;
+		prop_free(q);
+	}
 	commit_sync(n->cm);
 	commit_stop(n->cm);
+	rtrans_close(n->rt);
+	raft_close(n->raft);
 	for (struct call *c = n->calls; c; c = c->next)
 		if (c->pid)
 			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);
@@ -3338,7 +4039,10 @@ node_run(const struct node_config *cfg)
 		n->idem_pending = ip->next;
 		free(ip);
 	}
-	store_close(n->st);
+	if (n->rs)
+		rstore_close(n->rs);
+	else
+		store_close(n->st);
 	sbx_close(n->sbx);
 	reg_free(&n->reg);
 	kvc_close(n->kvc);
@@ -3511,7 +4215,7 @@ node_import(const char *file, const char *dir, uint64_t map_bytes)
 		fprintf(stderr, "meshd: cannot rebuild the state in %s\n", dir);
 		goto out;
 	}
-	rc = recover(n);
+	rc = recover(n, UINT64_MAX);
 	commit_stop(n->cm);
 	uint64_t last;
 	store_tail(n->st, &last, NULL, NULL);

@@ -4,6 +4,11 @@
  * persist (the commit thread makes it durable), apply (in index order:
  * start a service, feed it input, record its outcome, add a version).
  *
+ * With peers, the log is replicated with Raft (raft.h, rstore.h,
+ * rtrans.h): the leader proposes, the commit thread persists each Raft
+ * batch, and every member applies the committed entries and runs the calls
+ * they start.  Clients of a follower are handed to the leader (proxy.h).
+ *
  * The node runs on one main thread that polls an eventfd (woken by nng's
  * callbacks and by the commit thread), a signalfd, and the pipes of the
  * running services.  nng is never called in a child process: services are
@@ -15,6 +20,15 @@
 #include <stdint.h>
 
 #define NODE_MAX_LISTEN 16
+#define NODE_MAX_PEERS 16
+
+/* A member of a replicated mesh: its Raft id, the URL its peers reach it
+ * on, and the URL clients (and followers forwarding them) reach it on. */
+struct node_peer {
+	uint64_t id;
+	const char *raft_url;
+	const char *client_url;
+};
 
 struct node_config {
 	const char *data_dir;
@@ -26,6 +40,14 @@ struct node_config {
 	uint64_t map_bytes;        /* LMDB map size */
 	const char *launcher;      /* path of meshd-sandbox */
 	const char *lua_worker;    /* path of meshd-lua */
+	/* Replication: node_id 0 runs a single node.  Otherwise peers lists
+	 * every member (this one too); bootstrap makes a node without Raft
+	 * state start a new mesh whose voters are the peers. */
+	uint64_t node_id;
+	struct node_peer peers[NODE_MAX_PEERS];
+	int npeers;
+	int bootstrap;
+	unsigned tick_ms;          /* one Raft tick */
 };
 
 /* Run until SIGTERM or SIGINT.  Returns the process exit status. */
