@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -184,6 +185,102 @@ query(uint8_t what, const char *arg, const char *label)
 	int st = finish_request(c, label);
 	conn_close(c);
 	return st;
+}
+
+/* The text a node answers a query with (NULL if it cannot be reached). */
+static char *
+query_text(const char *url, uint8_t what)
+{
+	struct conn *c;
+	char why[512];
+	struct wbuf b = {0}, out = {0};
+	struct wire_frame f;
+	if (conn_dial(&c, url, 2000, why, sizeof why))
+		return NULL;
+	int ok = wire_enc_query(&b, what, "", "") == 0 && conn_send(c, b.p, b.len) == 0;
+	wbuf_free(&b);
+	while (ok && conn_recv(c, &f, 5000) == 0 && f.type == WIRE_TEXT)
+		ok = wb_raw(&out, f.p, f.len) == 0;
+	conn_close(c);
+	if (!ok || wb_u8(&out, 0)) {
+		wbuf_free(&out);
+		return NULL;
+	}
+	return (char *)out.p;
+}
+
+/* The value after "key:" on a line of a status text ("" if none). */
+static void
+status_field(const char *text, const char *key, char *out, size_t n)
+{
+	size_t kl = strlen(key);
+	out[0] = 0;
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, key, kl) == 0 && l[kl] == ':') {
+			const char *v = l + kl + 1;
+			while (*v == ' ')
+				v++;
+			size_t len = strcspn(v, "\n");
+			snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), v);
+			return;
+		}
+	}
+}
+
+/*
+ * babl status: the node's own account; on a replicated mesh, then one line
+ * per member (asked in turn): id, address, role, term, commit, applied, lag
+ * behind the highest commit seen.
+ */
+static int
+status(void)
+{
+	struct conn *c = connect_or_die();
+	char url[1024];
+	snprintf(url, sizeof url, "%s", conn_url(c));
+	conn_close(c);
+	char *self = query_text(url, WIRE_Q_STATUS);
+	if (!self)
+		die(EX_UNAVAILABLE_, "status: %s did not answer", url);
+	write_all(1, (const uint8_t *)self, strlen(self));
+	struct member {
+		char id[32], url[512], role[64], raft[256];
+		uint64_t commit, applied;
+		int up;
+	} m[16];
+	int nm = 0;
+	uint64_t top = 0;
+	for (const char *l = self; l && *l && nm < 16; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, "member:", 7) == 0 &&
+		    sscanf(l + 7, " %31s %511s", m[nm].id, m[nm].url) == 2)
+			nm++;
+	}
+	free(self);
+	if (!nm)
+		return 0;
+	for (int i = 0; i < nm; i++) {
+		char *t = query_text(m[i].url, WIRE_Q_STATUS);
+		m[i].up = t != NULL;
+		if (!t)
+			continue;
+		status_field(t, "role", m[i].role, sizeof m[i].role);
+		status_field(t, "raft", m[i].raft, sizeof m[i].raft);
+		m[i].commit = m[i].applied = 0;
+		sscanf(m[i].raft, "commit %" SCNu64 ", applied %" SCNu64, &m[i].commit, &m[i].applied);
+		if (m[i].commit > top)
+			top = m[i].commit;
+		free(t);
+	}
+	printf("\n%-4s %-28s %-20s %10s %10s %8s\n", "id", "address", "role", "commit", "applied", "lag");
+	for (int i = 0; i < nm; i++) {
+		if (!m[i].up) {
+			printf("%-4s %-28s %-20s\n", m[i].id, m[i].url, "unreachable");
+			continue;
+		}
+		printf("%-4s %-28s %-20s %10" PRIu64 " %10" PRIu64 " %8" PRIu64 "\n", m[i].id, m[i].url,
+		    m[i].role, m[i].commit, m[i].applied, top > m[i].applied ? top - m[i].applied : 0);
+	}
+	return 0;
 }
 
 /* ---- calls ---- */
@@ -611,7 +708,7 @@ main(int argc, char **argv)
 	if (strcmp(verb, "ls") == 0 && argc == 1)
 		return query(WIRE_Q_LS, "", "ls");
 	if (strcmp(verb, "status") == 0 && argc == 1)
-		return query(WIRE_Q_STATUS, "", "status");
+		return status();
 	if (strcmp(verb, "verify") == 0 && argc <= 2)
 		return query(WIRE_Q_VERIFY, argc == 2 ? argv[1] : "", "verify");
 	if (strcmp(verb, "log") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0) {

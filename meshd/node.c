@@ -2211,6 +2211,9 @@ q_status(struct node *n, struct text *t)
 		    st.commit > n->applied ? st.commit - n->applied : 0);
 		if (n->px)
 			text_add(t, "forwarding:  %u client(s) to the leader\n", proxy_set_count(n->px));
+		for (int i = 0; i < n->cfg->npeers; i++)
+			text_add(t, "member:      %" PRIu64 " %s\n", n->cfg->peers[i].id,
+			    n->cfg->peers[i].client_url);
 	} else {
 		text_add(t, "role:        single node (leader), term 1\n");
 	}
