@@ -2901,6 +2901,8 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 	if (kl != 8)
 		return 0;
 	uint64_t idx = be64_get(k);
+	if (call_by_index(n, idx))
+		return 0; /* running here (a replicated leader looks while serving) */
 	if (store_entry(x->t, idx, &ce) || ent_dec_call(&ce, &ec))
 		return 0;
 	char hex[65], why[256];
