@@ -35,6 +35,7 @@ static const char usage_text[] =
 "       babl ls | info NAME | log NAME | status | verify\n"
 "       babl log export [--from N] > FILE\n"
 "       babl keygen [--force]\n"
+"       babl node add ID RAFT_URL CLIENT_URL | node remove ID\n"
 "       babl call SERVICE [ARG...]\n"
 "\n"
 "Streams standard input to SERVICE on a mesh of meshd nodes and its output\n"
@@ -54,11 +55,14 @@ static const char usage_text[] =
 "                    LIMITS: --timeout SECS --cpu SECS --mem MB\n"
 "                    --max-input MB --fsize MB --nproc N\n"
 "  ls                list services          info NAME  owner, id, versions\n"
-"  log NAME          the service's calls    status     the node's state\n"
+"  log NAME          the service's calls    status     the node's state (and\n"
+"                                           every member's, on a mesh)\n"
 "  log export [--from N]  the log as a self-verifying file, for\n"
 "                    meshd replay --log FILE --data DIR\n"
 "  verify            check the log's checksums and hash chain\n"
 "  keygen [--force]  create your signing key\n"
+"  node add ID RAFT_URL CLIENT_URL   add a member to a replicated mesh (it\n"
+"                    catches up as a learner, then votes); node remove ID\n"
 "  call SERVICE      call a service whose name is also a verb (babl call ls)\n"
 "\n"
 "Exit status: the service's own; babl's failures: 64 usage, 65 input\n"
@@ -175,11 +179,11 @@ finish_request(struct conn *c, const char *what)
 }
 
 static int
-query(uint8_t what, const char *arg, const char *label)
+query2(uint8_t what, const char *arg, const char *arg2, const char *label)
 {
 	struct conn *c = connect_or_die();
 	struct wbuf b = {0};
-	if (wire_enc_query(&b, what, arg, "") || conn_send(c, b.p, b.len))
+	if (wire_enc_query(&b, what, arg, arg2) || conn_send(c, b.p, b.len))
 		die(EX_SOFTWARE_, "%s: could not send the request", label);
 	wbuf_free(&b);
 	int st = finish_request(c, label);
@@ -281,6 +285,12 @@ status(void)
 		    m[i].role, m[i].commit, m[i].applied, top > m[i].applied ? top - m[i].applied : 0);
 	}
 	return 0;
+}
+
+static int
+query(uint8_t what, const char *arg, const char *label)
+{
+	return query2(what, arg, "", label);
 }
 
 /* ---- calls ---- */
@@ -709,6 +719,16 @@ main(int argc, char **argv)
 		return query(WIRE_Q_LS, "", "ls");
 	if (strcmp(verb, "status") == 0 && argc == 1)
 		return status();
+	if (strcmp(verb, "node") == 0 && argc == 5 && strcmp(argv[1], "add") == 0) {
+		char args[3 * 1024];
+		if (snprintf(args, sizeof args, "%s %s %s", argv[2], argv[3], argv[4]) >= (int)sizeof args)
+			usage_exit("node add: arguments too long");
+		return query2(WIRE_Q_NODE, "add", args, "node add");
+	}
+	if (strcmp(verb, "node") == 0 && argc == 3 && strcmp(argv[1], "remove") == 0)
+		return query2(WIRE_Q_NODE, "remove", argv[2], "node remove");
+	if (strcmp(verb, "node") == 0)
+		usage_exit("node add ID RAFT_URL CLIENT_URL | node remove ID");
 	if (strcmp(verb, "verify") == 0 && argc <= 2)
 		return query(WIRE_Q_VERIFY, argc == 2 ? argv[1] : "", "verify");
 	if (strcmp(verb, "log") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0) {

@@ -498,7 +498,7 @@ wire_dec_query(const struct wire_frame *f, struct wire_query_msg *m)
 	m->what = rd_u8(&r);
 	m->arg = rd_str(&r, WIRE_MAX_STR);
 	m->arg2 = rd_str(&r, WIRE_MAX_STR);
-	if (rd_done(&r) || m->what < WIRE_Q_LS || m->what > WIRE_Q_EXPORT)
+	if (rd_done(&r) || m->what < WIRE_Q_LS || m->what > WIRE_Q_NODE)
 		return BABL_EPROTO;
 	return 0;
 }

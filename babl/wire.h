@@ -59,6 +59,7 @@ enum wire_query {
 	WIRE_Q_HEAD = 5, /* current head of a service, for deploy */
 	WIRE_Q_VERIFY = 6, /* check the log's checksums and hash chain */
 	WIRE_Q_EXPORT = 7, /* the log as a file (arg: first index, decimal) */
+	WIRE_Q_NODE = 8,   /* membership: arg "add" (arg2 "ID RAFT_URL CLIENT_URL") or "remove" (arg2 "ID") */
 };
 
 /* How a call or request ended (EXIT). */

@@ -33,7 +33,8 @@ enum entry_type {
 	ENT_CANCEL = 5,  /* a call was cancelled */
 	ENT_OUTCOME = 6, /* a call ended: status and byte counts */
 	ENT_NOOP = 7,    /* nothing; marks a term or a restart */
-	ENT_MAX = 7,
+	ENT_MEMBER = 8,  /* a mesh member's addresses come or go */
+	ENT_MAX = 8,
 };
 
 struct entry {
@@ -118,6 +119,17 @@ enum ent_why {
 	ENT_WHY_WORKER = 7,    /* the Lua worker died */
 };
 int ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m);
+
+/* A member of a replicated mesh: where peers and clients reach it. */
+enum ent_member_op { ENT_MEMBER_ADD = 1, ENT_MEMBER_REMOVE = 2 };
+struct ent_member {
+	uint8_t op;
+	uint64_t id;
+	struct wire_str raft_url, client_url; /* empty for a removal */
+};
+#define ENT_MEMBER_URL_MAX 255
+int ent_enc_member(struct wbuf *b, const struct ent_member *m);
+int ent_dec_member(const struct entry *e, struct ent_member *m);
 int ent_dec_outcome(const struct entry *e, struct ent_outcome *m);
 
 /*

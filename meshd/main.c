@@ -45,7 +45,10 @@ static const char usage_text[] =
 "                       too): where its peers and its clients reach it\n"
 "  --bootstrap          with no replicated state yet, start a new mesh whose\n"
 "                       voters are the --peer members (give it to each of them)\n"
-"  --tick MS            one Raft tick (default 20; elections after 10-20 ticks)\n"
+"  --join URL           with no replicated state yet, ask the mesh at URL (any\n"
+"                       member's client URL) to add this node: it catches up\n"
+"                       as a learner, then votes (--peer gives its own URLs)\n"
+"  --tick MS            one Raft tick (default 20; elections after 15-30 ticks)\n"
 "  -h, --help, --version\n"
 "SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
 "replay: rebuild a node's log and state in DIR from a file made by\n"
@@ -149,7 +152,8 @@ main(int argc, char **argv)
 		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
 		{"log", required_argument, 0, 'l'}, {"node-id", required_argument, 0, 'I'},
 		{"peer", required_argument, 0, 'P'}, {"bootstrap", no_argument, 0, 'B'},
-		{"tick", required_argument, 0, 'T'}, {0, 0, 0, 0}};
+		{"tick", required_argument, 0, 'T'}, {"join", required_argument, 0, 'J'},
+		{0, 0, 0, 0}};
 	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX], luaw[PATH_MAX];
 	struct node_config cfg = {0};
 	int o, check = 0;
@@ -197,6 +201,7 @@ main(int argc, char **argv)
 		case 'l': logfile = optarg; break;
 		case 'I': cfg.node_id = num(optarg, "--node-id", 1, UINT32_MAX); break;
 		case 'B': cfg.bootstrap = 1; break;
+		case 'J': cfg.join = optarg; break;
 		case 'T': cfg.tick_ms = (unsigned)num(optarg, "--tick", 1, 1000); break;
 		case 'P':
 			if (cfg.npeers == NODE_MAX_PEERS || parse_peer(optarg, &cfg.peers[cfg.npeers]))
@@ -227,6 +232,14 @@ main(int argc, char **argv)
 		return node_import(logfile, cfg.data_dir, cfg.map_bytes);
 	if (check)
 		return node_check(cfg.data_dir, cfg.map_bytes);
+	if (cfg.join && cfg.bootstrap) {
+		fprintf(stderr, "meshd: --join and --bootstrap exclude each other: a new mesh, or a node for one\n");
+		return 64;
+	}
+	if (cfg.join && !cfg.node_id) {
+		fprintf(stderr, "meshd: --join needs --node-id and --peer ID,RAFT_URL,CLIENT_URL for this node\n");
+		return 64;
+	}
 	if (cfg.npeers && !cfg.node_id) {
 		fprintf(stderr, "meshd: --peer needs --node-id\n");
 		return 64;

@@ -32,6 +32,7 @@
 
 #include "bundle.h"
 #include "commit.h"
+#include "conn.h"
 #include "entry.h"
 #include "err.h"
 #include "kvcache.h"
@@ -284,6 +285,16 @@ struct node {
 	struct prop *pend, **pendt; /* proposed to Raft, not yet applied */
 	uint64_t ended[ENDED_RING];
 	unsigned ended_pos;
+	/* The members' addresses: --peer, then what the log said (ENT_MEMBER).
+	 * gone: removed; the leader takes it out of the configuration. */
+	struct member {
+		uint64_t id;
+		char raft[ENT_MEMBER_URL_MAX + 1], client[ENT_MEMBER_URL_MAX + 1];
+		int gone, in_log;
+	} mem[NODE_MAX_PEERS];
+	int nmem;
+	uint64_t members_term; /* the term whose leader put --peer members in the log */
+	int fresh;             /* started without replicated state, not bootstrapping */
 };
 
 static void lua_send(struct call *c, struct wbuf *b);
@@ -2197,10 +2208,18 @@ q_status(struct node *n, struct text *t)
 		struct raft_status st;
 		const char *lurl = "";
 		raft_status(n->raft, &st);
-		for (int i = 0; i < n->cfg->npeers; i++)
-			if (n->cfg->peers[i].id == st.lead)
-				lurl = n->cfg->peers[i].client_url;
-		text_add(t, "mesh node:   %" PRIu64 " of %d\n", n->cfg->node_id, n->cfg->npeers);
+		struct raft_conf conf;
+		unsigned voters = 0;
+		raft_conf(n->raft, &conf);
+		for (uint32_t i = 0; i < conf.n; i++)
+			voters += conf.s[i].voter;
+		for (int i = 0; i < n->nmem; i++)
+			if (n->mem[i].id == st.lead)
+				lurl = n->mem[i].client;
+		text_add(t, "mesh node:   %" PRIu64 " (%s); %u voter%s, %u learner%s\n", n->cfg->node_id,
+		    raft_conf_role(&conf, n->cfg->node_id) == 1 ? "voter" :
+		    raft_conf_role(&conf, n->cfg->node_id) == 0 ? "learner" : "not a member yet",
+		    voters, voters == 1 ? "" : "s", conf.n - voters, conf.n - voters == 1 ? "" : "s");
 		text_add(t, "role:        %s, term %" PRIu64 "\n", raft_role_name(st.role), st.term);
 		if (st.lead)
 			text_add(t, "leader:      node %" PRIu64 " (%s)\n", st.lead, lurl);
@@ -2211,9 +2230,9 @@ q_status(struct node *n, struct text *t)
 		    st.commit > n->applied ? st.commit - n->applied : 0);
 		if (n->px)
 			text_add(t, "forwarding:  %u client(s) to the leader\n", proxy_set_count(n->px));
-		for (int i = 0; i < n->cfg->npeers; i++)
-			text_add(t, "member:      %" PRIu64 " %s\n", n->cfg->peers[i].id,
-			    n->cfg->peers[i].client_url);
+		for (int i = 0; i < n->nmem; i++)
+			if (!n->mem[i].gone)
+				text_add(t, "member:      %" PRIu64 " %s\n", n->mem[i].id, n->mem[i].client);
 	} else {
 		text_add(t, "role:        single node (leader), term 1\n");
 	}
@@ -2233,6 +2252,8 @@ q_status(struct node *n, struct text *t)
 	if (n->failed)
 		text_add(t, "state:       FAILED: the log cannot be written; see the node's log\n");
 }
+
+static void q_node(struct session *s, const char *verb, const char *args);
 
 static void
 handle_query(struct session *s, const struct wire_frame *f)
@@ -2287,6 +2308,13 @@ handle_query(struct session *s, const struct wire_frame *f)
 		send_text(s, ENTRY_FILE_MAGIC, 8);
 		s->exporting = from;
 		export_pump(s);
+		return;
+	}
+	case WIRE_Q_NODE: {
+		char arg2[WIRE_MAX_STR + 1];
+		memcpy(arg2, q.arg2.p, q.arg2.len);
+		arg2[q.arg2.len] = 0;
+		q_node(s, arg, arg2);
 		return;
 	}
 	case WIRE_Q_VERIFY:
@@ -2368,10 +2396,13 @@ handle_frame(struct session *s, const struct wire_frame *f)
 		return;
 	}
 	/* A follower does not propose: the leader takes calls and deploys. */
-	if ((f->type == WIRE_CALL || f->type == WIRE_DEPLOY) && !s->asked && s->n->cluster &&
-	    !s->n->leader) {
-		session_handoff(s);
-		return;
+	if ((f->type == WIRE_CALL || f->type == WIRE_DEPLOY || f->type == WIRE_QUERY) &&
+	    !s->asked && s->n->cluster && !s->n->leader) {
+		struct wire_query_msg q;
+		if (f->type != WIRE_QUERY || (wire_dec_query(f, &q) == 0 && q.what == WIRE_Q_NODE)) {
+			session_handoff(s);
+			return;
+		}
 	}
 	switch (f->type) {
 	case WIRE_CALL:
@@ -2601,6 +2632,7 @@ apply_noop(struct node *n, struct idem_pending *ip)
 }
 
 static struct call *call_shadow(struct node *n, const struct entry *e);
+static void member_apply(struct node *n, const struct ent_member *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
 static void
@@ -2700,6 +2732,44 @@ apply_prop(struct node *n, struct prop *p)
 	case ENT_NOOP:
 		apply_noop(n, p->owner);
 		break;
+	case ENT_MEMBER: {
+		struct session *s = p->owner;
+		struct ent_member m;
+		char msg[700];
+		if (s)
+			s->pinned--;
+		if (ent_dec_member(e, &m)) {
+			if (s && !s->dead)
+				send_error(s, BABL_EPROTO, "malformed member entry");
+			break;
+		}
+		if (n->cluster)
+			member_apply(n, &m);
+		if (m.op == ENT_MEMBER_ADD)
+			snprintf(msg, sizeof msg, "node %" PRIu64 " (peers reach it on %.*s, clients on %.*s) "
+			    "is a member: a learner until it has caught up, then a voter\n", m.id,
+			    (int)m.raft_url.len, m.raft_url.p, (int)m.client_url.len, m.client_url.p);
+		else
+			snprintf(msg, sizeof msg, "node %" PRIu64 " leaves the mesh\n", m.id);
+		if (m.op == ENT_MEMBER_ADD)
+			log_info("member %" PRIu64 ": peers reach it on %.*s, clients on %.*s", m.id,
+			    (int)m.raft_url.len, m.raft_url.p, (int)m.client_url.len, m.client_url.p);
+		else
+			log_info("member %" PRIu64 " removed", m.id);
+		if (s && !s->dead) {
+			/* A joining node learns where the others are. */
+			struct text t = {0};
+			text_add(&t, "%s", msg);
+			for (int i = 0; m.op == ENT_MEMBER_ADD && i < n->nmem; i++)
+				if (!n->mem[i].gone && n->mem[i].id != m.id)
+					text_add(&t, "peer: %" PRIu64 " %s %s\n", n->mem[i].id, n->mem[i].raft,
+					    n->mem[i].client);
+			send_text(s, t.p, t.len);
+			free(t.p);
+			send_exit(s, WIRE_EXITED, 0, NULL);
+		}
+		break;
+	}
 	}
 	prop_free(p);
 }
@@ -3286,6 +3356,7 @@ cluster_role(struct node *n)
 }
 
 static void end_orphans(struct node *n);
+static void members_duties(struct node *n);
 
 /*
  * A leader ends what nobody else will: calls it ran as a member whose
@@ -3314,6 +3385,7 @@ cluster_duties(struct node *n)
 			    "the leader changed while the call's input was being sent");
 		}
 	}
+	members_duties(n);
 	if (n->orphan_scan_ms && now_ms() >= n->orphan_scan_ms && n->applied >= n->commit) {
 		n->orphan_scan_ms = 0;
 		end_orphans(n);
@@ -3328,6 +3400,283 @@ on_raft_msg(void *ctx, const struct raft_msg *m)
 	if (rc)
 		log_debug("raft: %s from %" PRIu64 " refused: %s", raft_msg_type_name(m->type),
 		    m->from, babl_strerror(rc));
+}
+
+
+/* ---- membership ---- */
+
+static struct member *
+member_find(struct node *n, uint64_t id)
+{
+	for (int i = 0; i < n->nmem; i++)
+		if (n->mem[i].id == id)
+			return &n->mem[i];
+	return NULL;
+}
+
+/* Add or change a member's addresses (they must fit: ENT_MEMBER_URL_MAX). */
+static struct member *
+member_set(struct node *n, uint64_t id, const char *raft, size_t rl, const char *client,
+    size_t cl)
+{
+	struct member *m = member_find(n, id);
+	if (!m) {
+		if (n->nmem == NODE_MAX_PEERS)
+			return NULL;
+		m = &n->mem[n->nmem++];
+		memset(m, 0, sizeof *m);
+		m->id = id;
+	}
+	snprintf(m->raft, sizeof m->raft, "%.*s", (int)rl, raft);
+	snprintf(m->client, sizeof m->client, "%.*s", (int)cl, client);
+	m->gone = 0;
+	if (n->rt && id != n->cfg->node_id) {
+		int rc = rtrans_add_peer(n->rt, id, m->raft);
+		if (rc)
+			log_warnx("member %" PRIu64 " at %s: %s", id, m->raft, babl_strerror(rc));
+	}
+	return m;
+}
+
+static int
+member_load_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct node *n = arg;
+	if (kl != 15)
+		return 0;
+	uint64_t id = be64_get((const uint8_t *)k + 7);
+	const char *p = v, *nl = memchr(p, '\n', vl);
+	if (vl == 1 && p[0] == '-') {
+		struct member *m = member_find(n, id);
+		if (!m && n->nmem < NODE_MAX_PEERS) {
+			m = &n->mem[n->nmem++];
+			memset(m, 0, sizeof *m);
+			m->id = id;
+		}
+		if (m)
+			m->gone = m->in_log = 1;
+	} else if (nl) {
+		struct member *m = member_set(n, id, p, (size_t)(nl - p), nl + 1, vl - (size_t)(nl - p) - 1);
+		if (m)
+			m->in_log = 1;
+	}
+	return 0;
+}
+
+/* The members: --peer, then what the state holds from the log. */
+static void
+members_load(struct node *n)
+{
+	struct store_txn *t;
+	for (int i = 0; i < n->cfg->npeers; i++) {
+		const struct node_peer *p = &n->cfg->peers[i];
+		member_set(n, p->id, p->raft_url, strlen(p->raft_url), p->client_url,
+		    strlen(p->client_url));
+	}
+	if (store_begin(n->st, 0, &t) == 0) {
+		store_scan(t, DB_META, "member.", 7, 0, member_load_one, n);
+		store_abort(t);
+	}
+}
+
+/* ENT_MEMBER: a member's addresses come or go, on every node. */
+static void
+member_apply(struct node *n, const struct ent_member *e)
+{
+	uint8_t key[15];
+	memcpy(key, "member.", 7);
+	be64_put(key + 7, e->id);
+	if (e->op == ENT_MEMBER_ADD) {
+		struct member *m = member_set(n, e->id, e->raft_url.p, e->raft_url.len,
+		    e->client_url.p, e->client_url.len);
+		struct wbuf v = {0};
+		if (!m) {
+			log_warnx("member %" PRIu64 ": no room (at most %d members)", e->id, NODE_MAX_PEERS);
+			return;
+		}
+		m->in_log = 1;
+		if (wb_raw(&v, e->raft_url.p, e->raft_url.len) || wb_u8(&v, '\n') ||
+		    wb_raw(&v, e->client_url.p, e->client_url.len))
+			fatalx("out of memory");
+		commit_put(n->cm, DB_META, key, sizeof key, v.p, v.len);
+		wbuf_free(&v);
+		return;
+	}
+	struct member *m = member_find(n, e->id);
+	if (m) {
+		m->gone = m->in_log = 1;
+		if (n->rt && e->id != n->cfg->node_id)
+			rtrans_remove_peer(n->rt, e->id);
+	}
+	commit_put(n->cm, DB_META, key, sizeof key, "-", 1);
+	if (e->id == n->cfg->node_id)
+		log_warnx("this node was removed from the mesh; stop it");
+}
+
+/*
+ * The leader's part: put the --peer members' addresses in the log once a
+ * term (so that a node that joins later learns them), add a member the log
+ * names as a learner, promote learners (Raft refuses until they have caught
+ * up), and take removed ones out of the configuration.
+ */
+static void
+members_duties(struct node *n)
+{
+	struct raft_conf conf;
+	if (n->members_term != n->term) {
+		n->members_term = n->term;
+		for (int i = 0; i < n->nmem; i++) {
+			struct member *m = &n->mem[i];
+			struct ent_member e = {ENT_MEMBER_ADD, m->id, {m->raft, strlen(m->raft)},
+			    {m->client, strlen(m->client)}};
+			struct wbuf b = {0};
+			if (m->in_log || m->gone)
+				continue;
+			if (ent_enc_member(&b, &e))
+				fatalx("out of memory");
+			propose_wbuf(n, ENT_MEMBER, &b, NULL);
+		}
+	}
+	raft_conf(n->raft, &conf);
+	for (int i = 0; i < n->nmem; i++) {
+		struct member *m = &n->mem[i];
+		int role = raft_conf_role(&conf, m->id);
+		struct raft_conf_change cc = {0, m->id};
+		if (m->gone && role >= 0 && m->id != n->cfg->node_id)
+			cc.type = RAFT_CC_REMOVE;
+		else if (!m->gone && m->in_log && role < 0)
+			cc.type = RAFT_CC_ADD_LEARNER;
+		else if (!m->gone && role == 0)
+			cc.type = RAFT_CC_PROMOTE;
+		if (!cc.type)
+			continue;
+		int rc = raft_propose_conf(n->raft, &cc, NULL, NULL);
+		if (rc == 0)
+			log_info("raft: proposed %s node %" PRIu64, cc.type == RAFT_CC_REMOVE ? "removing" :
+			    cc.type == RAFT_CC_ADD_LEARNER ? "adding as a learner" : "promoting to voter",
+			    m->id);
+		break; /* one change at a time */
+	}
+}
+
+/* babl node add ID RAFT_URL CLIENT_URL | babl node remove ID (on the leader). */
+static void
+q_node(struct session *s, const char *verb, const char *args)
+{
+	struct node *n = s->n;
+	unsigned long long id = 0;
+	char raft[ENT_MEMBER_URL_MAX + 2], client[ENT_MEMBER_URL_MAX + 2];
+	struct ent_member e = {0};
+	struct wbuf b = {0};
+	int k;
+	if (!n->cluster) {
+		send_error(s, BABL_EUSAGE, "this node runs alone (no --node-id): there is no mesh to change");
+		return;
+	}
+	if (strcmp(verb, "add") == 0) {
+		if (sscanf(args, "%llu %256s %256s%n", &id, raft, client, &k) != 3 || args[k] || !id ||
+		    id > UINT32_MAX || strlen(raft) > ENT_MEMBER_URL_MAX ||
+		    strlen(client) > ENT_MEMBER_URL_MAX ||
+		    (strncmp(raft, "tcp://", 6) && strncmp(raft, "ipc://", 6)) ||
+		    (strncmp(client, "tcp://", 6) && strncmp(client, "ipc://", 6))) {
+			send_error(s, BABL_EUSAGE, "node add: give ID (1 and up) RAFT_URL CLIENT_URL "
+			    "(tcp:// or ipc:// URLs)");
+			return;
+		}
+		struct member *m = member_find(n, id);
+		if (m && !m->gone && (strcmp(m->raft, raft) || strcmp(m->client, client))) {
+			send_error(s, BABL_EINPUT, "node %llu is already a member, at %s; remove it first",
+			    id, m->raft);
+			return;
+		}
+		e.op = ENT_MEMBER_ADD;
+		e.raft_url = (struct wire_str){raft, strlen(raft)};
+		e.client_url = (struct wire_str){client, strlen(client)};
+	} else if (strcmp(verb, "remove") == 0) {
+		struct member *m;
+		if (sscanf(args, "%llu%n", &id, &k) != 1 || args[k] || !(m = member_find(n, id)) ||
+		    m->gone) {
+			send_error(s, BABL_EINPUT, "node remove: %s is not a member", args);
+			return;
+		}
+		if (id == n->cfg->node_id) {
+			for (int i = 0; i < n->nmem; i++)
+				if (n->mem[i].id != id && !n->mem[i].gone &&
+				    raft_transfer_leader(n->raft, n->mem[i].id) == 0) {
+					send_error(s, BABL_EBUSY, "node %llu leads the mesh: leadership is moving "
+					    "to node %" PRIu64 "; run the command again", id, n->mem[i].id);
+					return;
+				}
+			send_error(s, BABL_EBUSY, "node %llu leads the mesh and no other voter can take over", id);
+			return;
+		}
+		e.op = ENT_MEMBER_REMOVE;
+		e.raft_url = e.client_url = (struct wire_str){"", 0};
+	} else {
+		send_error(s, BABL_EUSAGE, "node: add or remove");
+		return;
+	}
+	e.id = id;
+	if (ent_enc_member(&b, &e))
+		fatalx("out of memory");
+	s->pinned++;
+	propose_wbuf(n, ENT_MEMBER, &b, s);
+}
+
+/* meshd --join URL: ask the mesh at URL to add this node. */
+static void
+cluster_join(struct node *n)
+{
+	struct member *self = member_find(n, n->cfg->node_id);
+	struct conn *c;
+	struct wbuf b = {0};
+	struct wire_frame f;
+	char why[1024], args[600];
+	int rc, tries;
+	snprintf(args, sizeof args, "%" PRIu64 " %s %s", self->id, self->raft, self->client);
+	for (tries = 0; tries < 20; tries++) {
+		if ((rc = conn_dial(&c, n->cfg->join, 5000, why, sizeof why)))
+			fatalx("--join: %s", why);
+		wbuf_reset(&b);
+		if (wire_enc_query(&b, WIRE_Q_NODE, "add", args) || conn_send(c, b.p, b.len))
+			fatalx("--join: cannot send the request to %s", n->cfg->join);
+		int again = 0;
+		while ((rc = conn_recv(c, &f, 30000)) == 0) {
+			struct wire_error er;
+			if (f.type == WIRE_TEXT) {
+				char line[1200];
+				const char *p = (const char *)f.p, *end = p + f.len;
+				while (p < end) {
+					const char *nl = memchr(p, '\n', (size_t)(end - p));
+					size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+					unsigned long long id;
+					char ru[ENT_MEMBER_URL_MAX + 1], cu[ENT_MEMBER_URL_MAX + 1];
+					snprintf(line, sizeof line, "%.*s", (int)len, p);
+					if (sscanf(line, "peer: %llu %255s %255s", &id, ru, cu) == 3)
+						member_set(n, id, ru, strlen(ru), cu, strlen(cu));
+					else
+						log_info("--join: %s", line);
+					p += len + (nl ? 1 : 0);
+				}
+			} else if (f.type == WIRE_ERROR && wire_dec_error(&f, &er) == 0) {
+				if (er.code != BABL_EUNREACH)
+					fatalx("--join: the mesh at %s refused: %.*s", n->cfg->join,
+					    (int)er.msg.len, er.msg.p);
+				log_info("--join: %.*s; trying again", (int)er.msg.len, er.msg.p);
+				again = 1;
+				break;
+			} else {
+				break;
+			}
+		}
+		conn_close(c);
+		if (!again && rc == 0)
+			break;
+		if (!again)
+			fatalx("--join: %s did not answer: %s", n->cfg->join, babl_strerror(rc));
+		sleep(1);
+	}
+	wbuf_free(&b);
 }
 
 /* Drive Raft: messages in, ticks, proposals, ready batches out. */
@@ -3381,9 +3730,9 @@ session_handoff(struct session *s)
 {
 	struct node *n = s->n;
 	const char *url = NULL;
-	for (int i = 0; i < n->cfg->npeers; i++)
-		if (n->cfg->peers[i].id == n->lead_id && n->lead_id != n->cfg->node_id)
-			url = n->cfg->peers[i].client_url;
+	for (int i = 0; i < n->nmem; i++)
+		if (n->mem[i].id == n->lead_id && n->lead_id != n->cfg->node_id && !n->mem[i].gone)
+			url = n->mem[i].client;
 	if (!url) {
 		send_error(s, BABL_EUNREACH, "the mesh has no leader right now (an election is under way); "
 		    "call again in a moment");
@@ -3881,21 +4230,17 @@ cluster_open(struct node *n)
 		log_info("no replicated state yet: waiting for the mesh's leader to send it");
 	}
 	rstore_state_free(&rs);
+	n->fresh = fresh && !cfg->bootstrap;
 	for (int i = 0; i < cfg->npeers; i++)
 		if (cfg->peers[i].id == cfg->node_id)
 			self_url = cfg->peers[i].raft_url;
 	if ((e = rtrans_open(&n->rt, cfg->node_id, self_url, n->wake_fd)))
 		fatalx("cannot listen for peers on %s: %s", self_url, babl_strerror(e));
-	for (int i = 0; i < cfg->npeers; i++)
-		if (cfg->peers[i].id != cfg->node_id &&
-		    (e = rtrans_add_peer(n->rt, cfg->peers[i].id, cfg->peers[i].raft_url)))
-			fatalx("peer %" PRIu64 " at %s: %s", cfg->peers[i].id, cfg->peers[i].raft_url,
-			    babl_strerror(e));
+	members_load(n);
 	if ((e = proxy_set_open(&n->px)))
 		fatalx("out of memory");
 	n->next_tick_ms = now_ms() + cfg->tick_ms;
-	log_info("node %" PRIu64 " of a mesh of %d; peers reach it on %s", cfg->node_id,
-	    cfg->npeers, self_url);
+	log_info("node %" PRIu64 " of a mesh; peers reach it on %s", cfg->node_id, self_url);
 }
 
 int
@@ -3985,6 +4330,8 @@ node_run(const struct node_config *cfg)
 
 	if (start_listeners(n))
 		fatalx("cannot listen; is another meshd running with the same --listen?");
+	if (n->cluster && n->fresh && cfg->join)
+		cluster_join(n);
 	log_info("ready");
 	run_loop(n);
 

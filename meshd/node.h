@@ -47,6 +47,7 @@ struct node_config {
 	struct node_peer peers[NODE_MAX_PEERS];
 	int npeers;
 	int bootstrap;
+	const char *join;          /* without state: ask the mesh at this URL to add us */
 	unsigned tick_ms;          /* one Raft tick */
 };
 
