@@ -801,6 +801,27 @@ call_by_index(struct node *n, uint64_t index)
 	return NULL;
 }
 
+/* A new call of ver in slot, on the node's list; the caller sets the rest. */
+static struct call *
+call_new(struct node *n, struct svc *svc, struct svc_version *ver, unsigned slot)
+{
+	struct call *c = calloc(1, sizeof *c);
+	if (!c)
+		fatalx("out of memory");
+	c->n = n;
+	c->svc = svc;
+	c->ver = ver;
+	c->slot = slot;
+	c->fd_in = c->fd_out = c->fd_err = -1;
+	c->inqt = &c->inq;
+	c->next = n->calls;
+	if (n->calls)
+		n->calls->prev = c;
+	n->calls = c;
+	n->ncalls++;
+	return c;
+}
+
 static void props_forget(struct node *n, const void *owner);
 
 static void
@@ -1917,16 +1938,8 @@ handle_call(struct session *s, const struct wire_frame *f)
 		    n->cfg->max_calls);
 		return;
 	}
-	struct call *c = calloc(1, sizeof *c);
-	if (!c)
-		fatalx("out of memory");
-	c->n = n;
+	struct call *c = call_new(n, svc, ver, (unsigned)slot);
 	c->sess = s;
-	c->svc = svc;
-	c->ver = ver;
-	c->slot = (unsigned)slot;
-	c->fd_in = c->fd_out = c->fd_err = -1;
-	c->inqt = &c->inq;
 	c->idkey = idk;
 	if (idk)
 		memcpy(c->ikey, ikey, 32);
@@ -1954,11 +1967,6 @@ handle_call(struct session *s, const struct wire_frame *f)
 	if (ent_enc_call(&b, &ec))
 		fatalx("out of memory");
 	c->index = n->cluster ? 0 : n->next_index;
-	c->next = n->calls;
-	if (n->calls)
-		n->calls->prev = c;
-	n->calls = c;
-	n->ncalls++;
 	n->calls_total++;
 	s->call = c;
 	s->asked = 1;
@@ -2986,23 +2994,10 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		commit_del(n->cm, DB_OPEN, k, kl);
 		return 0;
 	}
-	struct call *c = calloc(1, sizeof *c);
-	if (!c)
-		fatalx("out of memory");
-	c->n = n;
+	struct call *c = call_new(n, s, ver, UINT_MAX);
 	c->index = idx;
-	c->svc = s;
-	c->ver = ver;
 	c->time_ms = ec.time_ms;
 	memcpy(c->reqid, ec.reqid, 16);
-	c->slot = UINT_MAX;
-	c->fd_in = c->fd_out = c->fd_err = -1;
-	c->inqt = &c->inq;
-	c->next = n->calls;
-	if (n->calls)
-		n->calls->prev = c;
-	n->calls = c;
-	n->ncalls++;
 	c->cancel_proposed = 1;
 	propose_ref(n, ENT_CANCEL, c);
 	c->why = ENT_WHY_RESTART;
@@ -3138,15 +3133,9 @@ call_shadow(struct node *n, const struct entry *e)
 		    e->index, n->cfg->max_calls);
 		return NULL;
 	}
-	struct call *c = calloc(1, sizeof *c);
-	if (!c || !(c->args = calloc(ec.nargs + 1, sizeof *c->args)))
+	struct call *c = call_new(n, svc, ver, (unsigned)slot);
+	if (!(c->args = calloc(ec.nargs + 1, sizeof *c->args)))
 		fatalx("out of memory");
-	c->n = n;
-	c->svc = svc;
-	c->ver = ver;
-	c->slot = (unsigned)slot;
-	c->fd_in = c->fd_out = c->fd_err = -1;
-	c->inqt = &c->inq;
 	c->index = e->index;
 	c->time_ms = ec.time_ms;
 	c->seed = ec.seed;
@@ -3161,11 +3150,6 @@ call_shadow(struct node *n, const struct entry *e)
 	for (uint32_t i = 0; i < ec.nargs; i++)
 		if (!(c->args[i] = wire_strdup(ec.args[i])))
 			fatalx("out of memory");
-	c->next = n->calls;
-	if (n->calls)
-		n->calls->prev = c;
-	n->calls = c;
-	n->ncalls++;
 	n->calls_total++;
 	return c;
 }
