@@ -248,7 +248,7 @@ status(void)
 		die(EX_UNAVAILABLE_, "status: %s did not answer", url);
 	write_all(1, (const uint8_t *)self, strlen(self));
 	struct member {
-		char id[32], url[512], role[64], raft[256];
+		char id[32], url[512], role[64], raft[256], div[64];
 		uint64_t commit, applied;
 		int up;
 	} m[16];
@@ -269,20 +269,24 @@ status(void)
 			continue;
 		status_field(t, "role", m[i].role, sizeof m[i].role);
 		status_field(t, "raft", m[i].raft, sizeof m[i].raft);
+		status_field(t, "diverged", m[i].div, sizeof m[i].div);
+		m[i].div[strcspn(m[i].div, " ")] = 0;
 		m[i].commit = m[i].applied = 0;
 		sscanf(m[i].raft, "commit %" SCNu64 ", applied %" SCNu64, &m[i].commit, &m[i].applied);
 		if (m[i].commit > top)
 			top = m[i].commit;
 		free(t);
 	}
-	printf("\n%-4s %-28s %-20s %10s %10s %8s\n", "id", "address", "role", "commit", "applied", "lag");
+	printf("\n%-4s %-28s %-26s %10s %10s %8s %9s\n", "id", "address", "role", "commit", "applied",
+	    "lag", "diverged");
 	for (int i = 0; i < nm; i++) {
 		if (!m[i].up) {
-			printf("%-4s %-28s %-20s\n", m[i].id, m[i].url, "unreachable");
+			printf("%-4s %-28s %-26s\n", m[i].id, m[i].url, "unreachable");
 			continue;
 		}
-		printf("%-4s %-28s %-20s %10" PRIu64 " %10" PRIu64 " %8" PRIu64 "\n", m[i].id, m[i].url,
-		    m[i].role, m[i].commit, m[i].applied, top > m[i].applied ? top - m[i].applied : 0);
+		printf("%-4s %-28s %-26s %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %9s\n", m[i].id, m[i].url,
+		    m[i].role, m[i].commit, m[i].applied, top > m[i].applied ? top - m[i].applied : 0,
+		    m[i].div[0] ? m[i].div : "-");
 	}
 	return 0;
 }

@@ -381,6 +381,17 @@ wire_enc_query(struct wbuf *b, uint8_t what, const char *arg, const char *arg2)
 }
 
 int
+wire_enc_query_bytes(struct wbuf *b, uint8_t what, const void *arg, size_t len)
+{
+	int rc;
+	size_t s = wire_frame_begin(b, WIRE_QUERY, &rc);
+	if (!rc) rc = wb_u8(b, what);
+	if (!rc) rc = wb_str(b, arg, len);
+	if (!rc) rc = wb_str(b, "", 0);
+	return wire_frame_end(b, s, rc);
+}
+
+int
 wire_enc_head(struct wbuf *b, uint64_t version, const uint8_t vid[32],
     const uint8_t owner[32])
 {
@@ -498,7 +509,7 @@ wire_dec_query(const struct wire_frame *f, struct wire_query_msg *m)
 	m->what = rd_u8(&r);
 	m->arg = rd_str(&r, WIRE_MAX_STR);
 	m->arg2 = rd_str(&r, WIRE_MAX_STR);
-	if (rd_done(&r) || m->what < WIRE_Q_LS || m->what > WIRE_Q_NODE)
+	if (rd_done(&r) || m->what < WIRE_Q_LS || m->what > WIRE_Q_REPORT)
 		return BABL_EPROTO;
 	return 0;
 }

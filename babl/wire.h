@@ -59,7 +59,9 @@ enum wire_query {
 	WIRE_Q_HEAD = 5, /* current head of a service, for deploy */
 	WIRE_Q_VERIFY = 6, /* check the log's checksums and hash chain */
 	WIRE_Q_EXPORT = 7, /* the log as a file (arg: first index, decimal) */
-	WIRE_Q_NODE = 8,   /* membership: arg "add" (arg2 "ID RAFT_URL CLIENT_URL") or "remove" (arg2 "ID") */
+	WIRE_Q_NODE = 8,   /* membership: arg "add" (arg2 "ID RAFT_URL CLIENT_URL [guard]") or "remove" (arg2 "ID") */
+	WIRE_Q_DIGESTS = 9, /* arg: a signed digest batch (meshd/guard.h), for the leader to log */
+	WIRE_Q_REPORT = 10, /* arg: a guard's divergence report, for the leader to log */
 };
 
 /* How a call or request ended (EXIT). */
@@ -177,6 +179,8 @@ int wire_enc_empty(struct wbuf *b, uint8_t type);
 int wire_enc_exit(struct wbuf *b, uint8_t kind, int32_t code, const char *msg);
 int wire_enc_deploy(struct wbuf *b, const struct wire_deploy *m);
 int wire_enc_query(struct wbuf *b, uint8_t what, const char *arg, const char *arg2);
+/* A query whose argument is bytes (at most WIRE_MAX_STR), the second empty. */
+int wire_enc_query_bytes(struct wbuf *b, uint8_t what, const void *arg, size_t len);
 int wire_enc_head(struct wbuf *b, uint64_t version, const uint8_t vid[32],
     const uint8_t owner[32]);
 

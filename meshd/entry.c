@@ -9,7 +9,7 @@ const char *
 entry_type_name(uint8_t type)
 {
 	static const char *names[] = {"?", "deploy", "call", "input", "eof",
-	    "cancel", "outcome", "noop", "member"};
+	    "cancel", "outcome", "noop", "member", "digest", "report"};
 	return type <= ENT_MAX ? names[type] : "?";
 }
 
@@ -209,7 +209,7 @@ int
 ent_enc_member(struct wbuf *b, const struct ent_member *m)
 {
 	if (wb_u8(b, m->op) || wb_u64(b, m->id) || wb_str(b, m->raft_url.p, m->raft_url.len) ||
-	    wb_str(b, m->client_url.p, m->client_url.len))
+	    wb_str(b, m->client_url.p, m->client_url.len) || wb_u8(b, m->guard))
 		return BABL_ENOMEM;
 	return 0;
 }
@@ -225,6 +225,7 @@ ent_dec_member(const struct entry *e, struct ent_member *m)
 	m->id = rd_u64(&r);
 	m->raft_url = rd_str(&r, ENT_MEMBER_URL_MAX);
 	m->client_url = rd_str(&r, ENT_MEMBER_URL_MAX);
+	m->guard = rd_u8(&r);
 	if (rd_done(&r) || m->id == 0 || (m->op != ENT_MEMBER_ADD && m->op != ENT_MEMBER_REMOVE) ||
 	    (m->op == ENT_MEMBER_ADD && (!m->raft_url.len || !m->client_url.len)))
 		return BABL_EPROTO;

@@ -34,7 +34,9 @@ enum entry_type {
 	ENT_OUTCOME = 6, /* a call ended: status and byte counts */
 	ENT_NOOP = 7,    /* nothing; marks a term or a restart */
 	ENT_MEMBER = 8,  /* a mesh member's addresses come or go */
-	ENT_MAX = 8,
+	ENT_DIGEST = 9,  /* an executing node's signed run digests (guard.h) */
+	ENT_REPORT = 10, /* a guard found a run that differs (guard.h) */
+	ENT_MAX = 10,
 };
 
 struct entry {
@@ -124,6 +126,7 @@ int ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m);
 enum ent_member_op { ENT_MEMBER_ADD = 1, ENT_MEMBER_REMOVE = 2 };
 struct ent_member {
 	uint8_t op;
+	uint8_t guard;  /* 1: a guard, a learner that is never promoted */
 	uint64_t id;
 	struct wire_str raft_url, client_url; /* empty for a removal */
 };

@@ -48,6 +48,9 @@ static const char usage_text[] =
 "  --join URL           with no replicated state yet, ask the mesh at URL (any\n"
 "                       member's client URL) to add this node: it catches up\n"
 "                       as a learner, then votes (--peer gives its own URLs)\n"
+"  --guard              with --join: join as a guard, a member that never\n"
+"                       votes, re-runs every call and reports runs whose\n"
+"                       digest differs from the ones members signed\n"
 "  --tick MS            one Raft tick (default 20; elections after 15-30 ticks)\n"
 "  -h, --help, --version\n"
 "SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
@@ -153,6 +156,7 @@ main(int argc, char **argv)
 		{"log", required_argument, 0, 'l'}, {"node-id", required_argument, 0, 'I'},
 		{"peer", required_argument, 0, 'P'}, {"bootstrap", no_argument, 0, 'B'},
 		{"tick", required_argument, 0, 'T'}, {"join", required_argument, 0, 'J'},
+		{"guard", no_argument, 0, 'G'},
 		{0, 0, 0, 0}};
 	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX], luaw[PATH_MAX];
 	struct node_config cfg = {0};
@@ -202,6 +206,7 @@ main(int argc, char **argv)
 		case 'I': cfg.node_id = num(optarg, "--node-id", 1, UINT32_MAX); break;
 		case 'B': cfg.bootstrap = 1; break;
 		case 'J': cfg.join = optarg; break;
+		case 'G': cfg.guard = 1; break;
 		case 'T': cfg.tick_ms = (unsigned)num(optarg, "--tick", 1, 1000); break;
 		case 'P':
 			if (cfg.npeers == NODE_MAX_PEERS || parse_peer(optarg, &cfg.peers[cfg.npeers]))
@@ -234,6 +239,10 @@ main(int argc, char **argv)
 		return node_check(cfg.data_dir, cfg.map_bytes);
 	if (cfg.join && cfg.bootstrap) {
 		fprintf(stderr, "meshd: --join and --bootstrap exclude each other: a new mesh, or a node for one\n");
+		return 64;
+	}
+	if (cfg.guard && !cfg.join) {
+		fprintf(stderr, "meshd: --guard goes with --join URL (a guard joins a running mesh)\n");
 		return 64;
 	}
 	if (cfg.join && !cfg.node_id) {

@@ -34,6 +34,8 @@
 #include "commit.h"
 #include "conn.h"
 #include "entry.h"
+#include "guard.h"
+#include "keys.h"
 #include "err.h"
 #include "kvcache.h"
 #include "logmsg.h"
@@ -45,6 +47,7 @@
 #include "raft.h"
 #include "rstore.h"
 #include "rtrans.h"
+#include "sender.h"
 #include "sbx.h"
 #include "store.h"
 #include "svc.h"
@@ -147,6 +150,7 @@ struct session {
 	uint64_t exporting;  /* next index of a log export under way, or 0 */
 	uint64_t verifying;  /* next index of a verification under way, or 0 */
 	uint64_t verified;   /* entries checked so far */
+	char verify_name[BUNDLE_MAX_NAME + 1]; /* whose divergence reports to list */
 	int in_barrier;   /* listed in a NOOP proposal: not freed until it applies */
 	int pinned;       /* owner of a proposal not yet applied (a DEPLOY) */
 	int linger;       /* all sent: waiting for the client to close */
@@ -217,6 +221,7 @@ struct call {
 	struct wbuf outb;
 	int has_remote;
 	struct ent_outcome remote;
+	struct gd_run dg;  /* the digest of its run here (guard.h) */
 };
 
 /* An --id outcome recorded but not yet durable; retries wait on it. */
@@ -290,15 +295,29 @@ struct node {
 	struct member {
 		uint64_t id;
 		char raft[ENT_MEMBER_URL_MAX + 1], client[ENT_MEMBER_URL_MAX + 1];
-		int gone, in_log;
+		int gone, in_log, guard;
 	} mem[NODE_MAX_PEERS];
 	int nmem;
 	uint64_t members_term; /* the term whose leader put --peer members in the log */
+	/* Digests: this node's key, the batch being filled, what sends batches
+	 * and reports from a node that cannot propose, the guard's table, and
+	 * the nodes' keys as the log first showed them. */
+	uint8_t node_pk[32], node_sk[64];
+	struct wbuf dg_items;
+	uint32_t dg_n;
+	int64_t dg_since;
+	struct sender *snd;
+	struct gd_table *gd;
+	struct { uint64_t id; uint8_t pk[32]; } nkeys[NODE_MAX_PEERS];
+	int nnkeys;
 	int fresh;             /* started without replicated state, not bootstrapping */
 };
 
 static void lua_send(struct call *c, struct wbuf *b);
 static void lua_input(struct call *c);
+static void call_output_seen(struct call *c, int stream, const uint8_t *p, size_t n);
+struct text;
+static uint64_t reports(struct node *n, const char *name, struct text *out, uint64_t per_node_id);
 
 static int64_t
 now_ms(void)
@@ -369,6 +388,40 @@ accept_cb(void *arg)
 {
 	struct acceptor *a = arg;
 	push_ready(a->l->n, &a->w, &a->done);
+}
+
+/* ---- text answers ---- */
+
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (t->p && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		while (cap < t->len + (size_t)n + 1)
+			cap *= 2;
+		char *q = realloc(t->p, cap);
+		if (!q)
+			fatalx("out of memory");
+		t->p = q;
+		t->cap = cap;
+	}
 }
 
 /* ---- proposals ---- */
@@ -814,6 +867,7 @@ call_new(struct node *n, struct svc *svc, struct svc_version *ver, unsigned slot
 	c->slot = slot;
 	c->fd_in = c->fd_out = c->fd_err = -1;
 	c->inqt = &c->inq;
+	gd_run_init(&c->dg);
 	c->next = n->calls;
 	if (n->calls)
 		n->calls->prev = c;
@@ -1050,12 +1104,7 @@ call_read_output(struct call *c, int stream)
 		call_maybe_finish(c);
 		return;
 	}
-	if (stream == 1)
-		c->out_bytes += (uint64_t)r;
-	else
-		c->err_bytes += (uint64_t)r;
-	if (c->idkey)
-		record_output(c, stream, *buf, (size_t)r);
+	call_output_seen(c, stream, *buf, (size_t)r);
 	if (!c->sess)
 		return; /* nobody to send to: the output is dropped */
 	struct obuf *o = calloc(1, sizeof *o);
@@ -1072,6 +1121,22 @@ call_read_output(struct call *c, int stream)
 	else
 		c->ebusy = 1;
 	queue_obuf(c->sess, o);
+}
+
+static void record_output(struct call *c, int stream, const uint8_t *p, size_t n);
+static void digest_local(struct node *n, struct call *c, const struct ent_outcome *o);
+
+/* Output a run made: counted, digested, and recorded for an --id call. */
+static void
+call_output_seen(struct call *c, int stream, const uint8_t *p, size_t n)
+{
+	if (stream == 1)
+		c->out_bytes += n;
+	else
+		c->err_bytes += n;
+	gd_run_update(&c->dg, stream, p, n);
+	if (c->idkey)
+		record_output(c, stream, p, n);
 }
 
 /* Output of --id calls is kept so that a retry gets the same bytes. */
@@ -1134,6 +1199,7 @@ call_maybe_finish(struct call *c)
 	if (ent_enc_outcome(&b, &o))
 		fatalx("out of memory");
 	c->outcome_proposed = 1;
+	digest_local(c->n, c, &o);
 	call_drop_input(c);
 	if (c->lua)
 		lua_outcome_proposed(c, &o);
@@ -1638,12 +1704,7 @@ lua_frame(void *arg, struct lw *w, const struct wire_frame *f)
 	switch (f->type) {
 	case WP_OUT: {
 		int stream = r.stream == 2 ? 2 : 1;
-		if (stream == 1)
-			c->out_bytes += r.bytes.len;
-		else
-			c->err_bytes += r.bytes.len;
-		if (c->idkey)
-			record_output(c, stream, (const uint8_t *)r.bytes.p, r.bytes.len);
+		call_output_seen(c, stream, (const uint8_t *)r.bytes.p, r.bytes.len);
 		if (c->sess) {
 			struct wbuf b = {0};
 			if (wire_enc_bytes(&b, stream == 1 ? WIRE_OUT : WIRE_ERRB, r.bytes.p, r.bytes.len))
@@ -1798,7 +1859,19 @@ verify_pump(struct session *s)
 		snprintf(line, sizeof line, "log verification FAILED: %s\n",
 		    rc == BABL_ECORRUPT ? why : babl_strerror(rc));
 	send_text(s, line, strlen(line));
-	send_exit(s, WIRE_EXITED, rc ? 1 : 0, NULL);
+	/* Then what guards found. */
+	struct text t = {0};
+	uint64_t nrep = reports(s->n, s->verify_name, &t, 0);
+	if (nrep) {
+		text_add(&t, "%" PRIu64 " divergence report%s\n", nrep, nrep == 1 ? "" : "s");
+		send_text(s, t.p, t.len);
+	} else {
+		snprintf(line, sizeof line, "no divergence reported%s%s\n", s->verify_name[0] ? " for " : "",
+		    s->verify_name);
+		send_text(s, line, strlen(line));
+	}
+	free(t.p);
+	send_exit(s, WIRE_EXITED, rc || nrep ? 1 : 0, NULL);
 }
 
 /*
@@ -2009,38 +2082,6 @@ handle_data(struct session *s, const struct wire_frame *f)
 
 /* ---- queries ---- */
 
-struct text {
-	char *p;
-	size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-text_add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (t->p && t->len + (size_t)n < t->cap) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap ? t->cap * 2 : 4096;
-		while (cap < t->len + (size_t)n + 1)
-			cap *= 2;
-		char *q = realloc(t->p, cap);
-		if (!q)
-			fatalx("out of memory");
-		t->p = q;
-		t->cap = cap;
-	}
-}
-
 static void
 fmt_time(uint64_t ms, char *buf, size_t n)
 {
@@ -2228,7 +2269,8 @@ q_status(struct node *n, struct text *t)
 		    raft_conf_role(&conf, n->cfg->node_id) == 1 ? "voter" :
 		    raft_conf_role(&conf, n->cfg->node_id) == 0 ? "learner" : "not a member yet",
 		    voters, voters == 1 ? "" : "s", conf.n - voters, conf.n - voters == 1 ? "" : "s");
-		text_add(t, "role:        %s, term %" PRIu64 "\n", raft_role_name(st.role), st.term);
+		text_add(t, "role:        %s%s, term %" PRIu64 "\n", raft_role_name(st.role),
+		    n->cfg->guard ? " (guard)" : "", st.term);
 		if (st.lead)
 			text_add(t, "leader:      node %" PRIu64 " (%s)\n", st.lead, lurl);
 		else
@@ -2259,9 +2301,16 @@ q_status(struct node *n, struct text *t)
 	    up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
 	if (n->failed)
 		text_add(t, "state:       FAILED: the log cannot be written; see the node's log\n");
+	{
+		uint64_t self = n->cluster ? n->cfg->node_id : 1;
+		uint64_t mine = reports(n, NULL, NULL, self);
+		text_add(t, "diverged:    %" PRIu64 " call%s (reports naming this node; babl verify lists them)\n",
+		    mine, mine == 1 ? "" : "s");
+	}
 }
 
 static void q_node(struct session *s, const char *verb, const char *args);
+static void q_digests(struct session *s, uint8_t what, const void *p, size_t len);
 
 static void
 handle_query(struct session *s, const struct wire_frame *f)
@@ -2318,6 +2367,10 @@ handle_query(struct session *s, const struct wire_frame *f)
 		export_pump(s);
 		return;
 	}
+	case WIRE_Q_DIGESTS:
+	case WIRE_Q_REPORT:
+		q_digests(s, q.what, q.arg.p, q.arg.len);
+		return;
 	case WIRE_Q_NODE: {
 		char arg2[WIRE_MAX_STR + 1];
 		memcpy(arg2, q.arg2.p, q.arg2.len);
@@ -2327,6 +2380,7 @@ handle_query(struct session *s, const struct wire_frame *f)
 	}
 	case WIRE_Q_VERIFY:
 		/* A span at a time, between other work (verify_pump). */
+		snprintf(s->verify_name, sizeof s->verify_name, "%.*s", (int)(sizeof s->verify_name - 1), arg);
 		s->verifying = 1;
 		s->verified = 0;
 		free(t.p);
@@ -2407,7 +2461,8 @@ handle_frame(struct session *s, const struct wire_frame *f)
 	if ((f->type == WIRE_CALL || f->type == WIRE_DEPLOY || f->type == WIRE_QUERY) &&
 	    !s->asked && s->n->cluster && !s->n->leader) {
 		struct wire_query_msg q;
-		if (f->type != WIRE_QUERY || (wire_dec_query(f, &q) == 0 && q.what == WIRE_Q_NODE)) {
+		if (f->type != WIRE_QUERY || (wire_dec_query(f, &q) == 0 && (q.what == WIRE_Q_NODE ||
+		    q.what == WIRE_Q_DIGESTS || q.what == WIRE_Q_REPORT))) {
 			session_handoff(s);
 			return;
 		}
@@ -2641,6 +2696,8 @@ apply_noop(struct node *n, struct idem_pending *ip)
 
 static struct call *call_shadow(struct node *n, const struct entry *e);
 static void member_apply(struct node *n, const struct ent_member *e);
+static void apply_digest(struct node *n, const struct entry *e);
+static void apply_report(struct node *n, const struct entry *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
 static void
@@ -2740,6 +2797,12 @@ apply_prop(struct node *n, struct prop *p)
 	case ENT_NOOP:
 		apply_noop(n, p->owner);
 		break;
+	case ENT_DIGEST:
+		apply_digest(n, e);
+		break;
+	case ENT_REPORT:
+		apply_report(n, e);
+		break;
 	case ENT_MEMBER: {
 		struct session *s = p->owner;
 		struct ent_member m;
@@ -2755,8 +2818,10 @@ apply_prop(struct node *n, struct prop *p)
 			member_apply(n, &m);
 		if (m.op == ENT_MEMBER_ADD)
 			snprintf(msg, sizeof msg, "node %" PRIu64 " (peers reach it on %.*s, clients on %.*s) "
-			    "is a member: a learner until it has caught up, then a voter\n", m.id,
-			    (int)m.raft_url.len, m.raft_url.p, (int)m.client_url.len, m.client_url.p);
+			    "is a member: %s\n", m.id,
+			    (int)m.raft_url.len, m.raft_url.p, (int)m.client_url.len, m.client_url.p,
+			    m.guard ? "a guard (a learner that re-runs every call and checks the digests)" :
+			    "a learner until it has caught up, then a voter");
 		else
 			snprintf(msg, sizeof msg, "node %" PRIu64 " leaves the mesh\n", m.id);
 		if (m.op == ENT_MEMBER_ADD)
@@ -3192,8 +3257,10 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 	c->remote = *o;
 	c->remote.nwrites = 0;
 	c->remote.writes = (struct wire_str){0};
-	if (!c->idkey || o->why != ENT_WHY_NONE)
-		call_kill(c, o->why ? o->why : ENT_WHY_CANCELLED, NULL);
+	/* A run cut short elsewhere stops here too; a whole one goes on, for
+	 * its digest (and an --id call's recorded output). */
+	if (o->why != ENT_WHY_NONE)
+		call_kill(c, o->why, NULL);
 }
 
 /* Hand this turn's proposals to Raft; each learns its index. */
@@ -3440,9 +3507,13 @@ member_load_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		if (m)
 			m->gone = m->in_log = 1;
 	} else if (nl) {
-		struct member *m = member_set(n, id, p, (size_t)(nl - p), nl + 1, vl - (size_t)(nl - p) - 1);
-		if (m)
+		const char *c = nl + 1, *end = p + vl, *nl2 = memchr(c, '\n', (size_t)(end - c));
+		struct member *m = member_set(n, id, p, (size_t)(nl - p), c,
+		    (size_t)((nl2 ? nl2 : end) - c));
+		if (m) {
 			m->in_log = 1;
+			m->guard = nl2 != NULL;
+		}
 	}
 	return 0;
 }
@@ -3479,8 +3550,10 @@ member_apply(struct node *n, const struct ent_member *e)
 			return;
 		}
 		m->in_log = 1;
+		m->guard = e->guard;
 		if (wb_raw(&v, e->raft_url.p, e->raft_url.len) || wb_u8(&v, '\n') ||
-		    wb_raw(&v, e->client_url.p, e->client_url.len))
+		    wb_raw(&v, e->client_url.p, e->client_url.len) ||
+		    (e->guard && (wb_u8(&v, '\n') || wb_u8(&v, 'g'))))
 			fatalx("out of memory");
 		commit_put(n->cm, DB_META, key, sizeof key, v.p, v.len);
 		wbuf_free(&v);
@@ -3511,8 +3584,9 @@ members_duties(struct node *n)
 		n->members_term = n->term;
 		for (int i = 0; i < n->nmem; i++) {
 			struct member *m = &n->mem[i];
-			struct ent_member e = {ENT_MEMBER_ADD, m->id, {m->raft, strlen(m->raft)},
-			    {m->client, strlen(m->client)}};
+			struct ent_member e = {.op = ENT_MEMBER_ADD, .guard = (uint8_t)m->guard, .id = m->id,
+			    .raft_url = {m->raft, strlen(m->raft)},
+			    .client_url = {m->client, strlen(m->client)}};
 			struct wbuf b = {0};
 			if (m->in_log || m->gone)
 				continue;
@@ -3530,7 +3604,7 @@ members_duties(struct node *n)
 			cc.type = RAFT_CC_REMOVE;
 		else if (!m->gone && m->in_log && role < 0)
 			cc.type = RAFT_CC_ADD_LEARNER;
-		else if (!m->gone && role == 0)
+		else if (!m->gone && role == 0 && !m->guard)
 			cc.type = RAFT_CC_PROMOTE;
 		if (!cc.type)
 			continue;
@@ -3558,12 +3632,16 @@ q_node(struct session *s, const char *verb, const char *args)
 		return;
 	}
 	if (strcmp(verb, "add") == 0) {
-		if (sscanf(args, "%llu %256s %256s%n", &id, raft, client, &k) != 3 || args[k] || !id ||
+		const char *gw = strstr(args, " guard");
+		if (gw && strcmp(gw, " guard") == 0)
+			e.guard = 1;
+		if (sscanf(args, "%llu %256s %256s%n", &id, raft, client, &k) != 3 ||
+		    (args[k] && !e.guard) || !id ||
 		    id > UINT32_MAX || strlen(raft) > ENT_MEMBER_URL_MAX ||
 		    strlen(client) > ENT_MEMBER_URL_MAX ||
 		    (strncmp(raft, "tcp://", 6) && strncmp(raft, "ipc://", 6)) ||
 		    (strncmp(client, "tcp://", 6) && strncmp(client, "ipc://", 6))) {
-			send_error(s, BABL_EUSAGE, "node add: give ID (1 and up) RAFT_URL CLIENT_URL "
+			send_error(s, BABL_EUSAGE, "node add: give ID (1 and up) RAFT_URL CLIENT_URL [guard] "
 			    "(tcp:// or ipc:// URLs)");
 			return;
 		}
@@ -3617,7 +3695,8 @@ cluster_join(struct node *n)
 	struct wire_frame f;
 	char why[1024], args[600];
 	int rc, tries;
-	snprintf(args, sizeof args, "%" PRIu64 " %s %s", self->id, self->raft, self->client);
+	snprintf(args, sizeof args, "%" PRIu64 " %s %s%s", self->id, self->raft, self->client,
+	    n->cfg->guard ? " guard" : "");
 	for (tries = 0; tries < 20; tries++) {
 		if ((rc = conn_dial(&c, n->cfg->join, 5000, why, sizeof why)))
 			fatalx("--join: %s", why);
@@ -3745,6 +3824,268 @@ session_try_handoff(struct session *s)
 	s->dead = 1;
 	free(s->hbuf);
 	s->hbuf = NULL;
+}
+
+/* ---- digests and guards ---- */
+
+static void
+member_key(uint8_t key[18], const char *tag, uint64_t a, uint64_t b)
+{
+	key[0] = (uint8_t)tag[0];
+	key[1] = (uint8_t)tag[1];
+	be64_put(key + 2, a);
+	be64_put(key + 10, b);
+}
+
+/* A node's key is the one its first digest batch in the log showed. */
+static int
+nodekey_check(struct node *n, uint64_t id, const uint8_t pk[32])
+{
+	uint8_t k[18];
+	struct store_txn *t;
+	const void *v;
+	size_t vl;
+	for (int i = 0; i < n->nnkeys; i++)
+		if (n->nkeys[i].id == id)
+			return memcmp(n->nkeys[i].pk, pk, 32) == 0;
+	member_key(k, "nk", id, 0);
+	int known = 0, same = 1;
+	if (store_begin(n->st, 0, &t) == 0) {
+		if (store_get(t, DB_META, k, 10, &v, &vl) == 0 && vl == 32) {
+			known = 1;
+			same = memcmp(v, pk, 32) == 0;
+		}
+		store_abort(t);
+	}
+	if (!known)
+		commit_put(n->cm, DB_META, k, 10, pk, 32);
+	if (same && n->nnkeys < NODE_MAX_PEERS) {
+		n->nkeys[n->nnkeys].id = id;
+		memcpy(n->nkeys[n->nnkeys++].pk, pk, 32);
+	}
+	return same;
+}
+
+/* Reports go in the log, through the leader. */
+static void
+report_send(struct node *n, const struct gd_report *r)
+{
+	struct wbuf b = {0};
+	char a[17], g[17];
+	hex_encode(r->node_digest, 8, a);
+	hex_encode(r->guard_digest, 8, g);
+	log_warnx("divergence: call %" PRIu64 ": node %" PRIu64 " signed digest %s..., this guard "
+	    "computed %s...", r->call, r->node, a, g);
+	if (gd_report_enc(&b, r))
+		fatalx("out of memory");
+	if (!n->cluster || n->leader)
+		propose_wbuf(n, ENT_REPORT, &b, NULL);
+	else if (n->snd)
+		sender_put(n->snd, WIRE_Q_REPORT, b.p, b.len);
+	wbuf_free(&b);
+}
+
+static void
+guard_note(struct node *n, uint64_t call, uint64_t node, int self, const uint8_t d[32])
+{
+	struct gd_report r[GD_NODES];
+	int k = gd_note(n->gd, call, node, self, d, r, GD_NODES);
+	for (int i = 0; i < k; i++) {
+		r[i].guard = n->cfg->node_id;
+		report_send(n, &r[i]);
+	}
+}
+
+/* This node's signed digests leave as a batch: proposed by a leader, sent
+ * to the leader otherwise. */
+static void
+digest_flush(struct node *n)
+{
+	struct wbuf b = {0};
+	if (!n->dg_n)
+		return;
+	if (gd_batch_seal(&b, n->cluster ? n->cfg->node_id : 1, n->node_pk, n->node_sk,
+	    n->dg_items.p, n->dg_n))
+		fatalx("out of memory");
+	if (!n->cluster || n->leader)
+		propose_wbuf(n, ENT_DIGEST, &b, NULL);
+	else if (n->snd)
+		sender_put(n->snd, WIRE_Q_DIGESTS, b.p, b.len);
+	wbuf_free(&b);
+	wbuf_reset(&n->dg_items);
+	n->dg_n = 0;
+}
+
+/* A run ended here: a member signs its digest, a guard compares it.  Runs
+ * cut short (cancelled, timed out, a restart) are not compared. */
+static void
+digest_local(struct node *n, struct call *c, const struct ent_outcome *o)
+{
+	uint8_t d[32];
+	if (o->why != ENT_WHY_NONE || !c->index)
+		return;
+	gd_run_final(&c->dg, o->kind, o->code, o->nwrites ? o->writes.p : NULL,
+	    o->nwrites ? o->writes.len : 0, d);
+	if (n->cfg->guard) {
+		guard_note(n, c->index, n->cfg->node_id, 1, d);
+		return;
+	}
+	if (!n->dg_n)
+		n->dg_since = now_ms();
+	if (gd_item_add(&n->dg_items, c->index, d))
+		fatalx("out of memory");
+	if (++n->dg_n >= GD_BATCH_MAX)
+		digest_flush(n);
+}
+
+static void
+apply_digest(struct node *n, const struct entry *e)
+{
+	uint64_t node;
+	const uint8_t *pk, *items;
+	uint32_t cnt;
+	uint8_t k[18];
+	if (gd_batch_open(e->payload, e->len, &node, &pk, &cnt, &items)) {
+		log_warnx("digest batch at %" PRIu64 ": bad layout or signature; ignored", e->index);
+		return;
+	}
+	if (!nodekey_check(n, node, pk)) {
+		log_warnx("digest batch at %" PRIu64 " says it is node %" PRIu64 "'s but is signed with "
+		    "another key than that node's; ignored", e->index, node);
+		return;
+	}
+	for (uint32_t i = 0; i < cnt; i++) {
+		const uint8_t *it = items + (size_t)i * GD_ITEM;
+		uint64_t call = be64_get(it);
+		member_key(k, "dg", call, node);
+		commit_put(n->cm, DB_META, k, sizeof k, it + 8, 32);
+		if (n->cfg->guard)
+			guard_note(n, call, node, 0, it + 8);
+	}
+}
+
+static void
+apply_report(struct node *n, const struct entry *e)
+{
+	struct gd_report r;
+	uint8_t k[26];
+	if (gd_report_dec(e->payload, e->len, &r)) {
+		log_warnx("report at %" PRIu64 ": malformed; ignored", e->index);
+		return;
+	}
+	member_key(k, "rp", r.call, r.node);
+	be64_put(k + 18, r.guard);
+	commit_put(n->cm, DB_META, k, sizeof k, e->payload, e->len);
+	if (!n->cfg->guard || r.guard != n->cfg->node_id)
+		log_warnx("divergence reported by guard %" PRIu64 ": call %" PRIu64 ", node %" PRIu64,
+		    r.guard, r.call, r.node);
+}
+
+/* The leader takes digests and reports from the members, for the log. */
+static void
+q_digests(struct session *s, uint8_t what, const void *p, size_t len)
+{
+	struct node *n = s->n;
+	uint64_t node;
+	const uint8_t *pk, *items;
+	uint32_t cnt;
+	struct gd_report r;
+	struct wbuf b = {0};
+	struct member *m;
+	if (what == WIRE_Q_DIGESTS) {
+		if (gd_batch_open(p, len, &node, &pk, &cnt, &items)) {
+			send_error(s, BABL_EPERM, "digest batch: bad layout or signature");
+			return;
+		}
+	} else {
+		if (gd_report_dec(p, len, &r)) {
+			send_error(s, BABL_EPROTO, "malformed report");
+			return;
+		}
+		node = r.guard;
+	}
+	if (!(m = member_find(n, node)) || m->gone) {
+		send_error(s, BABL_EPERM, "node %" PRIu64 " is not a member of this mesh", node);
+		return;
+	}
+	if (wb_raw(&b, p, len))
+		fatalx("out of memory");
+	propose_wbuf(n, what == WIRE_Q_DIGESTS ? ENT_DIGEST : ENT_REPORT, &b, NULL);
+	send_exit(s, WIRE_EXITED, 0, NULL);
+}
+
+struct rp_scan {
+	struct node *n;
+	struct store_txn *t;
+	struct text *out;
+	const char *name;
+	uint64_t count;
+	uint64_t per_node_id;
+};
+
+/* One report, as babl verify shows it. */
+static int
+rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct rp_scan *x = arg;
+	struct gd_report r;
+	struct entry ce;
+	struct ent_call ec;
+	char svc[200] = "?", rq[33] = "?", gd[65], nd[65], agree[200] = "", differ[200] = "";
+	uint64_t vn = 0;
+	(void)k;
+	if (kl != 26 || gd_report_dec(v, vl, &r))
+		return 0;
+	if (x->per_node_id) {
+		x->count += r.node == x->per_node_id;
+		return 0;
+	}
+	if (store_entry(x->t, r.call, &ce) == 0 && ent_dec_call(&ce, &ec) == 0) {
+		struct svc *sv;
+		struct svc_version *ver;
+		char hex[65], why[256];
+		hex_encode(ec.vid, 32, hex);
+		if (reg_resolve(&x->n->reg, hex, &sv, &ver, why, sizeof why) == 0) {
+			snprintf(svc, sizeof svc, "%s", sv->name);
+			vn = ver->n;
+		}
+		hex_encode(ec.reqid, ENT_REQID_LEN, rq);
+	}
+	if (x->name[0] && strcmp(x->name, svc))
+		return 0;
+	/* Which members signed what the guard computed, which did not. */
+	for (int i = 0; i < x->n->nmem; i++) {
+		uint8_t dk[18];
+		const void *dv;
+		size_t dl;
+		member_key(dk, "dg", r.call, x->n->mem[i].id);
+		if (store_get(x->t, DB_META, dk, sizeof dk, &dv, &dl) || dl != 32)
+			continue;
+		char *to = memcmp(dv, r.guard_digest, 32) == 0 ? agree : differ;
+		size_t used = strlen(to);
+		snprintf(to + used, 200 - used, "%s%" PRIu64, used ? "," : "", x->n->mem[i].id);
+	}
+	hex_encode(r.guard_digest, 32, gd);
+	hex_encode(r.node_digest, 32, nd);
+	text_add(x->out, "divergence at log index %" PRIu64 ": %s v%" PRIu64 ", request %s\n"
+	    "  node %" PRIu64 " signed %s\n  guard %" PRIu64 " computed %s\n"
+	    "  agree with the guard: %s; differ: %s\n", r.call, svc, vn, rq, r.node, nd, r.guard, gd,
+	    agree[0] ? agree : "none", differ[0] ? differ : "none");
+	x->count++;
+	return 0;
+}
+
+/* The reports in the state: listed into out (for NAME, or all), or counted
+ * for one node (per_node_id).  Returns how many. */
+static uint64_t
+reports(struct node *n, const char *name, struct text *out, uint64_t per_node_id)
+{
+	struct rp_scan x = {n, NULL, out, name ? name : "", 0, per_node_id};
+	if (store_begin(n->st, 0, &x.t))
+		return 0;
+	store_scan(x.t, DB_META, "rp", 2, 0, rp_show, &x);
+	store_abort(x.t);
+	return x.count;
 }
 
 /* ---- the loop ---- */
@@ -4139,6 +4480,8 @@ run_loop(struct node *n)
 		}
 		check_timers(n);
 		lua_housekeeping(n);
+		if (n->dg_n && now_ms() - n->dg_since >= 50)
+			digest_flush(n);
 		if (n->cluster)
 			cluster_pump(n);
 		else
@@ -4221,6 +4564,8 @@ cluster_open(struct node *n)
 	if ((e = rtrans_open(&n->rt, cfg->node_id, self_url, n->wake_fd)))
 		fatalx("cannot listen for peers on %s: %s", self_url, babl_strerror(e));
 	members_load(n);
+	if ((e = sender_start(&n->snd, member_find(n, cfg->node_id)->client)))
+		fatalx("cannot start a thread: %s", babl_strerror(e));
 	if ((e = proxy_set_open(&n->px)))
 		fatalx("out of memory");
 	n->next_tick_ms = now_ms() + cfg->tick_ms;
@@ -4283,6 +4628,20 @@ node_run(const struct node_config *cfg)
 	log_info("confinement: %s", sbx_describe(n->sbx));
 	n->slots = calloc(cfg->max_calls, 1);
 	if (kvc_open(&n->kvc))
+		fatalx("out of memory");
+	{
+		/* The key this node signs its run digests with. */
+		char kp[PATH_MAX + 16], hex[17];
+		snprintf(kp, sizeof kp, "%s/node.key", n->data);
+		rc = keys_load(kp, n->node_pk, n->node_sk);
+		if (rc == BABL_ENOENT)
+			rc = keys_generate(kp, 0, n->node_pk, n->node_sk);
+		if (rc)
+			fatalx("cannot load or create the node key %s: %s", kp, babl_strerror(rc));
+		hex_encode(n->node_pk, 8, hex);
+		log_info("node key %s... (%s)", hex, kp);
+	}
+	if (cfg->guard && gd_open(&n->gd))
 		fatalx("out of memory");
 	snprintf(n->lua_path, sizeof n->lua_path, "%s", cfg->lua_worker);
 
@@ -4355,6 +4714,9 @@ node_run(const struct node_config *cfg)
 	commit_stop(n->cm);
 	rtrans_close(n->rt);
 	raft_close(n->raft);
+	sender_stop(n->snd);
+	gd_close(n->gd);
+	wbuf_free(&n->dg_items);
 	for (struct call *c = n->calls; c; c = c->next)
 		if (c->pid)
 			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);

@@ -48,6 +48,7 @@ struct node_config {
 	int npeers;
 	int bootstrap;
 	const char *join;          /* without state: ask the mesh at this URL to add us */
+	int guard;                 /* join as a guard: never votes, checks digests */
 	unsigned tick_ms;          /* one Raft tick */
 };
 

@@ -965,7 +965,7 @@ case_dec_query_bad_kind(void)
 		wbuf_reset(&b);
 		T_EQ_INT(wire_enc_query(&b, (uint8_t)what, "a", "b"), 0);
 		struct wire_frame f = only_frame(&b);
-		int ok = what >= WIRE_Q_LS && what <= WIRE_Q_NODE;
+		int ok = what >= WIRE_Q_LS && what <= WIRE_Q_REPORT;
 		int rc = decode_as(D_QUERY, &f);
 		if (rc != (ok ? 0 : BABL_EPROTO))
 			T_FAIL("query kind %u: %d", what, rc);
