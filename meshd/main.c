@@ -23,6 +23,7 @@ static const char usage_text[] =
 "usage: meshd [-d] [--data DIR] [--listen URL]... [OPTIONS]\n"
 "       meshd --check [--data DIR]\n"
 "       meshd replay --log FILE --data DIR\n"
+"       meshd replay --log FILE --check\n"
 "Runs one babl mesh node in the foreground, logging to stderr (systemd style).\n"
 "  --data DIR           log and state (default $XDG_DATA_HOME/babl, else\n"
 "                       ~/.local/share/babl)\n"
@@ -55,7 +56,10 @@ static const char usage_text[] =
 "  -h, --help, --version\n"
 "SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
 "replay: rebuild a node's log and state in DIR from a file made by\n"
-"`babl log export`; a damaged file is rejected, naming its first bad entry.\n";
+"`babl log export`; a damaged file is rejected, naming its first bad entry.\n"
+"With --check instead of --data: run every call of the file again, as a guard,\n"
+"and report each run whose digest differs from the one its nodes signed\n"
+"(exit 1 if any).\n";
 
 static unsigned long long
 num(const char *s, const char *what, unsigned long long min, unsigned long long max)
@@ -232,6 +236,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "meshd: %s\n", replay ? "replay needs --log FILE" :
 		    "--log goes with replay: meshd replay --log FILE --data DIR");
 		return 64;
+	}
+	if (replay && check) {
+		find_helper(launcher, sizeof launcher, "meshd-sandbox", "MESHD_SANDBOX");
+		find_helper(luaw, sizeof luaw, "meshd-lua", "MESHD_LUA");
+		cfg.launcher = launcher;
+		cfg.lua_worker = luaw;
+		cfg.check_log = logfile;
+		cfg.tick_ms = 20;
+		return node_check_log(&cfg);
 	}
 	if (replay)
 		return node_import(logfile, cfg.data_dir, cfg.map_bytes);

@@ -288,6 +288,7 @@ struct node {
 	int leader;
 	uint64_t lead_id, term, commit;
 	struct prop *pend, **pendt; /* proposed to Raft, not yet applied */
+	struct kvpend *kvq;         /* kv writes waiting for runs here (kv_apply) */
 	uint64_t ended[ENDED_RING];
 	unsigned ended_pos;
 	/* The members' addresses: --peer, then what the log said (ENT_MEMBER).
@@ -311,6 +312,11 @@ struct node {
 	struct { uint64_t id; uint8_t pk[32]; } nkeys[NODE_MAX_PEERS];
 	int nnkeys;
 	int fresh;             /* started without replicated state, not bootstrapping */
+	/* meshd replay --check: the log is fed from the store, not from Raft. */
+	int checking;
+	uint64_t check_tail, check_calls;
+	struct text *check_out;
+	uint64_t check_reports;
 };
 
 static void lua_send(struct call *c, struct wbuf *b);
@@ -1204,11 +1210,9 @@ call_maybe_finish(struct call *c)
 	if (c->lua)
 		lua_outcome_proposed(c, &o);
 	if (c->has_remote) {
-		/* A member whose leader's OUTCOME came first: that one counts. */
-		uint64_t txns, ents;
+		/* A member whose leader's OUTCOME came first: that one counts;
+		 * writes that waited for this run may now apply. */
 		wbuf_free(&b);
-		commit_stats(c->n->cm, &txns, &ents);
-		kvc_applied(c->n->kvc, c->index, txns + 2);
 		outcome_finish(c->n, c, &c->remote);
 		return;
 	}
@@ -2553,6 +2557,109 @@ apply_writes(struct node *n, const uint8_t sid[32], const struct ent_outcome *o)
 	}
 }
 
+/*
+ * Key-value writes take effect in log order, and never under a run that
+ * reads: while this node still runs a call of the service at or before the
+ * one whose writes apply (a member that lags, a replay), they wait in
+ * n->kvq, so that run reads the state as of its own place in the log.
+ */
+struct kvpend {
+	struct kvpend *next;
+	uint8_t sid[32];
+	uint64_t call;
+	int cache;            /* not run here: the cache must learn the writes */
+	struct ent_outcome o; /* o.writes points into w */
+	struct wbuf w;
+};
+
+static int
+kv_blocked(struct node *n, const uint8_t sid[32], uint64_t call)
+{
+	for (struct call *c = n->calls; c; c = c->next)
+		if (c->lua && !c->outcome_proposed && c->index && c->index <= call &&
+		    memcmp(c->svc->sid, sid, 32) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+kv_now(struct node *n, const uint8_t sid[32], uint64_t call, int cache, const struct ent_outcome *o)
+{
+	uint64_t txns, ents;
+	apply_writes(n, sid, o);
+	if (cache) { /* later calls read these before the store has them */
+		struct rd r;
+		int del;
+		struct wire_str wk, wv;
+		rd_init(&r, o->writes.p, o->writes.len);
+		while (wp_next_write(&r, &del, &wk, &wv) == 1)
+			kvc_put(n->kvc, sid, wk.p, wk.len, del, wv.p, wv.len, call);
+	}
+	commit_stats(n->cm, &txns, &ents);
+	/* Durable once the transaction after the one under way commits. */
+	kvc_applied(n->kvc, call, txns + 2);
+}
+
+static void
+kv_apply(struct node *n, const uint8_t sid[32], uint64_t call, int cache, const struct ent_outcome *o)
+{
+	int queued = 0;
+	for (struct kvpend *q = n->kvq; q && !queued; q = q->next)
+		queued = memcmp(q->sid, sid, 32) == 0;
+	if (!queued && !kv_blocked(n, sid, call)) {
+		kv_now(n, sid, call, cache, o);
+		return;
+	}
+	struct kvpend *q = calloc(1, sizeof *q), **pp = &n->kvq;
+	if (!q || wb_raw(&q->w, o->writes.p, o->writes.len))
+		fatalx("out of memory");
+	memcpy(q->sid, sid, 32);
+	q->call = call;
+	q->cache = cache;
+	q->o = *o;
+	q->o.writes = (struct wire_str){(const char *)q->w.p, q->w.len};
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = q;
+}
+
+/* The applied index to persist: none past a call whose writes still wait
+ * (a restart applies the log again from there). */
+static uint64_t
+applied_mark(struct node *n, uint64_t applied)
+{
+	for (struct kvpend *q = n->kvq; q; q = q->next)
+		if (q->call <= applied)
+			applied = q->call - 1;
+	return applied;
+}
+
+/* Writes whose turn has come (each service's in order). */
+static void
+kv_flush(struct node *n)
+{
+	uint8_t held[8][32];
+	int nheld = 0;
+	for (struct kvpend **pp = &n->kvq; *pp;) {
+		struct kvpend *q = *pp;
+		int wait = 0;
+		for (int i = 0; i < nheld && !wait; i++)
+			wait = memcmp(held[i], q->sid, 32) == 0;
+		if (wait || kv_blocked(n, q->sid, q->call)) {
+			if (!wait && nheld < 8)
+				memcpy(held[nheld++], q->sid, 32);
+			if (nheld == 8)
+				return;
+			pp = &q->next;
+			continue;
+		}
+		kv_now(n, q->sid, q->call, q->cache, &q->o);
+		*pp = q->next;
+		wbuf_free(&q->w);
+		free(q);
+	}
+}
+
 /* What an OUTCOME changes in the state: the call's record, its writes. */
 static void
 outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
@@ -2561,13 +2668,8 @@ outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
 	be64_put(k, c->index);
 	commit_del(n->cm, DB_OPEN, k, 8);
 	record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
-	if (o->nwrites) {
-		uint64_t txns, ents;
-		apply_writes(n, c->svc->sid, o);
-		commit_stats(n->cm, &txns, &ents);
-		/* Durable once the transaction after the one under way commits. */
-		kvc_applied(n->kvc, c->index, txns + 2);
-	}
+	if (o->nwrites)
+		kv_apply(n, c->svc->sid, c->index, !c->outcome_proposed || !c->lua, o);
 }
 
 static void
@@ -2882,7 +2984,7 @@ apply_done(struct node *n)
 	}
 	if (!err) {
 		uint8_t a[8];
-		be64_put(a, last);
+		be64_put(a, applied_mark(n, last));
 		commit_put(n->cm, DB_META, "applied", 7, a, 8);
 	}
 }
@@ -2961,19 +3063,10 @@ outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *
 	uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
 	record_call(n, ec.sid, o->call, ec.time_ms, ec.reqid, vn, o);
 	if (o->nwrites) {
-		apply_writes(n, ec.sid, o);
-		if (n->kvc && idem == 0) {
-			/* Later calls read these before the store has them. */
-			struct rd r;
-			int del;
-			struct wire_str wk, wv;
-			uint64_t txns, ents;
-			rd_init(&r, o->writes.p, o->writes.len);
-			while (wp_next_write(&r, &del, &wk, &wv) == 1)
-				kvc_put(n->kvc, ec.sid, wk.p, wk.len, del, wv.p, wv.len, o->call);
-			commit_stats(n->cm, &txns, &ents);
-			kvc_applied(n->kvc, o->call, txns + 2);
-		}
+		if (n->kvc && idem == 0)
+			kv_apply(n, ec.sid, o->call, 1, o);
+		else
+			apply_writes(n, ec.sid, o);
 	}
 	if (idem && ec.idkey.len && o->why == ENT_WHY_NONE)
 		recover_idem(n, t, &ec, o);
@@ -3363,7 +3456,7 @@ cluster_finish(struct node *n)
 		cluster_apply(n, &rd->committed[i]);
 	if (rd->ncommitted) {
 		uint8_t a[8];
-		be64_put(a, n->applied);
+		be64_put(a, applied_mark(n, n->applied));
 		commit_put(n->cm, DB_META, "applied", 7, a, 8);
 	}
 	if (raft_advance(n->raft, rd))
@@ -3876,6 +3969,35 @@ report_send(struct node *n, const struct gd_report *r)
 	hex_encode(r->guard_digest, 8, g);
 	log_warnx("divergence: call %" PRIu64 ": node %" PRIu64 " signed digest %s..., this guard "
 	    "computed %s...", r->call, r->node, a, g);
+	if (n->checking) {
+		char nd[65], gd[65];
+		struct store_txn *t;
+		struct entry ce;
+		struct ent_call ec;
+		char svc[200] = "?", rq[33] = "?";
+		uint64_t vn = 0;
+		if (store_begin(n->st, 0, &t) == 0) {
+			if (store_entry(t, r->call, &ce) == 0 && ent_dec_call(&ce, &ec) == 0) {
+				struct svc *sv;
+				struct svc_version *ver;
+				char hex[65], why[256];
+				hex_encode(ec.vid, 32, hex);
+				if (reg_resolve(&n->reg, hex, &sv, &ver, why, sizeof why) == 0) {
+					snprintf(svc, sizeof svc, "%s", sv->name);
+					vn = ver->n;
+				}
+				hex_encode(ec.reqid, ENT_REQID_LEN, rq);
+			}
+			store_abort(t);
+		}
+		hex_encode(r->node_digest, 32, nd);
+		hex_encode(r->guard_digest, 32, gd);
+		text_add(n->check_out, "divergence at log index %" PRIu64 ": %s v%" PRIu64 ", request %s\n"
+		    "  node %" PRIu64 " signed %s\n  the replay computed %s\n", r->call, svc, vn, rq,
+		    r->node, nd, gd);
+		n->check_reports++;
+		return;
+	}
 	if (gd_report_enc(&b, r))
 		fatalx("out of memory");
 	if (!n->cluster || n->leader)
@@ -4086,6 +4208,35 @@ reports(struct node *n, const char *name, struct text *out, uint64_t per_node_id
 	store_scan(x.t, DB_META, "rp", 2, 0, rp_show, &x);
 	store_abort(x.t);
 	return x.count;
+}
+
+/* meshd replay --check: apply the stored log a little at a time, running
+ * its calls as a guard does (memory stays bounded by the calls running). */
+static void
+check_feed(struct node *n)
+{
+	struct store_txn *t;
+	if (n->applied >= n->check_tail || n->ncalls >= 64 || n->input_inflight >= INPUT_BUDGET)
+		return;
+	if (store_begin(n->st, 0, &t))
+		fatalx("cannot read the log");
+	for (int k = 0; k < 256 && n->applied < n->check_tail && n->ncalls < 64; k++) {
+		struct entry e;
+		uint64_t i = n->applied + 1;
+		if (store_entry(t, i, &e))
+			fatalx("log entry %" PRIu64 " cannot be read", i);
+		struct prop *p = calloc(1, sizeof *p);
+		if (!p || !(p->buf = malloc(e.len ? e.len : 1)))
+			fatalx("out of memory");
+		p->e.type = e.type;
+		p->e.index = e.index;
+		p->e.term = e.term;
+		p->e.len = e.len;
+		memcpy(p->buf, e.payload, e.len);
+		n->check_calls += e.type == ENT_CALL;
+		apply_prop(n, p);
+	}
+	store_abort(t);
 }
 
 /* ---- the loop ---- */
@@ -4354,6 +4505,11 @@ run_loop(struct node *n)
 		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
 		    commit_backlog(n->cm) == 0 && !n->rd_busy)
 			break;
+		if (n->checking) {
+			check_feed(n);
+			if (n->applied >= n->check_tail && !n->calls)
+				break;
+		}
 		/* Room for the two fixed fds, two per worker, three per call. */
 		size_t nw = 0;
 		for (struct lw *w = n->workers; w; w = w->next)
@@ -4412,7 +4568,8 @@ run_loop(struct node *n)
 		int busy = 0; /* a verification under way goes on at once */
 		for (struct session *s = n->sessions; s && !busy; s = s->next)
 			busy = s->verifying != 0;
-		int rc = poll(pfd, (nfds_t)k, busy ? 0 : n->cluster ? (int)n->cfg->tick_ms : 250);
+		int rc = poll(pfd, (nfds_t)k, busy || (n->checking && n->applied < n->check_tail &&
+		    n->ncalls < 64) ? 0 : n->cluster ? (int)n->cfg->tick_ms : 250);
 		if (rc < 0 && errno != EINTR)
 			fatalx("poll: %s", strerror(errno));
 		if (rc > 0 && (pfd[1].revents & POLLIN)) {
@@ -4480,12 +4637,23 @@ run_loop(struct node *n)
 		}
 		check_timers(n);
 		lua_housekeeping(n);
+		if (n->kvq)
+			kv_flush(n);
 		if (n->dg_n && now_ms() - n->dg_since >= 50)
 			digest_flush(n);
-		if (n->cluster)
+		if (n->checking) {
+			/* Nothing is proposed: a replay only reads. */
+			while (n->props) {
+				struct prop *q = n->props;
+				n->props = q->next;
+				prop_free(q);
+			}
+			n->propst = &n->props;
+		} else if (n->cluster) {
 			cluster_pump(n);
-		else
+		} else {
 			propose_flush(n);
+		}
 		if (now_ms() >= n->next_evict_ms) {
 			uint64_t txns, ents;
 			commit_stats(n->cm, &txns, &ents);
@@ -4576,7 +4744,7 @@ int
 node_run(const struct node_config *cfg)
 {
 	struct node *n = calloc(1, sizeof *n);
-	int rc;
+	int rc, status = 0;
 	sigset_t set;
 	if (!n || sodium_init() < 0)
 		fatalx("cannot initialise");
@@ -4595,9 +4763,13 @@ node_run(const struct node_config *cfg)
 	if (mkdir(n->run_dir, 0711) < 0 && errno != EEXIST)
 		fatalx("cannot create %s: %s", n->run_dir, strerror(errno));
 
-	n->cluster = cfg->node_id != 0;
+	n->cluster = cfg->node_id != 0 || cfg->check_log;
+	n->checking = cfg->check_log != NULL;
 	n->pendt = &n->pend;
-	if (n->cluster) {
+	if (n->checking) {
+		if ((rc = store_open(&n->st, n->data, cfg->map_bytes)))
+			fatalx("cannot open %s: %s", n->data, babl_strerror(rc));
+	} else if (n->cluster) {
 		uint64_t cut = 0;
 		if ((rc = rstore_open(&n->rs, n->data, cfg->map_bytes, cfg->map_bytes, &cut)))
 			fatalx("cannot open the log in %s: %s (%s)", n->data, babl_strerror(rc),
@@ -4661,7 +4833,11 @@ node_run(const struct node_config *cfg)
 		fatalx("cannot start the commit thread");
 	n->next_index = tail + 1;
 
-	if (n->cluster) {
+	if (n->checking) {
+		static struct text out;
+		n->check_out = &out;
+		n->check_tail = tail;
+	} else if (n->cluster) {
 		cluster_open(n);
 	} else {
 		if ((rc = recover(n, UINT64_MAX)))
@@ -4671,7 +4847,7 @@ node_run(const struct node_config *cfg)
 	}
 	log_info("log: %" PRIu64 " entries; %zu service(s); data in %s", tail, n->reg.n, n->data);
 
-	if (start_listeners(n))
+	if (!n->checking && start_listeners(n))
 		fatalx("cannot listen; is another meshd running with the same --listen?");
 	if (n->cluster && n->fresh && cfg->join)
 		cluster_join(n);
@@ -4694,6 +4870,14 @@ node_run(const struct node_config *cfg)
 	}
 	if (n->px)
 		proxy_set_close(n->px);
+	/* Nothing runs any more: the writes that waited apply now. */
+	while (n->kvq) {
+		struct kvpend *q = n->kvq;
+		n->kvq = q->next;
+		kv_now(n, q->sid, q->call, q->cache, &q->o);
+		wbuf_free(&q->w);
+		free(q);
+	}
 	if (!n->cluster) {
 		propose_flush(n);
 		commit_sync(n->cm);
@@ -4737,6 +4921,15 @@ node_run(const struct node_config *cfg)
 		n->idem_pending = ip->next;
 		free(ip);
 	}
+	if (n->checking) {
+		printf("replayed %" PRIu64 " entries, %" PRIu64 " calls: %" PRIu64 " divergence report%s\n",
+		    n->applied, n->check_calls, n->check_reports, n->check_reports == 1 ? "" : "s");
+		if (n->check_out->len)
+			fwrite(n->check_out->p, 1, n->check_out->len, stdout);
+		fflush(stdout);
+		free(n->check_out->p);
+		status = n->check_reports || n->applied < n->check_tail ? 1 : 0;
+	}
 	if (n->rs)
 		rstore_close(n->rs);
 	else
@@ -4749,7 +4942,7 @@ node_run(const struct node_config *cfg)
 	free(n->slots);
 	free(n);
 	log_info("stopped");
-	return 0;
+	return status;
 }
 
 int
@@ -4881,8 +5074,47 @@ fail:
 	return -1;
 }
 
+static int import_into(const char *file, const char *dir, uint64_t map_bytes, int rebuild);
+
 int
 node_import(const char *file, const char *dir, uint64_t map_bytes)
+{
+	return import_into(file, dir, map_bytes, 1);
+}
+
+/*
+ * meshd replay --log FILE --check: the file's entries go into a fresh
+ * directory, then a node that listens to nobody applies them, running every
+ * call as a guard does and comparing its digests with the signed ones.
+ */
+int
+node_check_log(const struct node_config *base)
+{
+	struct node_config cfg = *base;
+	char dir[PATH_MAX];
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, sizeof dir, "%s/meshd-check.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "meshd: cannot create a directory in %s: %s\n", tmp ? tmp : "/tmp",
+		    strerror(errno));
+		return 1;
+	}
+	int status = import_into(cfg.check_log, dir, cfg.map_bytes, 0);
+	if (status == 0) {
+		cfg.data_dir = dir;
+		cfg.nlisten = 0;
+		cfg.guard = 1;
+		cfg.node_id = 0;
+		cfg.npeers = 0;
+		status = node_run(&cfg);
+	}
+	remove_tree(dir);
+	rmdir(dir);
+	return status;
+}
+
+static int
+import_into(const char *file, const char *dir, uint64_t map_bytes, int rebuild)
 {
 	struct node *n = calloc(1, sizeof *n);
 	uint8_t hash[32];
@@ -4907,6 +5139,10 @@ node_import(const char *file, const char *dir, uint64_t map_bytes)
 	long long count = import_pass(file, NULL, tail + 1, hash);
 	if (count < 0 || import_pass(file, n->st, tail + 1, hash) != count)
 		goto out;
+	if (!rebuild) {
+		status = 0;
+		goto out;
+	}
 	if ((rc = reg_load(&n->reg, n->st)) || kvc_open(&n->kvc) ||
 	    (n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
 	    commit_start(&n->cm, n->st, n->wake_fd)) {

@@ -49,6 +49,7 @@ struct node_config {
 	int bootstrap;
 	const char *join;          /* without state: ask the mesh at this URL to add us */
 	int guard;                 /* join as a guard: never votes, checks digests */
+	const char *check_log;     /* meshd replay --check: the file (node_check_log) */
 	unsigned tick_ms;          /* one Raft tick */
 };
 
@@ -62,6 +63,15 @@ int node_run(const struct node_config *cfg);
  * the file's first entry) and rebuild the state from it.  0 or 1.
  */
 int node_import(const char *file, const char *dir, uint64_t map_bytes);
+
+/*
+ * meshd replay --log FILE --check: an offline guard.  Check the file as
+ * node_import does, run every call it holds in the sandbox (in a temporary
+ * directory) and compare each run's digest with those the executing nodes
+ * signed; print a line, then the divergence reports.  0 if there are none,
+ * 1 otherwise (or if the file is bad).
+ */
+int node_check_log(const struct node_config *cfg);
 
 /* meshd --check: verify the whole log; print a line; 0 good, 1 bad. */
 int node_check(const char *data_dir, uint64_t map_bytes);
