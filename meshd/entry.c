@@ -9,7 +9,7 @@ const char *
 entry_type_name(uint8_t type)
 {
 	static const char *names[] = {"?", "deploy", "call", "input", "eof",
-	    "cancel", "outcome", "noop", "member", "digest", "report"};
+	    "cancel", "outcome", "noop", "member", "digest", "report", "output"};
 	return type <= ENT_MAX ? names[type] : "?";
 }
 
@@ -173,6 +173,7 @@ ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m)
 	if (!rc) rc = wb_u64(b, m->out_bytes);
 	if (!rc) rc = wb_u64(b, m->err_bytes);
 	if (!rc) rc = wb_u32(b, m->dur_ms);
+	if (!rc) rc = wb_u8(b, m->flags);
 	if (!rc) rc = wb_u32(b, m->nwrites);
 	if (!rc && m->nwrites) rc = wb_raw(b, m->writes.p, m->writes.len);
 	if (rc)
@@ -195,6 +196,7 @@ ent_dec_outcome(const struct entry *e, struct ent_outcome *m)
 	m->out_bytes = rd_u64(&r);
 	m->err_bytes = rd_u64(&r);
 	m->dur_ms = rd_u32(&r);
+	m->flags = rd_u8(&r);
 	m->nwrites = rd_u32(&r);
 	if (r.bad)
 		return BABL_EPROTO;
@@ -229,5 +231,35 @@ ent_dec_member(const struct entry *e, struct ent_member *m)
 	if (rd_done(&r) || m->id == 0 || (m->op != ENT_MEMBER_ADD && m->op != ENT_MEMBER_REMOVE) ||
 	    (m->op == ENT_MEMBER_ADD && (!m->raft_url.len || !m->client_url.len)))
 		return BABL_EPROTO;
+	return 0;
+}
+
+int
+ent_enc_output(struct wbuf *b, const struct ent_output *m)
+{
+	size_t start = b->len;
+	int rc = wb_u64(b, m->call);
+	if (!rc) rc = wb_u64(b, m->seq);
+	if (!rc) rc = wb_u8(b, m->stream);
+	if (!rc && m->len) rc = wb_raw(b, m->p, m->len);
+	if (rc)
+		b->len = start;
+	return rc;
+}
+
+int
+ent_dec_output(const struct entry *e, struct ent_output *m)
+{
+	struct rd r;
+	if (e->type != ENT_OUTPUT)
+		return BABL_EPROTO;
+	rd_init(&r, e->payload, e->len);
+	m->call = rd_u64(&r);
+	m->seq = rd_u64(&r);
+	m->stream = rd_u8(&r);
+	if (r.bad || m->stream < 1 || m->stream > 2)
+		return BABL_EPROTO;
+	m->p = r.p;
+	m->len = (size_t)(r.end - r.p);
 	return 0;
 }

@@ -36,7 +36,8 @@ enum entry_type {
 	ENT_MEMBER = 8,  /* a mesh member's addresses come or go */
 	ENT_DIGEST = 9,  /* an executing node's signed run digests (guard.h) */
 	ENT_REPORT = 10, /* a guard found a run that differs (guard.h) */
-	ENT_MAX = 10,
+	ENT_OUTPUT = 11, /* a chunk of an --id call's output, recorded mesh-wide */
+	ENT_MAX = 11,
 };
 
 struct entry {
@@ -105,6 +106,7 @@ struct ent_outcome {
 	uint8_t why;    /* enum ent_why */
 	uint64_t in_bytes, out_bytes, err_bytes;
 	uint32_t dur_ms;
+	uint8_t flags;  /* ENT_OUT_PARTIAL: not all of an --id call's output was recorded */
 	/* A Lua call's key-value writes, applied with the outcome: nwrites of
 	 * (u8 deleted, str key, str value), see wp_next_write. */
 	uint32_t nwrites;
@@ -120,7 +122,20 @@ enum ent_why {
 	ENT_WHY_RESTART = 6,
 	ENT_WHY_WORKER = 7,    /* the Lua worker died */
 };
+#define ENT_OUT_PARTIAL 1
 int ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m);
+
+/* OUTPUT: chunk seq (from 0) of an --id call's stdout (1) or stderr (2),
+ * proposed by the leader that runs it, so every member holds what a retry
+ * gets. */
+struct ent_output {
+	uint64_t call, seq;
+	uint8_t stream;
+	const uint8_t *p; /* len bytes, borrowed */
+	size_t len;
+};
+int ent_enc_output(struct wbuf *b, const struct ent_output *m);
+int ent_dec_output(const struct entry *e, struct ent_output *m);
 
 /* A member of a replicated mesh: where peers and clients reach it. */
 enum ent_member_op { ENT_MEMBER_ADD = 1, ENT_MEMBER_REMOVE = 2 };

@@ -142,7 +142,7 @@ struct session {
 	/* Replaying a recorded --id outcome. */
 	int replaying;
 	uint8_t rkey[32];
-	uint64_t rseq, rchunks;
+	uint64_t rseq, rchunks, rcall;
 	uint8_t rkind;
 	int32_t rcode;
 	/* An --id caller gets its EXIT once the record of it is durable. */
@@ -222,6 +222,8 @@ struct call {
 	int has_remote;
 	struct ent_outcome remote;
 	struct gd_run dg;  /* the digest of its run here (guard.h) */
+	int rec_owner;     /* replicated: its output is this node's to record (a
+	                      leader that ran it for its caller from the start) */
 };
 
 /* An --id outcome recorded but not yet durable; retries wait on it. */
@@ -1130,6 +1132,16 @@ call_read_output(struct call *c, int stream)
 }
 
 static void record_output(struct call *c, int stream, const uint8_t *p, size_t n);
+
+/* DB_IDOUT keys: the --id key, the call's index, the chunk's number. */
+static void
+idout_key(uint8_t key[48], const uint8_t ikey[32], uint64_t call, uint64_t seq)
+{
+	memcpy(key, ikey, 32);
+	be64_put(key + 32, call);
+	be64_put(key + 40, seq);
+}
+
 static void digest_local(struct node *n, struct call *c, const struct ent_outcome *o);
 
 /* Output a run made: counted, digested, and recorded for an --id call. */
@@ -1155,15 +1167,28 @@ record_output(struct call *c, int stream, const uint8_t *p, size_t n)
 		c->record_overflow = 1;
 		return;
 	}
-	uint8_t key[40];
+	if (c->n->cluster) {
+		/* Through the log, so that every member can answer a retry;
+		 * only the run the caller sees is recorded. */
+		struct ent_output m = {c->index, c->rec_seq, (uint8_t)stream, p, n};
+		struct wbuf b = {0};
+		if (!c->rec_owner || !c->n->leader)
+			return;
+		if (ent_enc_output(&b, &m))
+			fatalx("out of memory");
+		c->rec_seq++;
+		c->recorded += n;
+		propose_wbuf(c->n, ENT_OUTPUT, &b, NULL);
+		return;
+	}
+	uint8_t key[48];
 	uint8_t *v = malloc(n + 1);
 	if (!v)
 		fatalx("out of memory");
-	memcpy(key, c->ikey, 32);
-	be64_put(key + 32, c->rec_seq++);
+	idout_key(key, c->ikey, c->index, c->rec_seq++);
 	v[0] = (uint8_t)stream;
 	memcpy(v + 1, p, n);
-	commit_put(c->n->cm, DB_IDOUT, key, 40, v, n + 1);
+	commit_put(c->n->cm, DB_IDOUT, key, 48, v, n + 1);
 	free(v);
 	c->recorded += n;
 }
@@ -1198,7 +1223,9 @@ call_maybe_finish(struct call *c)
 	o.out_bytes = c->out_bytes;
 	o.err_bytes = c->err_bytes;
 	o.dur_ms = (uint32_t)(now_ms() - c->start_ms);
-	if (c->nwrites && o.kind == WIRE_EXITED && o.code == 0) {
+	if (c->idkey && (c->record_overflow || (c->n->cluster && !c->rec_owner)))
+		o.flags |= ENT_OUT_PARTIAL;
+	if (c->nwrites && o.kind == WIRE_EXITED && o.code == 0 && o.why == ENT_WHY_NONE) {
 		o.nwrites = c->nwrites;
 		o.writes = (struct wire_str){(const char *)c->writes.p, c->writes.len};
 	}
@@ -1305,6 +1332,7 @@ call_start(struct call *c)
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
 	c->state = C_RUNNING;
 	c->start_ms = now_ms();
+	c->rec_owner = n->cluster && n->leader && c->sess;
 	uint32_t limit = b->lim.timeout_ms;
 	if (c->timeout_ms && (!limit || c->timeout_ms < limit))
 		limit = c->timeout_ms;
@@ -1801,6 +1829,7 @@ start_replay(struct session *s, const uint8_t key[32], const uint8_t *rec)
 	s->rkind = rec[8];
 	s->rcode = (int32_t)be32_get(rec + 9);
 	s->rchunks = be64_get(rec + 13);
+	s->rcall = be64_get(rec + 21);
 	s->rseq = 0;
 	replay_pump(s);
 }
@@ -1818,13 +1847,15 @@ replay_pump(struct session *s)
 		return;
 	}
 	while (s->sqn < 2 && s->rseq < s->rchunks) {
-		uint8_t key[40];
+		uint8_t key[48];
 		const void *v;
 		size_t vl;
-		memcpy(key, s->rkey, 32);
-		be64_put(key + 32, s->rseq++);
-		if (store_get(t, DB_IDOUT, key, 40, &v, &vl) || vl < 1)
+		idout_key(key, s->rkey, s->rcall, s->rseq++);
+		if (store_get(t, DB_IDOUT, key, 48, &v, &vl) || vl < 1) {
+			if (s->rchunks == UINT64_MAX) /* recorded through the log: until the last */
+				s->rseq = s->rchunks;
 			continue;
+		}
 		const uint8_t *p = v;
 		struct wbuf b = {0};
 		if (wire_enc_bytes(&b, p[0] == 1 ? WIRE_OUT : WIRE_ERRB, p + 1, vl - 1))
@@ -2668,7 +2699,7 @@ outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
 	be64_put(k, c->index);
 	commit_del(n->cm, DB_OPEN, k, 8);
 	record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
-	if (o->nwrites)
+	if (o->nwrites && o->why == ENT_WHY_NONE) /* a cancelled run changes nothing */
 		kv_apply(n, c->svc->sid, c->index, !c->outcome_proposed || !c->lua, o);
 }
 
@@ -2683,16 +2714,15 @@ apply_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 static void
 outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
 {
-	if (c->idkey && (o->why != ENT_WHY_NONE || c->record_overflow)) {
+	if (c->idkey && !n->cluster && (o->why != ENT_WHY_NONE || c->record_overflow)) {
 		/* Not recorded: its output chunks go too. */
-		uint8_t key[40];
-		memcpy(key, c->ikey, 32);
+		uint8_t key[48];
 		for (uint64_t q = 0; q < c->rec_seq; q++) {
-			be64_put(key + 32, q);
-			commit_del(n->cm, DB_IDOUT, key, 40);
+			idout_key(key, c->ikey, c->index, q);
+			commit_del(n->cm, DB_IDOUT, key, 48);
 		}
 	}
-	if (c->idkey && o->why == ENT_WHY_NONE && !c->record_overflow) {
+	if (c->idkey && !n->cluster && o->why == ENT_WHY_NONE && !c->record_overflow) {
 		uint8_t rec[29];
 		be64_put(rec, c->time_ms);
 		rec[8] = o->kind;
@@ -2711,7 +2741,8 @@ outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
 			    c->svc->name, c->msg[0] ? c->msg : w);
 		else if (o->why == ENT_WHY_TIMEOUT)
 			send_exit(s, o->kind, o->code, c->msg);
-		else if (c->idkey && o->why == ENT_WHY_NONE && !c->record_overflow) {
+		else if (c->idkey && o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL) &&
+		    !c->record_overflow) {
 			/* A retry must find the record: wait until it is durable. */
 			s->exit_after_barrier = 1;
 			s->bkind = o->kind;
@@ -2799,6 +2830,7 @@ apply_noop(struct node *n, struct idem_pending *ip)
 static struct call *call_shadow(struct node *n, const struct entry *e);
 static void member_apply(struct node *n, const struct ent_member *e);
 static void apply_digest(struct node *n, const struct entry *e);
+static void apply_output(struct node *n, const struct entry *e);
 static void apply_report(struct node *n, const struct entry *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
@@ -2901,6 +2933,9 @@ apply_prop(struct node *n, struct prop *p)
 		break;
 	case ENT_DIGEST:
 		apply_digest(n, e);
+		break;
+	case ENT_OUTPUT:
+		apply_output(n, e);
 		break;
 	case ENT_REPORT:
 		apply_report(n, e);
@@ -3027,7 +3062,10 @@ recover_idem(struct node *n, struct store_txn *t, const struct ent_call *ec,
 	free(idk);
 	if (store_get(t, DB_IDEM, ikey, 32, &v, &vl) == 0)
 		return;
-	store_scan(t, DB_IDOUT, ikey, 32, 0, count_one, &cc);
+	uint8_t pre[40];
+	memcpy(pre, ikey, 32);
+	be64_put(pre + 32, o->call);
+	store_scan(t, DB_IDOUT, pre, 40, 0, count_one, &cc);
 	be64_put(rec, ec->time_ms);
 	rec[8] = o->kind;
 	be32_put(rec + 9, (uint32_t)o->code);
@@ -3062,7 +3100,7 @@ outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *
 	hex_encode(ec.vid, 32, hex);
 	uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
 	record_call(n, ec.sid, o->call, ec.time_ms, ec.reqid, vn, o);
-	if (o->nwrites) {
+	if (o->nwrites && o->why == ENT_WHY_NONE) {
 		if (n->kvc && idem == 0)
 			kv_apply(n, ec.sid, o->call, 1, o);
 		else
@@ -3321,6 +3359,70 @@ ended_seen(struct node *n, uint64_t call)
 	return 0;
 }
 
+/* The --id key of the call whose CALL entry is at index (0 if it has none). */
+static int
+call_ikey(struct node *n, uint64_t index, uint8_t ikey[32], uint64_t *time_ms)
+{
+	struct call *c = call_by_index(n, index);
+	struct store_txn *t;
+	struct entry ce;
+	struct ent_call ec;
+	int found = 0;
+	if (c) {
+		if (c->idkey)
+			memcpy(ikey, c->ikey, 32);
+		*time_ms = c->time_ms;
+		return c->idkey != NULL;
+	}
+	if (store_begin(n->st, 0, &t))
+		return 0;
+	if (store_entry(t, index, &ce) == 0 && ent_dec_call(&ce, &ec) == 0 && ec.idkey.len) {
+		char *idk = wire_strdup(ec.idkey);
+		if (!idk)
+			fatalx("out of memory");
+		idem_key(ec.sid, idk, ikey);
+		free(idk);
+		*time_ms = ec.time_ms;
+		found = 1;
+	}
+	store_abort(t);
+	return found;
+}
+
+/* OUTPUT: a chunk of an --id call's recorded output, on every member. */
+static void
+apply_output(struct node *n, const struct entry *e)
+{
+	struct ent_output m;
+	uint8_t ikey[32], key[48];
+	uint64_t t;
+	struct wbuf v = {0};
+	if (ent_dec_output(e, &m) || !call_ikey(n, m.call, ikey, &t))
+		return;
+	idout_key(key, ikey, m.call, m.seq);
+	if (wb_u8(&v, m.stream) || wb_raw(&v, m.p, m.len))
+		fatalx("out of memory");
+	commit_put(n->cm, DB_IDOUT, key, 48, v.p, v.len);
+	wbuf_free(&v);
+}
+
+/* Replicated, an --id call's record comes from the log on every member:
+ * its output from the OUTPUT entries, read until the last (count ~0). */
+static void
+idem_record(struct node *n, const struct ent_outcome *o)
+{
+	uint8_t ikey[32], rec[29];
+	uint64_t t;
+	if (o->why != ENT_WHY_NONE || (o->flags & ENT_OUT_PARTIAL) || !call_ikey(n, o->call, ikey, &t))
+		return;
+	be64_put(rec, t);
+	rec[8] = o->kind;
+	be32_put(rec + 9, (uint32_t)o->code);
+	be64_put(rec + 13, UINT64_MAX);
+	be64_put(rec + 21, o->call);
+	commit_put(n->cm, DB_IDEM, ikey, 32, rec, sizeof rec);
+}
+
 /* An OUTCOME, replicated: the first one for a call decides. */
 static void
 cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
@@ -3332,6 +3434,7 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		if (ended_seen(n, o->call))
 			return;
 		n->ended[n->ended_pos++ % ENDED_RING] = o->call;
+		idem_record(n, o);
 		if (store_begin(n->st, 0, &t) == 0) {
 			outcome_from_log(n, t, o, 0);
 			store_abort(t);
@@ -3339,6 +3442,7 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		return;
 	}
 	n->ended[n->ended_pos++ % ENDED_RING] = c->index;
+	idem_record(n, o);
 	if (c->outcome_proposed) {
 		apply_outcome(n, c, o);
 		return;
@@ -3482,6 +3586,8 @@ cluster_role(struct node *n)
 	n->term = st.term;
 	n->commit = st.commit;
 	if (n->leader && !leader) {
+		for (struct call *c = n->calls; c; c = c->next)
+			c->rec_owner = 0;
 		/* What was proposed may or may not be committed by the next
 		 * leader: its callers are told so now. */
 		while (n->pend) {
@@ -3522,10 +3628,29 @@ cluster_duties(struct node *n)
 			c->outb.p = NULL;
 			c->outb.len = c->outb.cap = 0;
 			c->outcome_sent = 1;
+			if (c->idkey && !c->rec_owner) {
+				/* Its output was not recorded whole by one leader: it
+				 * ends as cancelled, state unchanged, and a retry runs
+				 * it once. */
+				struct entry e = {.type = ENT_OUTCOME, .payload = p, .len = (uint32_t)len};
+				struct ent_outcome o;
+				struct wbuf b = {0};
+				if (ent_dec_outcome(&e, &o) == 0) {
+					o.why = ENT_WHY_CANCELLED;
+					o.nwrites = 0;
+					o.writes = (struct wire_str){0};
+					if (ent_enc_outcome(&b, &o))
+						fatalx("out of memory");
+					free(p);
+					p = b.p;
+					len = b.len;
+				}
+			}
 			propose(n, ENT_OUTCOME, p, len, c);
-		} else if (!c->sess && !c->eof_applied && !c->cancel_proposed &&
-		    !c->outcome_proposed && c->state == C_RUNNING) {
-			call_propose_cancel(c, ENT_WHY_CANCELLED,
+		} else if (!c->outcome_proposed && !c->cancel_proposed && c->state == C_RUNNING &&
+		    ((!c->sess && !c->eof_applied) || (c->idkey && !c->rec_owner))) {
+			call_propose_cancel(c, ENT_WHY_CANCELLED, c->idkey ?
+			    "the leader changed during this --id call; call again (it runs once)" :
 			    "the leader changed while the call's input was being sent");
 		}
 	}
