@@ -191,16 +191,13 @@ query2(uint8_t what, const char *arg, const char *arg2, const char *label)
 	return st;
 }
 
-/* The text a node answers a query with (NULL if it cannot be reached). */
+/* The text a node answers a query with, on c (closed after); NULL if the
+ * node does not answer. */
 static char *
-query_text(const char *url, uint8_t what)
+query_text_on(struct conn *c, uint8_t what)
 {
-	struct conn *c;
-	char why[512];
 	struct wbuf b = {0}, out = {0};
 	struct wire_frame f;
-	if (conn_dial(&c, url, 2000, why, sizeof why))
-		return NULL;
 	int ok = wire_enc_query(&b, what, "", "") == 0 && conn_send(c, b.p, b.len) == 0;
 	wbuf_free(&b);
 	while (ok && conn_recv(c, &f, 5000) == 0 && f.type == WIRE_TEXT)
@@ -211,6 +208,16 @@ query_text(const char *url, uint8_t what)
 		return NULL;
 	}
 	return (char *)out.p;
+}
+
+static char *
+query_text(const char *url, uint8_t what)
+{
+	struct conn *c;
+	char why[512];
+	if (conn_dial(&c, url, 2000, why, sizeof why))
+		return NULL;
+	return query_text_on(c, what);
 }
 
 /* The value after "key:" on a line of a status text ("" if none). */
@@ -242,8 +249,7 @@ status(void)
 	struct conn *c = connect_or_die();
 	char url[1024];
 	snprintf(url, sizeof url, "%s", conn_url(c));
-	conn_close(c);
-	char *self = query_text(url, WIRE_Q_STATUS);
+	char *self = query_text_on(c, WIRE_Q_STATUS);
 	if (!self)
 		die(EX_UNAVAILABLE_, "status: %s did not answer", url);
 	write_all(1, (const uint8_t *)self, strlen(self));

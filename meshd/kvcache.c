@@ -86,6 +86,13 @@ kvc_put(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
 	if (!deleted && vl)
 		memcpy(e->v, v, vl);
 	struct kvc_ent **pp = find(c, sid, k, kl);
+	if (*pp && (*pp)->call > call) {
+		/* A later call's write is already here: it is the newer value
+		 * (a replicated member may learn an earlier call's writes from
+		 * the log after its own run of a later call wrote them). */
+		free(e);
+		return 0;
+	}
 	if (*pp) {
 		e->next = (*pp)->next;
 		free(*pp);

@@ -15,7 +15,8 @@ struct kvcache;
 int kvc_open(struct kvcache **out);
 void kvc_close(struct kvcache *c);
 
-/* Record a write of service sid made by call (deleted: a delete). */
+/* Record a write of service sid made by call (deleted: a delete).  A write
+ * of an earlier call than the one cached for that key is ignored. */
 int kvc_put(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
     int deleted, const void *v, size_t vl, uint64_t call);
 

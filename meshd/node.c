@@ -4164,12 +4164,14 @@ digest_flush(struct node *n)
 }
 
 /* A run ended here: a member signs its digest, a guard compares it.  Runs
- * cut short (cancelled, timed out, a restart) are not compared. */
+ * cut short (cancelled, timed out, a restart, no room) are not compared. */
 static void
 digest_local(struct node *n, struct call *c, const struct ent_outcome *o)
 {
 	uint8_t d[32];
-	if (o->why != ENT_WHY_NONE || !c->index)
+	/* A program that is not the one the bundle pins is an outcome to
+	 * compare too: it is how a patched binary on one node shows. */
+	if ((o->why != ENT_WHY_NONE && o->why != ENT_WHY_PROGRAM) || !c->index)
 		return;
 	gd_run_final(&c->dg, o->kind, o->code, o->nwrites ? o->writes.p : NULL,
 	    o->nwrites ? o->writes.len : 0, d);
