@@ -29,7 +29,7 @@
 #define BABL_VERSION "0.1.0"
 
 static const char usage_text[] =
-"usage: babl [-n NODES] [-t SECS] [--id KEY] [--progress] SERVICE[@VERSION] [ARG...]\n"
+"usage: babl [-n NODES] [-t SECS] [--id KEY] [--verify K] [--progress] SERVICE[@VERSION] [ARG...]\n"
 "       babl deploy [LIMITS] NAME FILE.lua\n"
 "       babl deploy [LIMITS] NAME -- PROGRAM [ARG...]\n"
 "       babl ls | info NAME | log NAME | status | verify\n"
@@ -47,6 +47,8 @@ static const char usage_text[] =
 "                    (default: $BABL_NODE, else the local meshd socket)\n"
 "  -t, --timeout SECS  give up after SECS seconds (exit 75)\n"
 "      --id KEY      run once per KEY: a retry gets the recorded outcome\n"
+"      --verify K    release the output only once K executing nodes have\n"
+"                    signed the same digest of the run (else exit 70)\n"
 "      --progress    show bytes and rate on stderr\n"
 "  -h, --help        this text;  --version  the version\n"
 "\n"
@@ -73,6 +75,7 @@ static const char *prog = "babl";
 static char nodes[4096];
 static int timeout_s;          /* -t: 0 = none */
 static const char *idkey = "";
+static unsigned verify_k;      /* --verify K */
 static int progress;
 
 static void __attribute__((format(printf, 2, 3), noreturn))
@@ -400,6 +403,7 @@ call_service(const char *service, int argc, char **argv)
 		die(EX_USAGE_, "too many arguments (at most %d)", WIRE_MAX_ARGS);
 	m.target = (struct wire_str){service, strlen(service)};
 	m.idkey = (struct wire_str){idkey, strlen(idkey)};
+	m.flags = verify_k & WIRE_CALL_VERIFY;
 	m.timeout_ms = (uint32_t)timeout_s * 1000u;
 	m.nargs = (uint32_t)argc;
 	for (int i = 0; i < argc; i++) {
@@ -669,6 +673,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"node", required_argument, 0, 'n'}, {"timeout", required_argument, 0, 't'},
 		{"id", required_argument, 0, 'I'}, {"progress", no_argument, 0, 'P'},
+		{"verify", required_argument, 0, 'K'},
 		{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
 	int o;
@@ -697,6 +702,11 @@ main(int argc, char **argv)
 			if (!*optarg || strlen(optarg) > 1024)
 				die(EX_USAGE_, "--id: give a key of 1 to 1024 bytes");
 			idkey = optarg;
+			break;
+		case 'K':
+			verify_k = (unsigned)parse_num(optarg, "--verify", 16);
+			if (!verify_k)
+				die(EX_USAGE_, "--verify: give K from 1 to 16");
 			break;
 		case 'P':
 			progress = 1;

@@ -100,10 +100,13 @@ struct wire_call {
 	struct wire_str target; /* NAME, NAME@VERSION, service id or version id */
 	struct wire_str idkey;  /* empty: not idempotent */
 	uint32_t timeout_ms;    /* 0: the service's own limit */
-	uint32_t flags;
+	uint32_t flags;         /* WIRE_CALL_VERIFY bits: babl --verify K */
 	uint32_t nargs;
 	struct wire_str args[WIRE_MAX_ARGS];
 };
+/* flags & WIRE_CALL_VERIFY: K, the executing nodes that must have signed
+ * the same digest of the run before its output is released (0: none). */
+#define WIRE_CALL_VERIFY 0x1fu
 struct wire_exit {
 	uint8_t kind;
 	int32_t code;

@@ -132,6 +132,18 @@ struct session {
 	int greeted, asked;
 	int64_t hello_deadline;
 	int handoff;      /* a follower hands this client to the leader */
+	/* babl --verify K: the run's output, held until K executing nodes have
+	 * signed the digest of this node's run (vnode/vdg: who signed what). */
+	uint64_t vcall;
+	unsigned vk, vn;
+	struct wbuf vheld;
+	uint8_t vkind;
+	int32_t vcode;
+	int vhas;
+	uint8_t vdigest[32];
+	uint64_t vnode[GD_NODES];
+	uint8_t vdg[GD_NODES][32];
+	int64_t vdeadline;
 	uint8_t *hbuf;    /* what it sent that the leader must see */
 	size_t hlen;
 	char hurl[256];
@@ -222,6 +234,11 @@ struct call {
 	int has_remote;
 	struct ent_outcome remote;
 	struct gd_run dg;  /* the digest of its run here (guard.h) */
+	unsigned verify_k; /* --verify K: output held (held) until K nodes agree */
+	struct wbuf held;
+	int held_over;
+	uint8_t digest[32];
+	int has_digest;
 	int rec_owner;     /* replicated: its output is this node's to record (a
 	                      leader that ran it for its caller from the start) */
 };
@@ -316,6 +333,7 @@ struct node {
 	int fresh;             /* started without replicated state, not bootstrapping */
 	/* meshd replay --check: the log is fed from the store, not from Raft. */
 	int checking;
+	unsigned nverify;      /* sessions waiting for --verify digests */
 	uint64_t check_tail, check_calls;
 	struct text *check_out;
 	uint64_t check_reports;
@@ -324,6 +342,11 @@ struct node {
 static void lua_send(struct call *c, struct wbuf *b);
 static void lua_input(struct call *c);
 static void call_output_seen(struct call *c, int stream, const uint8_t *p, size_t n);
+static void call_hold(struct call *c, int stream, const uint8_t *p, size_t n);
+static unsigned executing_nodes(struct node *n);
+static void verify_hold(struct node *n, struct session *s, struct call *c, const struct ent_outcome *o);
+static void verify_digest(struct node *n, uint64_t call, uint64_t node, const uint8_t d[32]);
+#define VERIFY_WAIT_MS 10000
 struct text;
 static uint64_t reports(struct node *n, const char *name, struct text *out, uint64_t per_node_id);
 
@@ -892,6 +915,7 @@ call_free(struct call *c)
 	struct node *n = c->n;
 	props_forget(n, c);
 	wbuf_free(&c->outb);
+	wbuf_free(&c->held);
 	while (c->inq) {
 		struct chunk *k = c->inq;
 		c->inq = k->next;
@@ -1115,6 +1139,10 @@ call_read_output(struct call *c, int stream)
 	call_output_seen(c, stream, *buf, (size_t)r);
 	if (!c->sess)
 		return; /* nobody to send to: the output is dropped */
+	if (c->verify_k) {
+		call_hold(c, stream, *buf, (size_t)r);
+		return;
+	}
 	struct obuf *o = calloc(1, sizeof *o);
 	if (!o)
 		fatalx("out of memory");
@@ -1143,6 +1171,18 @@ idout_key(uint8_t key[48], const uint8_t ikey[32], uint64_t call, uint64_t seq)
 }
 
 static void digest_local(struct node *n, struct call *c, const struct ent_outcome *o);
+
+/* --verify: the output waits, as frames, until the digests agree. */
+static void
+call_hold(struct call *c, int stream, const uint8_t *p, size_t n)
+{
+	if (c->held_over || c->held.len + n > ID_MAX_OUTPUT) {
+		c->held_over = 1;
+		return;
+	}
+	if (wire_enc_bytes(&c->held, stream == 1 ? WIRE_OUT : WIRE_ERRB, p, n))
+		fatalx("out of memory");
+}
 
 /* Output a run made: counted, digested, and recorded for an --id call. */
 static void
@@ -1737,7 +1777,9 @@ lua_frame(void *arg, struct lw *w, const struct wire_frame *f)
 	case WP_OUT: {
 		int stream = r.stream == 2 ? 2 : 1;
 		call_output_seen(c, stream, (const uint8_t *)r.bytes.p, r.bytes.len);
-		if (c->sess) {
+		if (c->sess && c->verify_k) {
+			call_hold(c, stream, (const uint8_t *)r.bytes.p, r.bytes.len);
+		} else if (c->sess) {
 			struct wbuf b = {0};
 			if (wire_enc_bytes(&b, stream == 1 ? WIRE_OUT : WIRE_ERRB, r.bytes.p, r.bytes.len))
 				fatalx("out of memory");
@@ -2039,6 +2081,13 @@ handle_call(struct session *s, const struct wire_frame *f)
 			return;
 		}
 	}
+	unsigned vk = m.flags & WIRE_CALL_VERIFY;
+	if (vk > executing_nodes(n)) {
+		free(idk);
+		send_error(s, BABL_EUSAGE, "--verify %u: the mesh has %u executing node%s", vk,
+		    executing_nodes(n), executing_nodes(n) == 1 ? "" : "s");
+		return;
+	}
 	int slot = slot_take(n);
 	if (slot < 0) {
 		free(idk);
@@ -2052,6 +2101,7 @@ handle_call(struct session *s, const struct wire_frame *f)
 	if (idk)
 		memcpy(c->ikey, ikey, 32);
 	c->timeout_ms = m.timeout_ms;
+	c->verify_k = m.flags & WIRE_CALL_VERIFY;
 	c->time_ms = wall_ms();
 	randombytes_buf(&c->seed, sizeof c->seed);
 	randombytes_buf(c->reqid, sizeof c->reqid);
@@ -2741,6 +2791,8 @@ outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
 			    c->svc->name, c->msg[0] ? c->msg : w);
 		else if (o->why == ENT_WHY_TIMEOUT)
 			send_exit(s, o->kind, o->code, c->msg);
+		else if (c->verify_k && (o->why == ENT_WHY_NONE || o->why == ENT_WHY_PROGRAM))
+			verify_hold(n, s, c, o);
 		else if (c->idkey && o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL) &&
 		    !c->record_overflow) {
 			/* A retry must find the record: wait until it is durable. */
@@ -4175,6 +4227,8 @@ digest_local(struct node *n, struct call *c, const struct ent_outcome *o)
 		return;
 	gd_run_final(&c->dg, o->kind, o->code, o->nwrites ? o->writes.p : NULL,
 	    o->nwrites ? o->writes.len : 0, d);
+	memcpy(c->digest, d, 32);
+	c->has_digest = 1;
 	if (n->cfg->guard) {
 		guard_note(n, c->index, n->cfg->node_id, 1, d);
 		return;
@@ -4210,6 +4264,8 @@ apply_digest(struct node *n, const struct entry *e)
 		commit_put(n->cm, DB_META, k, sizeof k, it + 8, 32);
 		if (n->cfg->guard)
 			guard_note(n, call, node, 0, it + 8);
+		if (n->nverify)
+			verify_digest(n, call, node, it + 8);
 	}
 }
 
@@ -4228,6 +4284,125 @@ apply_report(struct node *n, const struct entry *e)
 	if (!n->cfg->guard || r.guard != n->cfg->node_id)
 		log_warnx("divergence reported by guard %" PRIu64 ": call %" PRIu64 ", node %" PRIu64,
 		    r.guard, r.call, r.node);
+}
+
+
+/* ---- babl --verify K ---- */
+
+/* Executing nodes: the voters (one on a single node). */
+static unsigned
+executing_nodes(struct node *n)
+{
+	struct raft_conf conf;
+	unsigned v = 0;
+	if (!n->raft)
+		return 1;
+	raft_conf(n->raft, &conf);
+	for (uint32_t i = 0; i < conf.n; i++)
+		v += conf.s[i].voter;
+	return v;
+}
+
+static void
+verify_end(struct session *s)
+{
+	if (s->vcall)
+		s->n->nverify--;
+	s->vcall = 0;
+	s->in_barrier = 0;
+	wbuf_free(&s->vheld);
+}
+
+/* Release the held output if K nodes signed this run's digest; fail if they
+ * no longer can.  Returns 1 when the session is done with it. */
+static int
+verify_check(struct node *n, struct session *s)
+{
+	unsigned agree = 0;
+	for (unsigned i = 0; i < s->vn; i++)
+		agree += s->vhas && memcmp(s->vdg[i], s->vdigest, 32) == 0;
+	if (agree >= s->vk) {
+		if (!s->dead) {
+			if (s->vheld.len) {
+				struct wbuf b = s->vheld;
+				s->vheld = (struct wbuf){0};
+				queue_wbuf(s, &b);
+			}
+			send_exit(s, s->vkind, s->vcode, NULL);
+		}
+		verify_end(s);
+		return 1;
+	}
+	unsigned all = executing_nodes(n);
+	if (!s->vhas || s->vn >= all || all - s->vn + agree < s->vk) {
+		if (!s->dead)
+			send_error(s, BABL_EINTERNAL, "--verify %u: only %u of the %u executing node(s) "
+			    "that signed a digest of call %" PRIu64 " agree with this node's run; its "
+			    "output is withheld (babl verify lists what guards found)", s->vk, agree,
+			    s->vn, s->vcall);
+		verify_end(s);
+		return 1;
+	}
+	return 0;
+}
+
+/* The call ended on the leader: its output waits for the digests. */
+static void
+verify_hold(struct node *n, struct session *s, struct call *c, const struct ent_outcome *o)
+{
+	if (c->held_over) {
+		send_error(s, BABL_ETOOBIG, "--verify holds at most %llu MiB of output; this call "
+		    "wrote more", ID_MAX_OUTPUT >> 20);
+		return;
+	}
+	s->vcall = c->index;
+	s->vk = c->verify_k;
+	s->vn = 0;
+	s->vheld = c->held;
+	c->held = (struct wbuf){0};
+	s->vkind = o->kind;
+	s->vcode = o->code;
+	s->vhas = c->has_digest;
+	memcpy(s->vdigest, c->digest, 32);
+	s->vdeadline = now_ms() + VERIFY_WAIT_MS;
+	s->in_barrier = 1;
+	n->nverify++;
+	/* Digests applied before the run ended here count too (once the
+	 * state writes queued so far have landed). */
+	struct store_txn *t;
+	commit_sync(n->cm);
+	if (store_begin(n->st, 0, &t) == 0) {
+		for (int i = 0; i < n->nmem && s->vn < GD_NODES; i++) {
+			uint8_t k[18];
+			const void *v;
+			size_t vl;
+			member_key(k, "dg", c->index, n->mem[i].id);
+			if (store_get(t, DB_META, k, sizeof k, &v, &vl) == 0 && vl == 32) {
+				s->vnode[s->vn] = n->mem[i].id;
+				memcpy(s->vdg[s->vn++], v, 32);
+			}
+		}
+		store_abort(t);
+	}
+	verify_check(n, s);
+}
+
+/* A signed digest was applied: sessions waiting on that call look again. */
+static void
+verify_digest(struct node *n, uint64_t call, uint64_t node, const uint8_t d[32])
+{
+	for (struct session *s = n->sessions; s; s = s->next) {
+		if (s->vcall != call)
+			continue;
+		unsigned i;
+		for (i = 0; i < s->vn && s->vnode[i] != node; i++)
+			;
+		if (i < s->vn || s->vn == GD_NODES)
+			continue;
+		s->vnode[s->vn] = node;
+		memcpy(s->vdg[s->vn++], d, 32);
+		verify_check(n, s);
+	}
 }
 
 /* The leader takes digests and reports from the members, for the log. */
@@ -4553,6 +4728,13 @@ check_timers(struct node *n)
 		}
 	}
 	for (struct session *s = n->sessions; s; s = s->next) {
+		if (s->vcall && (s->dead || t >= s->vdeadline)) {
+			if (!s->dead)
+				send_error(s, BABL_ETIMEDOUT, "--verify %u: only %u executing node(s) signed "
+				    "a digest of call %" PRIu64 " within %d s; its output is withheld", s->vk,
+				    s->vn, s->vcall, VERIFY_WAIT_MS / 1000);
+			verify_end(s);
+		}
 		if (!s->asked && !s->dead && !s->closing && t >= s->hello_deadline)
 			session_kill(s, "no request within 10 s");
 		if (s->linger && !s->dead && t >= s->linger_deadline)

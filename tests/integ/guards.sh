@@ -4,7 +4,8 @@
 #   1. deterministic services (native cat, Lua counter) give no report over
 #      many calls (BABL_GUARD_CALLS, default 10000; 2000 under ASan);
 #   2. a service that reads /dev/urandom is reported at the right log
-#      indexes, naming the service, and babl verify exits 1;
+#      indexes, naming the service, and babl verify exits 1; babl --verify K
+#      releases output only when K nodes signed the same digest;
 #   3. as root: a node that runs a patched program under the same name (its
 #      own mount namespace) is caught, and babl status marks it;
 #   4. the exported log, checked offline by meshd replay --check, gives the
@@ -106,6 +107,16 @@ check_eq "babl verify cat: no report" 0 "$(babl verify cat >/dev/null 2>&1; echo
 check_eq "babl status counts 3 diverged calls for node 1" 3 \
 	"$(babl -n "${N[0]}" status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')"
 
+# ---- --verify K: output only when K executing nodes signed the same digest
+check_eq "--verify 3 cat: the output, once all three agree" hello "$(echo hello | babl --verify 3 cat)"
+check_exit 70 babl --verify 2 rnd
+check_eq "--verify 2 rnd: nothing on stdout" "" "$(cat "$T/out")"
+check_stderr_contains "output is withheld"
+check_exit 64 babl --verify 4 cat
+check_stderr_contains "the mesh has 3 executing nodes"
+# The rnd calls now: the three above and the one --verify refused.
+rnd_idx=$(babl -n "$LEADER_URL" log rnd | grep -E '^[0-9]+ ' | awk '{ print $1 }' | sort -n | tr '\n' ' ')
+
 # ---- 3. a patched program on one node
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	chmod 711 "$T" # the sandboxed runs reach the program under it
@@ -138,7 +149,7 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	keep
 	check_eq "only node $victim differs" 0 "$(grep '^  node ' "$T/view" | grep -vc "^  node $victim ")"
 	check "the others agree with the guard" grep -qE '^  agree with the guard: [0-9,]+; differ: '"$victim"'$' "$T/view"
-	check_eq "babl status marks node $victim (3 rnd calls, 2 tool calls)" 5 \
+	check_eq "babl status marks node $victim (4 rnd calls, 2 tool calls)" 6 \
 		"$(babl -n "${N[$((victim - 1))]}" status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')"
 else
 	echo "    skipped: a patched program on one node needs root and mount namespaces"
