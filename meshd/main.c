@@ -52,6 +52,8 @@ static const char usage_text[] =
 "  --guard              with --join: join as a guard, a member that never\n"
 "                       votes, re-runs every call and reports runs whose\n"
 "                       digest differs from the ones members signed\n"
+"  --no-digests         sign no run digests (guards then cannot check this\n"
+"                       node; for measuring what digests cost)\n"
 "  --tick MS            one Raft tick (default 20; elections after 15-30 ticks)\n"
 "  -h, --help, --version\n"
 "SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
@@ -160,7 +162,7 @@ main(int argc, char **argv)
 		{"log", required_argument, 0, 'l'}, {"node-id", required_argument, 0, 'I'},
 		{"peer", required_argument, 0, 'P'}, {"bootstrap", no_argument, 0, 'B'},
 		{"tick", required_argument, 0, 'T'}, {"join", required_argument, 0, 'J'},
-		{"guard", no_argument, 0, 'G'},
+		{"guard", no_argument, 0, 'G'}, {"no-digests", no_argument, 0, 'X'},
 		{0, 0, 0, 0}};
 	static char data[PATH_MAX], url[PATH_MAX], launcher[PATH_MAX], luaw[PATH_MAX];
 	struct node_config cfg = {0};
@@ -211,6 +213,7 @@ main(int argc, char **argv)
 		case 'B': cfg.bootstrap = 1; break;
 		case 'J': cfg.join = optarg; break;
 		case 'G': cfg.guard = 1; break;
+		case 'X': cfg.no_digests = 1; break;
 		case 'T': cfg.tick_ms = (unsigned)num(optarg, "--tick", 1, 1000); break;
 		case 'P':
 			if (cfg.npeers == NODE_MAX_PEERS || parse_peer(optarg, &cfg.peers[cfg.npeers]))

@@ -50,6 +50,7 @@ struct node_config {
 	const char *join;          /* without state: ask the mesh at this URL to add us */
 	int guard;                 /* join as a guard: never votes, checks digests */
 	const char *check_log;     /* meshd replay --check: the file (node_check_log) */
+	int no_digests;            /* sign no run digests (to measure their cost) */
 	unsigned tick_ms;          /* one Raft tick */
 };
 
