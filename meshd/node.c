@@ -239,6 +239,8 @@ struct call {
 	int held_over;
 	uint8_t digest[32];
 	int has_digest;
+	int placeholder;   /* replicated: not run here (no free slot); it holds
+	                      later calls' kv reads until its OUTCOME applies */
 	int rec_owner;     /* replicated: its output is this node's to record (a
 	                      leader that ran it for its caller from the start) */
 };
@@ -319,6 +321,7 @@ struct node {
 	} mem[NODE_MAX_PEERS];
 	int nmem;
 	uint64_t members_term; /* the term whose leader put --peer members in the log */
+	uint64_t slots_out;    /* calls not run here for want of a slot */
 	/* Digests: this node's key, the batch being filled, what sends batches
 	 * and reports from a node that cannot propose, the guard's table, and
 	 * the nodes' keys as the log first showed them. */
@@ -1236,6 +1239,7 @@ record_output(struct call *c, int stream, const uint8_t *p, size_t n)
 
 /* Once the process is gone and its pipes drained, propose the outcome. */
 static int lua_earlier_running(struct call *c);
+static int kv_waiting(struct node *n, const uint8_t sid[32], uint64_t before);
 
 static void
 call_maybe_finish(struct call *c)
@@ -1614,7 +1618,8 @@ lua_earlier_running(struct call *c)
 	for (struct call *x = c->n->calls; x; x = x->next)
 		if (x != c && x->svc == c->svc && x->index < c->index && !x->outcome_proposed)
 			return 1;
-	return 0;
+	/* Replicated: an earlier call's writes that wait to apply, too. */
+	return kv_waiting(c->n, c->svc->sid, c->index);
 }
 
 struct keys_ctx {
@@ -2654,6 +2659,16 @@ struct kvpend {
 	struct wbuf w;
 };
 
+/* 1 if writes of sid from a call before `before` wait in the queue. */
+static int
+kv_waiting(struct node *n, const uint8_t sid[32], uint64_t before)
+{
+	for (struct kvpend *q = n->kvq; q; q = q->next)
+		if (q->call < before && memcmp(q->sid, sid, 32) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 kv_blocked(struct node *n, const uint8_t sid[32], uint64_t call)
 {
@@ -2901,14 +2916,17 @@ apply_prop(struct node *n, struct prop *p)
 		commit_put(n->cm, DB_OPEN, k, 8, "", 0);
 		if (!c && n->cluster)
 			c = call_shadow(n, e);
-		if (c)
+		if (c && !c->placeholder)
 			call_start(c);
 		break;
 	}
 	case ENT_INPUT: {
 		struct call *c = p->owner;
-		if (!c && n->cluster && e->len >= 8 && (c = call_by_index(n, be64_get(p->buf))))
+		if (!c && n->cluster && e->len >= 8 && (c = call_by_index(n, be64_get(p->buf)))) {
+			if (c->placeholder)
+				break;
 			call_window_add(c, e->len - 8); /* a member's copy: counted here */
+		}
 		if (!c || c->index != be64_get(p->buf))
 			break;
 		if ((c->lua ? c->eof_sent || c->exited : c->fd_in < 0) || c->outcome_proposed) {
@@ -3377,12 +3395,15 @@ call_shadow(struct node *n, const struct entry *e)
 		return NULL;
 	}
 	int slot = slot_take(n);
+	struct call *c = call_new(n, svc, ver, slot < 0 ? UINT_MAX : (unsigned)slot);
 	if (slot < 0) {
-		log_warnx("call %" PRIu64 ": not run here: no free slot (--max-calls %u)",
-		    e->index, n->cfg->max_calls);
-		return NULL;
+		/* Not run here; but it keeps its place, so that later calls of
+		 * the service read its writes (which the log brings). */
+		if (!n->slots_out++)
+			log_warnx("call %" PRIu64 ": not run here: no free slot (--max-calls %u); "
+			    "its outcome comes from the leader", e->index, n->cfg->max_calls);
+		c->placeholder = 1;
 	}
-	struct call *c = call_new(n, svc, ver, (unsigned)slot);
 	if (!(c->args = calloc(ec.nargs + 1, sizeof *c->args)))
 		fatalx("out of memory");
 	c->index = e->index;
@@ -3482,6 +3503,10 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 {
 	if (c && c->has_remote)
 		return;
+	if (c && c->placeholder) {
+		call_free(c);
+		c = NULL;
+	}
 	if (!c) {
 		struct store_txn *t;
 		if (ended_seen(n, o->call))
@@ -3675,6 +3700,19 @@ cluster_duties(struct node *n)
 	for (struct call *c = n->calls; c; c = c->next) {
 		if (!c->index || c->index > n->applied || c->has_remote)
 			continue;
+		if (c->placeholder && !c->outcome_proposed) {
+			/* Nobody runs it for this leader: it ends as cut short. */
+			c->placeholder = 0;
+			c->cancel_proposed = 1;
+			propose_ref(n, ENT_CANCEL, c);
+			c->why = ENT_WHY_RESTART;
+			c->exited = 1;
+			c->status = SIGKILL;
+			c->state = C_RUNNING;
+			c->start_ms = now_ms();
+			call_maybe_finish(c);
+			continue;
+		}
 		if (c->outcome_proposed && !c->outcome_sent && c->outb.len) {
 			uint8_t *p = c->outb.p;
 			size_t len = c->outb.len;
@@ -4946,9 +4984,9 @@ run_loop(struct node *n)
 			session_reap(s);
 		}
 		check_timers(n);
-		lua_housekeeping(n);
 		if (n->kvq)
 			kv_flush(n);
+		lua_housekeeping(n);
 		if (n->dg_n && now_ms() - n->dg_since >= 50)
 			digest_flush(n);
 		if (n->checking) {
