@@ -54,7 +54,7 @@ static const char usage_text[] =
 "                       digest differs from the ones members signed\n"
 "  --no-digests         sign no run digests (guards then cannot check this\n"
 "                       node; for measuring what digests cost)\n"
-"  --tick MS            one Raft tick (default 20; elections after 15-30 ticks)\n"
+"  --tick MS            one Raft tick (default 20; elections after 25-50 ticks)\n"
 "  -h, --help, --version\n"
 "SIGTERM or SIGINT: stop cleanly (running calls are cancelled and logged as such).\n"
 "replay: rebuild a node's log and state in DIR from a file made by\n"

@@ -84,6 +84,7 @@ enum { W_SESSION = 1, W_LISTENER = 2 };
 #define LISTEN_ACCEPTS 16
 #define ENDED_RING 4096               /* call ends remembered, to drop a second OUTCOME */
 #define DUTY_MS 100                   /* how often a leader looks for calls to end */
+#define CATCHUP_RUN_WITHIN 2048       /* a member this far behind does not run calls */
 
 struct listener;
 struct acceptor {
@@ -3394,9 +3395,14 @@ call_shadow(struct node *n, const struct entry *e)
 		log_warnx("call %" PRIu64 ": not run here: %s", e->index, why);
 		return NULL;
 	}
-	int slot = slot_take(n);
+	/* A member far behind (catching up) takes the state from the log
+	 * instead of running what the mesh already ran; a guard runs all. */
+	int behind = !n->cfg->guard && n->commit > e->index + CATCHUP_RUN_WITHIN;
+	int slot = behind ? -1 : slot_take(n);
 	struct call *c = call_new(n, svc, ver, slot < 0 ? UINT_MAX : (unsigned)slot);
-	if (slot < 0) {
+	if (slot < 0 && behind) {
+		c->placeholder = 1;
+	} else if (slot < 0) {
 		/* Not run here; but it keeps its place, so that later calls of
 		 * the service read its writes (which the log brings). */
 		if (!n->slots_out++)
@@ -4070,13 +4076,15 @@ cluster_pump(struct node *n)
 			cluster_role(n);
 		}
 		rtrans_recv(n->rt, on_raft_msg, n);
+		/* One tick at most per turn: after a stall (a busy machine, a
+		 * long batch to apply) time resumes instead of running out at
+		 * once, which would start an election before the leader's
+		 * waiting heartbeats are read. */
 		int64_t t = now_ms();
-		for (int k = 0; k < 100 && t >= n->next_tick_ms; k++) {
+		if (t >= n->next_tick_ms) {
 			raft_tick(n->raft);
-			n->next_tick_ms += n->cfg->tick_ms;
-		}
-		if (t >= n->next_tick_ms)
 			n->next_tick_ms = t + n->cfg->tick_ms;
+		}
 		cluster_role(n);
 		cluster_duties(n);
 		cluster_flush(n);
@@ -5046,9 +5054,14 @@ cluster_open(struct node *n)
 	raft_config_default(&rc);
 	rc.id = cfg->node_id;
 	randombytes_buf(&rc.seed, sizeof rc.seed);
-	rc.election_ticks = 15;
-	rc.heartbeat_ticks = 2;
+	rc.election_ticks = 25;
+	rc.heartbeat_ticks = 3;
 	rc.max_entry = 2u << 20;
+	/* Larger appends and apply batches: a member catching up persists
+	 * (one sync) and applies thousands of entries at a time. */
+	rc.max_msg_entries = 4096;
+	rc.max_msg_bytes = 2u << 20;
+	rc.max_apply = 4096;
 	rc.max_uncommitted = 256u << 20;
 	if ((e = raft_open(&n->raft, &rc)))
 		fatalx("cannot start Raft: %s", babl_strerror(e));
