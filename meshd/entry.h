@@ -106,7 +106,7 @@ struct ent_outcome {
 	uint8_t why;    /* enum ent_why */
 	uint64_t in_bytes, out_bytes, err_bytes;
 	uint32_t dur_ms;
-	uint8_t flags;  /* ENT_OUT_PARTIAL: not all of an --id call's output was recorded */
+	uint8_t flags;  /* ENT_OUT_*: how an --id call's output was recorded */
 	/* A Lua call's key-value writes, applied with the outcome: nwrites of
 	 * (u8 deleted, str key, str value), see wp_next_write. */
 	uint32_t nwrites;
@@ -122,7 +122,8 @@ enum ent_why {
 	ENT_WHY_RESTART = 6,
 	ENT_WHY_WORKER = 7,    /* the Lua worker died */
 };
-#define ENT_OUT_PARTIAL 1
+#define ENT_OUT_PARTIAL 1 /* too much output to record: no --id record */
+#define ENT_OUT_UNOWNED 2 /* run by a node that did not record it: applies as cancelled */
 int ent_enc_outcome(struct wbuf *b, const struct ent_outcome *m);
 
 /* OUTPUT: chunk seq (from 0) of an --id call's stdout (1) or stderr (2),

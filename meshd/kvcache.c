@@ -165,3 +165,23 @@ kvc_count(const struct kvcache *c)
 {
 	return c->n;
 }
+
+void
+kvc_drop(struct kvcache *c, uint64_t call)
+{
+	if (!c->n)
+		return;
+	for (int i = 0; i < NBUCKETS; i++) {
+		struct kvc_ent **pp = &c->b[i];
+		while (*pp) {
+			struct kvc_ent *e = *pp;
+			if (e->call == call && e->durable_at == UINT64_MAX) {
+				*pp = e->next;
+				free(e);
+				c->n--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}

@@ -31,6 +31,10 @@ int kvc_get(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
  * of the commit thread has committed. */
 void kvc_applied(struct kvcache *c, uint64_t call, uint64_t durable_at);
 
+/* Forget call's writes that were never applied (its outcome, in the log,
+ * says it changed nothing): reads go to the store for those keys again. */
+void kvc_drop(struct kvcache *c, uint64_t call);
+
 /* Drop what the store now holds (txns: transactions committed so far). */
 void kvc_evict(struct kvcache *c, uint64_t txns);
 

@@ -233,6 +233,7 @@ struct call {
 	int outcome_sent;
 	struct wbuf outb;
 	int has_remote;
+	int remote_writes; /* the OUTCOME that came first applies writes */
 	struct ent_outcome remote;
 	struct gd_run dg;  /* the digest of its run here (guard.h) */
 	unsigned verify_k; /* --verify K: output held (held) until K nodes agree */
@@ -1269,8 +1270,10 @@ call_maybe_finish(struct call *c)
 	o.out_bytes = c->out_bytes;
 	o.err_bytes = c->err_bytes;
 	o.dur_ms = (uint32_t)(now_ms() - c->start_ms);
-	if (c->idkey && (c->record_overflow || (c->n->cluster && !c->rec_owner)))
+	if (c->idkey && c->record_overflow)
 		o.flags |= ENT_OUT_PARTIAL;
+	if (c->idkey && c->n->cluster && !c->rec_owner)
+		o.flags |= ENT_OUT_UNOWNED;
 	if (c->nwrites && o.kind == WIRE_EXITED && o.code == 0 && o.why == ENT_WHY_NONE) {
 		o.nwrites = c->nwrites;
 		o.writes = (struct wire_str){(const char *)c->writes.p, c->writes.len};
@@ -1280,7 +1283,9 @@ call_maybe_finish(struct call *c)
 	c->outcome_proposed = 1;
 	digest_local(c->n, c, &o);
 	call_drop_input(c);
-	if (c->lua)
+	/* Later calls read its writes, unless the log already said they do
+	 * not apply. */
+	if (c->lua && (!c->has_remote || c->remote_writes))
 		lua_outcome_proposed(c, &o);
 	if (c->has_remote) {
 		/* A member whose leader's OUTCOME came first: that one counts;
@@ -2900,6 +2905,9 @@ static struct call *call_shadow(struct node *n, const struct entry *e);
 static void member_apply(struct node *n, const struct ent_member *e);
 static void apply_digest(struct node *n, const struct entry *e);
 static void apply_output(struct node *n, const struct entry *e);
+static void idem_record(struct node *n, const struct ent_outcome *o);
+static const struct ent_outcome *outcome_effective(const struct ent_outcome *o,
+    struct ent_outcome *cut);
 static void apply_report(struct node *n, const struct entry *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
@@ -3215,9 +3223,23 @@ recover(struct node *n, uint64_t limit)
 			be64_put(k, i);
 			commit_put(n->cm, DB_OPEN, k, 8, "", 0);
 		} else if (e.type == ENT_OUTCOME) {
-			struct ent_outcome o;
-			if (ent_dec_outcome(&e, &o) == 0)
-				outcome_from_log(n, t, &o, !n->cluster);
+			struct ent_outcome o, cut;
+			if (ent_dec_outcome(&e, &o) == 0) {
+				const struct ent_outcome *eo = n->cluster ? outcome_effective(&o, &cut) : &o;
+				outcome_from_log(n, t, eo, !n->cluster);
+				if (n->cluster)
+					idem_record(n, eo);
+			}
+		} else if (n->cluster && e.type == ENT_OUTPUT) {
+			apply_output(n, &e);
+		} else if (n->cluster && e.type == ENT_MEMBER) {
+			struct ent_member m;
+			if (ent_dec_member(&e, &m) == 0)
+				member_apply(n, &m);
+		} else if (e.type == ENT_DIGEST) {
+			apply_digest(n, &e);
+		} else if (e.type == ENT_REPORT) {
+			apply_report(n, &e);
 		}
 	}
 	store_abort(t);
@@ -3503,12 +3525,43 @@ idem_record(struct node *n, const struct ent_outcome *o)
 	commit_put(n->cm, DB_IDEM, ikey, 32, rec, sizeof rec);
 }
 
+/*
+ * An --id run whose output no leader recorded from its start (the leader
+ * changed under it) ends as cancelled, its writes unapplied, so that a
+ * retry runs it once: the same rule on every node, from the entry alone.
+ */
+static const struct ent_outcome *
+outcome_effective(const struct ent_outcome *o, struct ent_outcome *cut)
+{
+	if (!(o->flags & ENT_OUT_UNOWNED) || o->why != ENT_WHY_NONE)
+		return o;
+	*cut = *o;
+	cut->why = ENT_WHY_CANCELLED;
+	cut->nwrites = 0;
+	cut->writes = (struct wire_str){0};
+	return cut;
+}
+
 /* An OUTCOME, replicated: the first one for a call decides. */
 static void
 cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 {
+	struct ent_outcome cut;
 	if (c && c->has_remote)
 		return;
+	o = outcome_effective(o, &cut);
+	if (o->why != ENT_WHY_NONE || !o->nwrites) {
+		/* This node's own run may have cached writes the log does not
+		 * apply: they go, and reads see the store once it holds what
+		 * came before. */
+		uint64_t call = c ? c->index : o->call;
+		if (n->kvc && kvc_count(n->kvc)) {
+			size_t before = kvc_count(n->kvc);
+			kvc_drop(n->kvc, call);
+			if (kvc_count(n->kvc) != before)
+				commit_sync(n->cm);
+		}
+	}
 	if (c && c->placeholder) {
 		call_free(c);
 		c = NULL;
@@ -3535,6 +3588,7 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 	 * run does (an --id call's output is recorded for retries). */
 	outcome_state(n, c, o);
 	c->has_remote = 1;
+	c->remote_writes = o->nwrites && o->why == ENT_WHY_NONE;
 	c->remote = *o;
 	c->remote.nwrites = 0;
 	c->remote.writes = (struct wire_str){0};
