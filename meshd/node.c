@@ -324,6 +324,7 @@ struct node {
 	int nmem;
 	uint64_t members_term; /* the term whose leader put --peer members in the log */
 	uint64_t slots_out;    /* calls not run here for want of a slot */
+	uint64_t boot_applied; /* what recovery applied: older calls' state is on disk */
 	/* Digests: this node's key, the batch being filled, what sends batches
 	 * and reports from a node that cannot propose, the guard's table, and
 	 * the nodes' keys as the log first showed them. */
@@ -3571,11 +3572,19 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		if (ended_seen(n, o->call))
 			return;
 		n->ended[n->ended_pos++ % ENDED_RING] = o->call;
-		idem_record(n, o);
-		if (store_begin(n->st, 0, &t) == 0) {
+		if (store_begin(n->st, 0, &t))
+			return;
+		/* A call from before this start that is not open ended then:
+		 * this is a second OUTCOME for it, which changes nothing. */
+		uint8_t k[8];
+		const void *v;
+		size_t vl;
+		be64_put(k, o->call);
+		if (o->call > n->boot_applied || store_get(t, DB_OPEN, k, 8, &v, &vl) == 0) {
+			idem_record(n, o);
 			outcome_from_log(n, t, o, 0);
-			store_abort(t);
 		}
+		store_abort(t);
 		return;
 	}
 	n->ended[n->ended_pos++ % ENDED_RING] = c->index;
@@ -5105,6 +5114,7 @@ cluster_open(struct node *n)
 	uint64_t limit = rs.hs.commit > rs.applied ? rs.hs.commit : rs.applied;
 	if ((e = recover(n, limit)))
 		fatalx("recovery failed: %s", babl_strerror(e));
+	n->boot_applied = n->applied;
 	raft_config_default(&rc);
 	rc.id = cfg->node_id;
 	randombytes_buf(&rc.seed, sizeof rc.seed);
