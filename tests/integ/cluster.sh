@@ -32,30 +32,7 @@ CLUSTER=$root/scripts/cluster
 export BABL_BIN=$BABL_BUILD BABL_CLUSTER_DIR=$T
 unset MESHD_FLAGS
 
-# Loopback ports: 6 consecutive ones from a base derived from our pid, moved
-# on while any of them is in use.  They stay below the ephemeral range: a
-# node killed and restarted must get its ports back, and the thousands of
-# client connections this suite makes could otherwise take one meanwhile.
-pick_base() {
-	local used base p i k busy lo slots
-	used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-	[[ ${lo-} =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
-	slots=$(((lo - 10000) / 16))
-	base=$((10000 + ($$ % slots) * 16))
-	for ((i = 0; i < slots; i++)); do
-		busy=0
-		for ((k = 0; k < 6; k++)); do
-			p=$((base + k))
-			grep -qx "$p" <<<"$used" && { busy=1; break; }
-		done
-		[ $busy = 0 ] && { echo "$base"; return 0; }
-		base=$((base + 16))
-		[ $((base + 16)) -le "$lo" ] || base=10000
-	done
-	return 1
-}
-BABL_CLUSTER_PORT=$(pick_base) || { echo "$SUITE: no free ports" >&2; exit 1; }
+BABL_CLUSTER_PORT=$(port_block 6) || { echo "$SUITE: no free ports" >&2; exit 1; }
 export BABL_CLUSTER_PORT
 
 # Seconds to allow for things that take a moment (elections, catching up);

@@ -17,21 +17,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 CLUSTER=$root/scripts/cluster
 export BABL_BIN=$BABL_BUILD BABL_CLUSTER_DIR=$T
 unset MESHD_FLAGS
-# Ten loopback ports below the ephemeral range, none of them in use.
-pick_base() {
-	local used base k i busy
-	used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-	for ((i = 0; i < 100; i++)); do
-		base=$((20000 + (RANDOM % 700) * 16))
-		busy=0
-		for ((k = 0; k < 10; k++)); do
-			grep -qx "$((base + k))" <<<"$used" && busy=1
-		done
-		[ $busy = 0 ] && { echo "$base"; return 0; }
-	done
-	return 1
-}
-BABL_CLUSTER_PORT=$(pick_base) || { echo "$SUITE: no free ports" >&2; exit 1; }
+BABL_CLUSTER_PORT=$(port_block 10) || { echo "$SUITE: no free ports" >&2; exit 1; }
 export BABL_CLUSTER_PORT
 GPORT=$((BABL_CLUSTER_PORT + 8))
 W=$((20 * _slow))

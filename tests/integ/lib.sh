@@ -20,6 +20,7 @@
 #   kill9_meshd NAME   SIGKILL at once
 #   node_url NAME, meshd_pid NAME
 #   wait_until SECS CMD...        poll CMD until it succeeds (1 if it never does)
+#   port_block N                  N free consecutive loopback ports (the first)
 #
 # Checks (each prints "ok   NAME" or "FAIL NAME" with the details, and the
 # tail of the meshd logs on failure).  The command checks keep the last
@@ -108,6 +109,30 @@ _free_port() {
 	for ((i = 0; i < 100; i++)); do
 		p=$((20000 + RANDOM % 40000))
 		grep -qx "$p" <<<"$used" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# port_block N: the first of N consecutive loopback ports, none in use, from a
+# base derived from our pid (a multiple of 16).  They stay below the
+# ephemeral range: a node killed and restarted must get its ports back, and
+# the client connections a suite makes could otherwise take one meanwhile.
+port_block() {
+	local n=$1 used base p i k busy lo slots
+	used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[[ ${lo-} =~ ^[0-9]+$ ]] && [ "$lo" -gt 12000 ] || lo=32768
+	slots=$(((lo - 10000) / 16))
+	base=$((10000 + ($$ % slots) * 16))
+	for ((i = 0; i < slots; i++)); do
+		busy=0
+		for ((k = 0; k < n; k++)); do
+			p=$((base + k))
+			grep -qx "$p" <<<"$used" && { busy=1; break; }
+		done
+		[ $busy = 0 ] && { echo "$base"; return 0; }
+		base=$((base + 16))
+		[ $((base + 16)) -le "$lo" ] || base=10000
 	done
 	return 1
 }
