@@ -9,7 +9,8 @@
 #   3. as root: a node that runs a patched program under the same name (its
 #      own mount namespace) is caught, and babl status marks it;
 #   4. the exported log, checked offline by meshd replay --check, gives the
-#      same reports; a node rebuilt from it counts on from the same value.
+#      same reports; a node rebuilt from it counts on from the same value;
+#   5. babl node remove takes the guard out of the mesh.
 # timeout: 420
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
@@ -155,6 +156,16 @@ check_eq "offline, no cat or counter call is reported" 0 \
 check "meshd replay --data rebuilds a node from the export" \
 	meshd replay --log "$T/mesh.log" --data "$T/rebuilt"
 live=$(babl -n "$LEADER_URL" counter </dev/null)
+
+# ---- membership: the guard leaves the mesh
+check "babl node remove 9 (the guard)" babl -n "${N[1]}" node remove 9
+check_eq "... it is no longer listed as a member" 0 \
+	"$(babl -n "$LEADER_URL" status | grep -cE '^member: +9 ')"
+check "... and the configuration drops it" wait_until "$W" sh -c \
+	"babl -n '$LEADER_URL' status | grep -q 'voters, 0 learners'"
+check_exit 65 babl -n "$LEADER_URL" node remove 9
+check_stderr_contains "is not a member"
+
 start_meshd rebuilt || finish
 check_eq "the rebuilt node counts on from the same value" "$live" "$(babl counter </dev/null)"
 finish
