@@ -84,6 +84,7 @@ enum { W_SESSION = 1, W_LISTENER = 2 };
 #define LISTEN_ACCEPTS 16
 #define ENDED_RING 4096               /* call ends remembered, to drop a second OUTCOME */
 #define DUTY_MS 100                   /* how often a leader looks for calls to end */
+#define HANDOFF_WAIT_MS 5000          /* how long a follower's client waits for a leader */
 #define CATCHUP_RUN_WITHIN 2048       /* a member this far behind does not run calls */
 
 struct listener;
@@ -148,6 +149,7 @@ struct session {
 	uint8_t *hbuf;    /* what it sent that the leader must see */
 	size_t hlen;
 	char hurl[256];
+	int64_t hdeadline; /* until when it waits for a leader to be elected */
 	struct call *call;      /* the call this session made */
 	struct call *waiting;   /* an --id call it waits on */
 	struct session *wnext;  /* in the waited call's list */
@@ -4168,34 +4170,53 @@ cluster_pump(struct node *n)
 }
 
 /* A follower's client that asks for a call or a deploy goes to the leader. */
+/* The client URL of the leader (this node's own if it leads), or NULL. */
+static const char *
+leader_url(struct node *n)
+{
+	for (int i = 0; i < n->nmem; i++)
+		if (n->mem[i].id == n->lead_id && n->lead_id && !n->mem[i].gone)
+			return n->mem[i].client;
+	return NULL;
+}
+
 static void
 session_handoff(struct session *s)
 {
-	struct node *n = s->n;
-	const char *url = NULL;
-	for (int i = 0; i < n->nmem; i++)
-		if (n->mem[i].id == n->lead_id && n->lead_id != n->cfg->node_id && !n->mem[i].gone)
-			url = n->mem[i].client;
-	if (!url) {
-		send_error(s, BABL_EUNREACH, "the mesh has no leader right now (an election is under way); "
-		    "call again in a moment");
-		return;
-	}
 	if (!(s->hbuf = malloc(s->rlen ? s->rlen : 1)))
 		fatalx("out of memory");
 	memcpy(s->hbuf, s->rbuf + s->rhead, s->rlen);
 	s->hlen = s->rlen;
 	s->handoff = 1;
 	s->asked = 1;
-	log_debug("session %" PRIu64 ": handed to the leader at %s", s->id, url);
-	/* Once what was queued to the client has gone (session_try_handoff). */
-	snprintf(s->hurl, sizeof s->hurl, "%s", url);
+	/* With no leader yet (an election), wait a little for one. */
+	s->hurl[0] = 0;
+	s->hdeadline = now_ms() + HANDOFF_WAIT_MS;
 }
 
 static void
 session_try_handoff(struct session *s)
 {
-	if (!s->handoff || s->dead || s->rbusy || s->sbusy || s->sq || s->w.queued)
+	if (!s->handoff || s->dead)
+		return;
+	if (!s->hurl[0]) {
+		const char *url = leader_url(s->n);
+		if (!url) {
+			if (now_ms() < s->hdeadline)
+				return;
+			s->handoff = 0;
+			free(s->hbuf);
+			s->hbuf = NULL;
+			send_error(s, BABL_EUNREACH, "the mesh has had no leader for %d s (an election "
+			    "is under way, or too few nodes are up); call again later",
+			    HANDOFF_WAIT_MS / 1000);
+			return;
+		}
+		snprintf(s->hurl, sizeof s->hurl, "%s", url);
+		log_debug("session %" PRIu64 ": handed to the leader at %s", s->id, url);
+	}
+	/* Once what was queued to the client has gone. */
+	if (s->rbusy || s->sbusy || s->sq || s->w.queued)
 		return;
 	int rc = proxy_start(s->n->px, s->s, s->hurl, s->hbuf, s->hlen);
 	if (rc)
