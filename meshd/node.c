@@ -4576,9 +4576,10 @@ struct rp_scan {
 	const char *name;
 	uint64_t count;
 	uint64_t per_node_id;
+	uint64_t last_call, last_guard; /* reports come in key order: by call */
 };
 
-/* One report, as babl verify shows it. */
+/* One report, as babl verify shows it: a call's reports under one header. */
 static int
 rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -4622,10 +4623,13 @@ rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 	}
 	hex_encode(r.guard_digest, 32, gd);
 	hex_encode(r.node_digest, 32, nd);
-	text_add(x->out, "divergence at log index %" PRIu64 ": %s v%" PRIu64 ", request %s\n"
-	    "  node %" PRIu64 " signed %s\n  guard %" PRIu64 " computed %s\n"
-	    "  agree with the guard: %s; differ: %s\n", r.call, svc, vn, rq, r.node, nd, r.guard, gd,
-	    agree[0] ? agree : "none", differ[0] ? differ : "none");
+	if (r.call != x->last_call || r.guard != x->last_guard)
+		text_add(x->out, "divergence at log index %" PRIu64 ": %s v%" PRIu64 ", request %s\n"
+		    "  guard %" PRIu64 " computed %s\n  agree with the guard: %s; differ: %s\n", r.call,
+		    svc, vn, rq, r.guard, gd, agree[0] ? agree : "none", differ[0] ? differ : "none");
+	text_add(x->out, "  node %" PRIu64 " signed %s\n", r.node, nd);
+	x->last_call = r.call;
+	x->last_guard = r.guard;
 	x->count++;
 	return 0;
 }
@@ -4635,7 +4639,7 @@ rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 static uint64_t
 reports(struct node *n, const char *name, struct text *out, uint64_t per_node_id)
 {
-	struct rp_scan x = {n, NULL, out, name ? name : "", 0, per_node_id};
+	struct rp_scan x = {n, NULL, out, name ? name : "", 0, per_node_id, 0, 0};
 	if (store_begin(n->st, 0, &x.t))
 		return 0;
 	store_scan(x.t, DB_META, "rp", 2, 0, rp_show, &x);

@@ -89,7 +89,9 @@ _run babl -n "${N[1]}" verify rnd
 check_eq "babl verify rnd exits 1" 1 "$RC"
 got=$(grep -oE '^divergence at log index [0-9]+' "$T/out" | awk '{ print $5 }' | sort -nu | tr '\n' ' ')
 check_eq "the reports name the rnd calls' log indexes" "$rnd_idx" "$got"
-check_eq "each names the service and its version" 9 "$(grep -c ': rnd v1, request ' "$T/out")"
+check_eq "each call's reports come under one line naming the service and its version" 3 \
+	"$(grep -c ': rnd v1, request ' "$T/out")"
+check_eq "... and name every executing node's digest" 9 "$(grep -c '^  node [0-9]* signed ' "$T/out")"
 check_eq "babl verify cat: no report" 0 "$(babl verify cat >/dev/null 2>&1; echo $?)"
 check_eq "babl status counts 3 diverged calls for node 1" 3 \
 	"$(babl -n "${N[0]}" status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')"
