@@ -342,7 +342,7 @@ struct node {
 	/* meshd replay --check: the log is fed from the store, not from Raft. */
 	int checking;
 	unsigned nverify;      /* sessions waiting for --verify digests */
-	uint64_t check_tail, check_calls;
+	uint64_t check_tail, check_calls, check_last;
 	struct text *check_out;
 	uint64_t check_reports;
 };
@@ -4300,9 +4300,11 @@ report_send(struct node *n, const struct gd_report *r)
 		}
 		hex_encode(r->node_digest, 32, nd);
 		hex_encode(r->guard_digest, 32, gd);
-		text_add(n->check_out, "divergence at log index %" PRIu64 ": %s v%" PRIu64 ", request %s\n"
-		    "  node %" PRIu64 " signed %s\n  the replay computed %s\n", r->call, svc, vn, rq,
-		    r->node, nd, gd);
+		if (r->call != n->check_last)
+			text_add(n->check_out, "divergence at log index %" PRIu64 ": %s v%" PRIu64
+			    ", request %s\n  the replay computed %s\n", r->call, svc, vn, rq, gd);
+		text_add(n->check_out, "  node %" PRIu64 " signed %s\n", r->node, nd);
+		n->check_last = r->call;
 		n->check_reports++;
 		return;
 	}
