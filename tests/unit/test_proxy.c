@@ -24,51 +24,13 @@
 #include "wire.h"
 
 #include "t.h"
+#define T_TMP_PREFIX "proxy"
+#include "t_ipc.h"
 
 #define IO_MS 5000 /* any one send or receive of the test */
 
 /* ---- harness ----------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static void
-tmp_setup(void)
-{
-	if (tmpdir[0])
-		return;
-	strcpy(tmpdir, "/tmp/proxy.XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-}
-
-static void
-tmp_cleanup(void)
-{
-	if (!tmpdir[0])
-		return;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-static void
-ipc_url(char *buf, size_t n, const char *name)
-{
-	static unsigned seq;
-	tmp_setup();
-	snprintf(buf, n, "ipc://%s/%s.%u", tmpdir, name, ++seq);
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 sleep_ms(unsigned ms)

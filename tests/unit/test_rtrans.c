@@ -25,50 +25,11 @@
 #include "wire.h"
 
 #include "t.h"
+#define T_TMP_PREFIX "rtrans"
+#include "t_ipc.h"
 
 /* ---- harness ----------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static void
-tmp_setup(void)
-{
-	if (tmpdir[0])
-		return;
-	strcpy(tmpdir, "/tmp/rtrans.XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-}
-
-static void
-tmp_cleanup(void)
-{
-	if (!tmpdir[0])
-		return;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-/* An ipc URL in the temporary directory, unique to the case and name. */
-static void
-ipc_url(char *buf, size_t n, const char *name)
-{
-	static unsigned seq;
-	tmp_setup();
-	snprintf(buf, n, "ipc://%s/%s.%u", tmpdir, name, ++seq);
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* What a transport has received: fields of every message, and the
  * encoding of each too if keep is set. */
