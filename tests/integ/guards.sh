@@ -10,7 +10,8 @@
 #      own mount namespace) is caught, and babl status marks it;
 #   4. the exported log, checked offline by meshd replay --check, gives the
 #      same reports; a node rebuilt from it counts on from the same value;
-#   5. babl node remove takes the guard out of the mesh.
+#   5. a node that joins then (meshd --join) catches up from the whole log,
+#      votes and serves; babl node remove takes it and the guard out.
 # timeout: 420
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
@@ -158,6 +159,22 @@ check_eq "offline, no cat or counter call is reported" 0 \
 check "meshd replay --data rebuilds a node from the export" \
 	meshd replay --log "$T/mesh.log" --data "$T/rebuilt"
 live=$(babl -n "$LEADER_URL" counter </dev/null)
+
+# ---- a replica added now catches up from the whole log, then serves
+NEW=tcp://127.0.0.1:$((BABL_CLUSTER_PORT + 7))
+"$BABL_BUILD/meshd" --data "$T/r7" --node-id 7 \
+	--peer "7,tcp://127.0.0.1:$((BABL_CLUSTER_PORT + 6)),$NEW" --join "$LEADER_URL" \
+	</dev/null >>"$T/r7.log" 2>&1 &
+MESHD_PID[r7]=$!
+target=$(commit_of "$LEADER_URL")
+echo "    node 7 joins a mesh whose log has $target entries"
+check "node 7 catches up (applied >= $target)" wait_until $((60 * _slow)) sh -c \
+	"a=\$(babl -n '$NEW' -t 2 status 2>/dev/null | sed -n 's/^raft: *commit [0-9]*, applied \\([0-9]*\\).*/\\1/p'); [ -n \"\$a\" ] && [ \"\$a\" -ge $target ]"
+check "node 7 becomes a voter" wait_until "$W" sh -c "babl -n '$NEW' status | grep -q '^mesh node: *7 (voter)'"
+check_eq "node 7 serves: a call through it" hello "$(echo hello | babl -n "$NEW" cat)"
+check_eq "node 7 holds the same state: the counter goes on" "$((live + 1))" "$(babl -n "$NEW" counter </dev/null)"
+check "babl node remove 7" babl -n "$LEADER_URL" node remove 7
+stop_meshd r7
 
 # ---- membership: the guard leaves the mesh
 check "babl node remove 9 (the guard)" babl -n "${N[1]}" node remove 9
