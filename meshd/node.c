@@ -85,6 +85,7 @@ enum { W_SESSION = 1, W_LISTENER = 2 };
 #define ENDED_RING 4096               /* call ends remembered, to drop a second OUTCOME */
 #define DUTY_MS 100                   /* how often a leader looks for calls to end */
 #define HANDOFF_WAIT_MS 5000          /* how long a follower's client waits for a leader */
+#define LEAD_SILENT_TICKS 10          /* a leader silent this long is not handed clients */
 #define CATCHUP_RUN_WITHIN 2048       /* a member this far behind does not run calls */
 
 struct listener;
@@ -134,6 +135,7 @@ struct session {
 	int greeted, asked;
 	int64_t hello_deadline;
 	int handoff;      /* a follower hands this client to the leader */
+	int from_proxy;   /* another member handed this client here */
 	/* babl --verify K: the run's output, held until K executing nodes have
 	 * signed the digest of this node's run (vnode/vdg: who signed what). */
 	uint64_t vcall;
@@ -148,7 +150,7 @@ struct session {
 	int64_t vdeadline;
 	uint8_t *hbuf;    /* what it sent that the leader must see */
 	size_t hlen;
-	char hurl[256];
+	char hurl[1024];
 	int64_t hdeadline; /* until when it waits for a leader to be elected */
 	struct call *call;      /* the call this session made */
 	struct call *waiting;   /* an --id call it waits on */
@@ -327,6 +329,10 @@ struct node {
 	uint64_t members_term; /* the term whose leader put --peer members in the log */
 	uint64_t slots_out;    /* calls not run here for want of a slot */
 	uint64_t boot_applied; /* what recovery applied: older calls' state is on disk */
+	int64_t lead_heard_ms; /* when the leader was last heard from */
+	uint64_t lead_bad;     /* a leader a proxy could not reach ... */
+	int64_t lead_bad_ms;   /* ... then: not used again until heard from */
+	struct backitem *back; /* clients the proxies handed back (under rlock) */
 	/* Digests: this node's key, the batch being filled, what sends batches
 	 * and reports from a node that cannot propose, the guard's table, and
 	 * the nodes' keys as the log first showed them. */
@@ -686,7 +692,7 @@ on_sent(struct session *s)
 static void handle_frame(struct session *s, const struct wire_frame *f);
 static void call_lost_session(struct call *c);
 
-static void
+static struct session *
 session_new(struct node *n, nng_stream *st)
 {
 	struct session *s = calloc(1, sizeof *s);
@@ -699,7 +705,7 @@ session_new(struct node *n, nng_stream *st)
 			free(s);
 		}
 		nng_stream_free(st);
-		return;
+		return NULL;
 	}
 	s->w.kind = W_SESSION;
 	s->n = n;
@@ -711,7 +717,7 @@ session_new(struct node *n, nng_stream *st)
 	if (n->sessions)
 		n->sessions->prev = s;
 	n->sessions = s;
-	session_recv(s);
+	return s;
 }
 
 static void
@@ -2553,6 +2559,7 @@ handle_frame(struct session *s, const struct wire_frame *f)
 			return;
 		}
 		s->greeted = 1;
+		s->from_proxy = wire_streq(h.agent, "meshd-proxy");
 		wire_enc_welcome(&b, s->n->name);
 		queue_wbuf(s, &b);
 		return;
@@ -3827,6 +3834,8 @@ static void
 on_raft_msg(void *ctx, const struct raft_msg *m)
 {
 	struct node *n = ctx;
+	if (m->from == n->lead_id)
+		n->lead_heard_ms = now_ms();
 	int rc = raft_step(n->raft, m);
 	if (rc)
 		log_debug("raft: %s from %" PRIu64 " refused: %s", raft_msg_type_name(m->type),
@@ -4170,10 +4179,73 @@ cluster_pump(struct node *n)
 }
 
 /* A follower's client that asks for a call or a deploy goes to the leader. */
+/* A client a proxy could not take anywhere comes back (proxy_set_back). */
+struct backitem {
+	struct backitem *next;
+	nng_stream *st;
+	size_t len;
+	uint8_t pre[];
+};
+
+static void
+proxy_back(void *arg, nng_stream *st, const void *pre, size_t len)
+{
+	struct node *n = arg;
+	struct backitem *b = malloc(sizeof *b + len);
+	if (!b) {
+		nng_stream_close(st);
+		nng_stream_free(st);
+		return;
+	}
+	b->st = st;
+	b->len = len;
+	memcpy(b->pre, pre, len);
+	pthread_mutex_lock(&n->rlock);
+	b->next = n->back;
+	n->back = b;
+	pthread_mutex_unlock(&n->rlock);
+	wake(n);
+}
+
+/* Sessions again for them, waiting for a leader this node can reach. */
+static void
+take_back(struct node *n)
+{
+	pthread_mutex_lock(&n->rlock);
+	struct backitem *list = n->back;
+	n->back = NULL;
+	pthread_mutex_unlock(&n->rlock);
+	if (list) {
+		n->lead_bad = n->lead_id;
+		n->lead_bad_ms = now_ms();
+	}
+	while (list) {
+		struct backitem *b = list;
+		list = b->next;
+		struct session *s = session_new(n, b->st);
+		if (s) {
+			if (!(s->hbuf = malloc(b->len ? b->len : 1)))
+				fatalx("out of memory");
+			memcpy(s->hbuf, b->pre, b->len);
+			s->hlen = b->len;
+			s->greeted = s->asked = s->handoff = 1;
+			s->hurl[0] = 0;
+			s->hdeadline = now_ms() + HANDOFF_WAIT_MS;
+		}
+		free(b);
+	}
+}
+
 /* The client URL of the leader (this node's own if it leads), or NULL. */
 static const char *
 leader_url(struct node *n)
 {
+	/* A leader not heard from for a while, or not since it could not be
+	 * reached, may be dead: wait for news. */
+	if (n->lead_id != n->cfg->node_id &&
+	    (now_ms() - n->lead_heard_ms > LEAD_SILENT_TICKS * (int64_t)n->cfg->tick_ms ||
+	    (n->lead_id == n->lead_bad && n->lead_heard_ms <= n->lead_bad_ms)))
+		return NULL;
 	for (int i = 0; i < n->nmem; i++)
 		if (n->mem[i].id == n->lead_id && n->lead_id && !n->mem[i].gone)
 			return n->mem[i].client;
@@ -4212,7 +4284,18 @@ session_try_handoff(struct session *s)
 			    HANDOFF_WAIT_MS / 1000);
 			return;
 		}
-		snprintf(s->hurl, sizeof s->hurl, "%s", url);
+		/* If the leader cannot be reached (it may have just died), the
+		 * other members are tried: they pass the client on once they
+		 * know the new leader.  A client that came that way is not
+		 * passed around again. */
+		size_t len = (size_t)snprintf(s->hurl, sizeof s->hurl, "%s", url);
+		for (int i = 0; i < s->n->nmem && !s->from_proxy; i++) {
+			const struct member *m = &s->n->mem[i];
+			if (m->gone || m->guard || m->id == s->n->lead_id || m->id == s->n->cfg->node_id ||
+			    len + 1 + strlen(m->client) >= sizeof s->hurl)
+				continue;
+			len += (size_t)snprintf(s->hurl + len, sizeof s->hurl - len, ",%s", m->client);
+		}
 		log_debug("session %" PRIu64 ": handed to the leader at %s", s->id, url);
 	}
 	/* Once what was queued to the client has gone. */
@@ -4742,7 +4825,11 @@ process_ready(struct node *n)
 				continue;
 			int rv = nng_aio_result(a->aio);
 			if (rv == 0)
-				session_new(n, nng_aio_get_output(a->aio, 0));
+			{
+				struct session *ns = session_new(n, nng_aio_get_output(a->aio, 0));
+				if (ns)
+					session_recv(ns);
+			}
 			else if (rv != NNG_ECLOSED)
 				log_warnx("accept on %s: %s", a->l->url, nng_strerror(rv));
 			if (!n->stopping && rv != NNG_ECLOSED)
@@ -5075,6 +5162,8 @@ run_loop(struct node *n)
 		for (struct session *s = n->sessions; s; s = s->next)
 			if (s->verifying)
 				verify_pump(s);
+		if (n->back)
+			take_back(n);
 		/* Sessions that died with nothing in flight. */
 		for (struct session *s = n->sessions, *nx; s; s = nx) {
 			nx = s->next;
@@ -5188,6 +5277,7 @@ cluster_open(struct node *n)
 		fatalx("cannot start a thread: %s", babl_strerror(e));
 	if ((e = proxy_set_open(&n->px)))
 		fatalx("out of memory");
+	proxy_set_back(n->px, proxy_back, n);
 	n->next_tick_ms = now_ms() + cfg->tick_ms;
 	log_info("node %" PRIu64 " of a mesh; peers reach it on %s", cfg->node_id, self_url);
 }
@@ -5320,8 +5410,17 @@ node_run(const struct node_config *cfg)
 			nanosleep(&ts, NULL);
 		}
 	}
-	if (n->px)
+	if (n->px) {
+		proxy_set_back(n->px, NULL, NULL);
 		proxy_set_close(n->px);
+	}
+	while (n->back) { /* handed back as the node stopped */
+		struct backitem *b = n->back;
+		n->back = b->next;
+		nng_stream_close(b->st);
+		nng_stream_free(b->st);
+		free(b);
+	}
 	/* Nothing runs any more: the writes that waited apply now. */
 	while (n->kvq) {
 		struct kvpend *q = n->kvq;

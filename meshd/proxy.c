@@ -54,7 +54,8 @@ struct proxy {
 	struct proxy_set *ps;
 	struct proxy *next, *prev; /* in ps->list, under ps->lock */
 	pthread_mutex_t lock;
-	char *url;
+	char *url;          /* the leader's URL now tried */
+	char *rest;         /* more URLs to try if it cannot be reached (comma-separated) */
 	enum stage stage;
 	nng_stream_dialer *dialer; /* until the dial completes */
 	nng_stream *client, *leader;
@@ -87,6 +88,8 @@ struct proxy_set {
 	pthread_cond_t cv;  /* signalled when live drops to 0 */
 	struct proxy *list; /* proxies not yet being freed */
 	unsigned live;      /* proxies not yet freed */
+	proxy_back_fn back; /* takes a client no leader could be dialled for */
+	void *back_arg;
 };
 
 static uint64_t
@@ -172,7 +175,8 @@ to_done(struct proxy *p)
 	if (p->stage == S_DONE)
 		return;
 	p->stage = S_DONE;
-	nng_stream_close(p->client);
+	if (p->client)
+		nng_stream_close(p->client);
 	if (p->leader)
 		nng_stream_close(p->leader);
 	if (p->dialer)
@@ -392,6 +396,33 @@ nng_why(int rv)
 	return rv ? nng_strerror(rv) : "connection closed";
 }
 
+/* Dial the next URL of the list: 0, or -1 if there is none to try. */
+static int
+redial(struct proxy *p)
+{
+	while (p->rest && *p->rest) {
+		char *next = p->rest, *comma = strchr(next, ',');
+		if (comma)
+			*comma = 0;
+		char *url = strdup(next);
+		if (comma)
+			memmove(p->rest, comma + 1, strlen(comma + 1) + 1);
+		else
+			p->rest[0] = 0;
+		if (!url)
+			return -1;
+		log_debug("proxy: %s cannot be reached; trying %s", p->url, url);
+		free(p->url);
+		p->url = url;
+		if (nng_stream_dialer_alloc(&p->dialer, url) != 0)
+			continue;
+		p->busy |= BIT(A_DIAL);
+		nng_stream_dialer_dial(p->dialer, p->aio[A_DIAL]);
+		return 0;
+	}
+	return -1;
+}
+
 static void
 dial_cb(void *arg)
 {
@@ -406,7 +437,16 @@ dial_cb(void *arg)
 	nng_stream_dialer_free(p->dialer);
 	p->dialer = NULL;
 	if (p->stage == S_DIAL) {
-		if (rv == NNG_ETIMEDOUT)
+		if (rv && redial(p) == 0)
+			; /* another member will pass the client on */
+		else if (rv && p->ps->back) {
+			/* Nothing was said to the client yet: it goes back to
+			 * the node, to wait for the leader it learns of next. */
+			nng_stream *c = p->client;
+			p->client = NULL;
+			p->ps->back(p->ps->back_arg, c, p->up, p->uplen);
+			to_done(p);
+		} else if (rv == NNG_ETIMEDOUT)
 			unreachable(p, "no connection in time");
 		else if (rv)
 			unreachable(p, nng_strerror(rv));
@@ -584,7 +624,8 @@ proxy_free(struct proxy *p)
 	for (int k = 0; k < A_N; k++)
 		if (p->aio[k])
 			nng_aio_reap(p->aio[k]);
-	nng_stream_free(p->client);
+	if (p->client)
+		nng_stream_free(p->client);
 	if (p->leader)
 		nng_stream_free(p->leader);
 	if (p->dialer)
@@ -594,6 +635,7 @@ proxy_free(struct proxy *p)
 	free(p->up);
 	free(p->down);
 	free(p->url);
+	free(p->rest);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 
@@ -624,6 +666,15 @@ proxy_set_open(struct proxy_set **out)
 	pthread_mutex_init(&ps->lock, NULL);
 	*out = ps;
 	return 0;
+}
+
+void
+proxy_set_back(struct proxy_set *ps, proxy_back_fn fn, void *arg)
+{
+	pthread_mutex_lock(&ps->lock);
+	ps->back = fn;
+	ps->back_arg = arg;
+	pthread_mutex_unlock(&ps->lock);
 }
 
 unsigned
@@ -706,6 +757,15 @@ proxy_start(struct proxy_set *ps, nng_stream *client, const char *url,
 			rc = BABL_ENOMEM;
 	if (rc == 0 && !(p->url = strdup(url ? url : "(none)")))
 		rc = BABL_ENOMEM;
+	if (rc == 0 && url && strchr(url, ',')) {
+		/* The first URL is the leader's; the others are tried in turn
+		 * if it cannot be reached (they pass the client on). */
+		char *comma = strchr(p->url, ',');
+		if (!(p->rest = strdup(comma + 1)))
+			rc = BABL_ENOMEM;
+		*comma = 0;
+		url = p->url;
+	}
 	if (rc) {
 		to_done(p);
 	} else if (!url || (rv = nng_stream_dialer_alloc(&p->dialer, url)) != 0) {

@@ -81,13 +81,24 @@ int proxy_set_open(struct proxy_set **out);
  */
 void proxy_set_close(struct proxy_set *ps);
 
+/*
+ * A client whose leader (and every other URL given) could not be dialled,
+ * before anything was forwarded, is handed back instead of being told so:
+ * fn gets the client stream (now the caller's) and the bytes it had sent
+ * (borrowed for the call).  fn runs on an nng thread: it must only queue.
+ */
+typedef void (*proxy_back_fn)(void *arg, nng_stream *client, const void *pre, size_t prelen);
+void proxy_set_back(struct proxy_set *ps, proxy_back_fn fn, void *arg);
+
 /* The number of proxies in the set that have not finished yet. */
 unsigned proxy_set_count(struct proxy_set *ps);
 
 /*
  * Take over client, an established stream whose handshake is done, dial
  * url (tcp:// or ipc://), and forward pre[0..prelen) then both directions
- * as described above.  Returns 0 once the proxy is under way, or:
+ * as described above.  url may be a comma-separated list: the leader's URL
+ * first, then others that are dialled in turn while none can be reached
+ * (other members, which pass the client on to the leader they know).  Returns 0 once the proxy is under way, or:
  *   BABL_EINPUT  ps or client NULL, url NULL or not a stream URL nng
  *                knows, prelen over PROXY_PRE_MAX or pre NULL with
  *                prelen > 0;
