@@ -236,6 +236,18 @@ check "every node's log of counter converges" within "$W" converged "${N[1]}" "$
 check_eq "node 3's log lists 3 counter calls (the retries ran nothing)" 3 \
 	"$(calls_of "${N[3]}" counter | grep -c 'exit 0$')"
 
+# A call through a follower the moment the leader dies: the follower holds
+# it until a new leader is elected, then hands it over.
+L=$("$CLUSTER" leader)
+F=$((L % 3 + 1))
+kill -KILL "$(pid_of "$L")"
+check_eq "a call through follower $F right after kill -9 of leader $L waits for the next leader" \
+	"after the kill" "$(echo 'after the kill' | timeout 30 babl -n "${N[$F]}" cat)"
+for ((i = 0; i < 50; i++)); do alive_node "$L" || break; sleep 0.1; done
+check "restart node $L" "$CLUSTER" restart "$L"
+check "node $L is back (its status answers)" wait_until "$W" babl -n "${N[$L]}" -t 2 status
+check "node $L catches up" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
+
 # =====================================================================
 # 3. faults under a writer
 check "deploy wcount (a fresh counter)" babl -n "$ALL" deploy wcount "$root/contrib/services/counter.lua"
