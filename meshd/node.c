@@ -135,7 +135,6 @@ struct session {
 	int greeted, asked;
 	int64_t hello_deadline;
 	int handoff;      /* a follower hands this client to the leader */
-	int from_proxy;   /* another member handed this client here */
 	/* babl --verify K: the run's output, held until K executing nodes have
 	 * signed the digest of this node's run (vnode/vdg: who signed what). */
 	uint64_t vcall;
@@ -150,7 +149,7 @@ struct session {
 	int64_t vdeadline;
 	uint8_t *hbuf;    /* what it sent that the leader must see */
 	size_t hlen;
-	char hurl[1024];
+	char hurl[ENT_MEMBER_URL_MAX + 1];
 	int64_t hdeadline; /* until when it waits for a leader to be elected */
 	struct call *call;      /* the call this session made */
 	struct call *waiting;   /* an --id call it waits on */
@@ -360,6 +359,8 @@ static void call_hold(struct call *c, int stream, const uint8_t *p, size_t n);
 static unsigned executing_nodes(struct node *n);
 static void verify_hold(struct node *n, struct session *s, struct call *c, const struct ent_outcome *o);
 static void verify_digest(struct node *n, uint64_t call, uint64_t node, const uint8_t d[32]);
+static void call_label(struct node *n, struct store_txn *t, uint64_t call, char svc[200],
+    uint64_t *vn, char rq[2 * ENT_REQID_LEN + 1]);
 #define VERIFY_WAIT_MS 10000
 struct text;
 static uint64_t reports(struct node *n, const char *name, struct text *out, uint64_t per_node_id);
@@ -2103,10 +2104,11 @@ handle_call(struct session *s, const struct wire_frame *f)
 		}
 	}
 	unsigned vk = m.flags & WIRE_CALL_VERIFY;
-	if (vk > executing_nodes(n)) {
+	unsigned nex = vk ? executing_nodes(n) : 0;
+	if (vk > nex) {
 		free(idk);
-		send_error(s, BABL_EUSAGE, "--verify %u: the mesh has %u executing node%s", vk,
-		    executing_nodes(n), executing_nodes(n) == 1 ? "" : "s");
+		send_error(s, BABL_EUSAGE, "--verify %u: the mesh has %u executing node%s", vk, nex,
+		    nex == 1 ? "" : "s");
 		return;
 	}
 	int slot = slot_take(n);
@@ -2559,7 +2561,6 @@ handle_frame(struct session *s, const struct wire_frame *f)
 			return;
 		}
 		s->greeted = 1;
-		s->from_proxy = wire_streq(h.agent, "meshd-proxy");
 		wire_enc_welcome(&b, s->n->name);
 		queue_wbuf(s, &b);
 		return;
@@ -3796,25 +3797,10 @@ cluster_duties(struct node *n)
 			size_t len = c->outb.len;
 			c->outb.p = NULL;
 			c->outb.len = c->outb.cap = 0;
+			/* An --id run this node did not record carries
+			 * ENT_OUT_UNOWNED: it applies as cancelled everywhere
+			 * (outcome_effective). */
 			c->outcome_sent = 1;
-			if (c->idkey && !c->rec_owner) {
-				/* Its output was not recorded whole by one leader: it
-				 * ends as cancelled, state unchanged, and a retry runs
-				 * it once. */
-				struct entry e = {.type = ENT_OUTCOME, .payload = p, .len = (uint32_t)len};
-				struct ent_outcome o;
-				struct wbuf b = {0};
-				if (ent_dec_outcome(&e, &o) == 0) {
-					o.why = ENT_WHY_CANCELLED;
-					o.nwrites = 0;
-					o.writes = (struct wire_str){0};
-					if (ent_enc_outcome(&b, &o))
-						fatalx("out of memory");
-					free(p);
-					p = b.p;
-					len = b.len;
-				}
-			}
 			propose(n, ENT_OUTCOME, p, len, c);
 		} else if (!c->outcome_proposed && !c->cancel_proposed && c->state == C_RUNNING &&
 		    ((!c->sess && !c->eof_applied) || (c->idkey && !c->rec_owner))) {
@@ -4284,18 +4270,9 @@ session_try_handoff(struct session *s)
 			    HANDOFF_WAIT_MS / 1000);
 			return;
 		}
-		/* If the leader cannot be reached (it may have just died), the
-		 * other members are tried: they pass the client on once they
-		 * know the new leader.  A client that came that way is not
-		 * passed around again. */
-		size_t len = (size_t)snprintf(s->hurl, sizeof s->hurl, "%s", url);
-		for (int i = 0; i < s->n->nmem && !s->from_proxy; i++) {
-			const struct member *m = &s->n->mem[i];
-			if (m->gone || m->guard || m->id == s->n->lead_id || m->id == s->n->cfg->node_id ||
-			    len + 1 + strlen(m->client) >= sizeof s->hurl)
-				continue;
-			len += (size_t)snprintf(s->hurl + len, sizeof s->hurl - len, ",%s", m->client);
-		}
+		/* If it cannot be reached (it may have just died), the proxy
+		 * hands the client back to wait for the next (take_back). */
+		snprintf(s->hurl, sizeof s->hurl, "%s", url);
 		log_debug("session %" PRIu64 ": handed to the leader at %s", s->id, url);
 	}
 	/* Once what was queued to the client has gone. */
@@ -4361,24 +4338,11 @@ report_send(struct node *n, const struct gd_report *r)
 	log_warnx("divergence: call %" PRIu64 ": node %" PRIu64 " signed digest %s..., this guard "
 	    "computed %s...", r->call, r->node, a, g);
 	if (n->checking) {
-		char nd[65], gd[65];
+		char nd[65], gd[65], svc[200] = "?", rq[33] = "?";
 		struct store_txn *t;
-		struct entry ce;
-		struct ent_call ec;
-		char svc[200] = "?", rq[33] = "?";
 		uint64_t vn = 0;
 		if (store_begin(n->st, 0, &t) == 0) {
-			if (store_entry(t, r->call, &ce) == 0 && ent_dec_call(&ce, &ec) == 0) {
-				struct svc *sv;
-				struct svc_version *ver;
-				char hex[65], why[256];
-				hex_encode(ec.vid, 32, hex);
-				if (reg_resolve(&n->reg, hex, &sv, &ver, why, sizeof why) == 0) {
-					snprintf(svc, sizeof svc, "%s", sv->name);
-					vn = ver->n;
-				}
-				hex_encode(ec.reqid, ENT_REQID_LEN, rq);
-			}
+			call_label(n, t, r->call, svc, &vn, rq);
 			store_abort(t);
 		}
 		hex_encode(r->node_digest, 32, nd);
@@ -4654,6 +4618,30 @@ q_digests(struct session *s, uint8_t what, const void *p, size_t len)
 	send_exit(s, WIRE_EXITED, 0, NULL);
 }
 
+/* What babl verify and replay --check name a call by: its service, the
+ * version's number and the request id, from its CALL entry ("?" if gone). */
+static void
+call_label(struct node *n, struct store_txn *t, uint64_t call, char svc[200], uint64_t *vn,
+    char rq[2 * ENT_REQID_LEN + 1])
+{
+	struct entry ce;
+	struct ent_call ec;
+	snprintf(svc, 200, "?");
+	snprintf(rq, 2 * ENT_REQID_LEN + 1, "?");
+	*vn = 0;
+	if (store_entry(t, call, &ce) || ent_dec_call(&ce, &ec))
+		return;
+	struct svc *sv;
+	struct svc_version *ver;
+	char hex[65], why[256];
+	hex_encode(ec.vid, 32, hex);
+	if (reg_resolve(&n->reg, hex, &sv, &ver, why, sizeof why) == 0) {
+		snprintf(svc, 200, "%s", sv->name);
+		*vn = ver->n;
+	}
+	hex_encode(ec.reqid, ENT_REQID_LEN, rq);
+}
+
 struct rp_scan {
 	struct node *n;
 	struct store_txn *t;
@@ -4670,10 +4658,8 @@ rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 {
 	struct rp_scan *x = arg;
 	struct gd_report r;
-	struct entry ce;
-	struct ent_call ec;
-	char svc[200] = "?", rq[33] = "?", gd[65], nd[65], agree[200] = "", differ[200] = "";
-	uint64_t vn = 0;
+	char svc[200], rq[33], gd[65], nd[65], agree[200] = "", differ[200] = "";
+	uint64_t vn;
 	(void)k;
 	if (kl != 26 || gd_report_dec(v, vl, &r))
 		return 0;
@@ -4681,17 +4667,7 @@ rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		x->count += r.node == x->per_node_id;
 		return 0;
 	}
-	if (store_entry(x->t, r.call, &ce) == 0 && ent_dec_call(&ce, &ec) == 0) {
-		struct svc *sv;
-		struct svc_version *ver;
-		char hex[65], why[256];
-		hex_encode(ec.vid, 32, hex);
-		if (reg_resolve(&x->n->reg, hex, &sv, &ver, why, sizeof why) == 0) {
-			snprintf(svc, sizeof svc, "%s", sv->name);
-			vn = ver->n;
-		}
-		hex_encode(ec.reqid, ENT_REQID_LEN, rq);
-	}
+	call_label(x->n, x->t, r.call, svc, &vn, rq);
 	if (x->name[0] && strcmp(x->name, svc))
 		return 0;
 	/* Which members signed what the guard computed, which did not. */

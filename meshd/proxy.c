@@ -54,8 +54,7 @@ struct proxy {
 	struct proxy_set *ps;
 	struct proxy *next, *prev; /* in ps->list, under ps->lock */
 	pthread_mutex_t lock;
-	char *url;          /* the leader's URL now tried */
-	char *rest;         /* more URLs to try if it cannot be reached (comma-separated) */
+	char *url;
 	enum stage stage;
 	nng_stream_dialer *dialer; /* until the dial completes */
 	nng_stream *client, *leader;
@@ -396,33 +395,6 @@ nng_why(int rv)
 	return rv ? nng_strerror(rv) : "connection closed";
 }
 
-/* Dial the next URL of the list: 0, or -1 if there is none to try. */
-static int
-redial(struct proxy *p)
-{
-	while (p->rest && *p->rest) {
-		char *next = p->rest, *comma = strchr(next, ',');
-		if (comma)
-			*comma = 0;
-		char *url = strdup(next);
-		if (comma)
-			memmove(p->rest, comma + 1, strlen(comma + 1) + 1);
-		else
-			p->rest[0] = 0;
-		if (!url)
-			return -1;
-		log_debug("proxy: %s cannot be reached; trying %s", p->url, url);
-		free(p->url);
-		p->url = url;
-		if (nng_stream_dialer_alloc(&p->dialer, url) != 0)
-			continue;
-		p->busy |= BIT(A_DIAL);
-		nng_stream_dialer_dial(p->dialer, p->aio[A_DIAL]);
-		return 0;
-	}
-	return -1;
-}
-
 static void
 dial_cb(void *arg)
 {
@@ -437,9 +409,7 @@ dial_cb(void *arg)
 	nng_stream_dialer_free(p->dialer);
 	p->dialer = NULL;
 	if (p->stage == S_DIAL) {
-		if (rv && redial(p) == 0)
-			; /* another member will pass the client on */
-		else if (rv && p->ps->back) {
+		if (rv && p->ps->back) {
 			/* Nothing was said to the client yet: it goes back to
 			 * the node, to wait for the leader it learns of next. */
 			nng_stream *c = p->client;
@@ -635,7 +605,6 @@ proxy_free(struct proxy *p)
 	free(p->up);
 	free(p->down);
 	free(p->url);
-	free(p->rest);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 
@@ -757,15 +726,6 @@ proxy_start(struct proxy_set *ps, nng_stream *client, const char *url,
 			rc = BABL_ENOMEM;
 	if (rc == 0 && !(p->url = strdup(url ? url : "(none)")))
 		rc = BABL_ENOMEM;
-	if (rc == 0 && url && strchr(url, ',')) {
-		/* The first URL is the leader's; the others are tried in turn
-		 * if it cannot be reached (they pass the client on). */
-		char *comma = strchr(p->url, ',');
-		if (!(p->rest = strdup(comma + 1)))
-			rc = BABL_ENOMEM;
-		*comma = 0;
-		url = p->url;
-	}
 	if (rc) {
 		to_done(p);
 	} else if (!url || (rv = nng_stream_dialer_alloc(&p->dialer, url)) != 0) {

@@ -82,8 +82,7 @@ int proxy_set_open(struct proxy_set **out);
 void proxy_set_close(struct proxy_set *ps);
 
 /*
- * A client whose leader (and every other URL given) could not be dialled,
- * before anything was forwarded, is handed back instead of being told so:
+ * A client whose leader could not be dialled, before anything was forwarded, is handed back instead of being told so:
  * fn gets the client stream (now the caller's) and the bytes it had sent
  * (borrowed for the call).  fn runs on an nng thread: it must only queue.
  */
@@ -96,9 +95,7 @@ unsigned proxy_set_count(struct proxy_set *ps);
 /*
  * Take over client, an established stream whose handshake is done, dial
  * url (tcp:// or ipc://), and forward pre[0..prelen) then both directions
- * as described above.  url may be a comma-separated list: the leader's URL
- * first, then others that are dialled in turn while none can be reached
- * (other members, which pass the client on to the leader they know).  Returns 0 once the proxy is under way, or:
+ * as described above.  Returns 0 once the proxy is under way, or:
  *   BABL_EINPUT  ps or client NULL, url NULL or not a stream URL nng
  *                knows, prelen over PROXY_PRE_MAX or pre NULL with
  *                prelen > 0;

@@ -25,15 +25,7 @@
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 root=$(cd "$(dirname "$0")/../.." && pwd)
-CLUSTER=$root/scripts/cluster
-
-# The mesh lives in $T itself, so that its node logs (n1.log...) are shown
-# on a failure and searched for sanitizer reports by finish.
-export BABL_BIN=$BABL_BUILD BABL_CLUSTER_DIR=$T
-unset MESHD_FLAGS
-
-BABL_CLUSTER_PORT=$(port_block 6) || { echo "$SUITE: no free ports" >&2; exit 1; }
-export BABL_CLUSTER_PORT
+mesh_env 6
 
 # Seconds to allow for things that take a moment (elections, catching up);
 # lib.sh's _slow is 3 for sanitizer builds.

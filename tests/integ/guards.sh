@@ -16,11 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 root=$(cd "$(dirname "$0")/../.." && pwd)
-CLUSTER=$root/scripts/cluster
-export BABL_BIN=$BABL_BUILD BABL_CLUSTER_DIR=$T
-unset MESHD_FLAGS
-BABL_CLUSTER_PORT=$(port_block 10) || { echo "$SUITE: no free ports" >&2; exit 1; }
-export BABL_CLUSTER_PORT
+mesh_env 10
 GPORT=$((BABL_CLUSTER_PORT + 8))
 W=$((20 * _slow))
 calls=${BABL_GUARD_CALLS:-$([ "$_slow" = 1 ] && echo 10000 || echo 2000)}

@@ -21,6 +21,7 @@
 #   node_url NAME, meshd_pid NAME
 #   wait_until SECS CMD...        poll CMD until it succeeds (1 if it never does)
 #   port_block N                  N free consecutive loopback ports (the first)
+#   mesh_env N                    scripts/cluster ($CLUSTER) with its mesh in $T
 #
 # Checks (each prints "ok   NAME" or "FAIL NAME" with the details, and the
 # tail of the meshd logs on failure).  The command checks keep the last
@@ -135,6 +136,18 @@ port_block() {
 		[ $((base + 16)) -le "$lo" ] || base=10000
 	done
 	return 1
+}
+
+# mesh_env PORTS: scripts/cluster (as $CLUSTER) set up to keep its mesh in
+# $T itself (so that the node logs are shown on a failure and searched for
+# sanitizer reports by finish), with PORTS free loopback ports from
+# $BABL_CLUSTER_PORT on.
+mesh_env() {
+	CLUSTER=$_lib_root/scripts/cluster
+	export BABL_BIN=$BABL_BUILD BABL_CLUSTER_DIR=$T
+	unset MESHD_FLAGS
+	BABL_CLUSTER_PORT=$(port_block "$1") || { echo "$SUITE: no free ports" >&2; exit 1; }
+	export BABL_CLUSTER_PORT
 }
 
 _alive() { [ -n "${MESHD_PID[$1]-}" ] && kill -0 "${MESHD_PID[$1]}" 2>/dev/null; }
