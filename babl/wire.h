@@ -15,7 +15,9 @@
  * A deploy first asks for the service's head: C: QUERY(HEAD)  S: HEAD,
  * then sends DEPLOY on the same connection.
  * Either side may send ERROR and close.  CANCEL from the client kills the
- * call's process group.
+ * call's process group.  A CALL with WIRE_CALL_AGAIN keeps the connection:
+ * after its EXIT (not after an ERROR) the client may send another CALL, once
+ * it has sent the first call's EOF.
  */
 #ifndef BABL_WIRE_H
 #define BABL_WIRE_H
@@ -107,6 +109,10 @@ struct wire_call {
 /* flags & WIRE_CALL_VERIFY: K, the executing nodes that must have signed
  * the same digest of the run before its output is released (0: none). */
 #define WIRE_CALL_VERIFY 0x1fu
+/* flags & WIRE_CALL_AGAIN: the client keeps the connection after this
+ * call's EXIT and may send another CALL on it (a load generator, a library
+ * making many calls); without it the node closes after EXIT or ERROR. */
+#define WIRE_CALL_AGAIN 0x20u
 struct wire_exit {
 	uint8_t kind;
 	int32_t code;

@@ -172,6 +172,9 @@ struct session {
 	int linger;       /* all sent: waiting for the client to close */
 	int64_t linger_deadline;
 	int headed;       /* has asked for a service's head (once per connection) */
+	int again;        /* its call asked to keep the connection (WIRE_CALL_AGAIN) */
+	int input_open;   /* its last call's input has not ended (no EOF yet) */
+	uint64_t ncalls;  /* calls it has made */
 	uint8_t bkind;
 	int32_t bcode;
 };
@@ -596,6 +599,23 @@ send_text(struct session *s, const char *text, size_t len)
 		queue_wbuf(s, &b);
 }
 
+/*
+ * A client that asked to keep its connection (WIRE_CALL_AGAIN) may make
+ * another call once it has this one's EXIT: the session is as after its
+ * greeting, and one that stays idle for HELLO_TIMEOUT_MS is closed.
+ */
+static void
+session_next(struct session *s)
+{
+	s->again = 0;
+	s->asked = 0;
+	s->call = NULL;
+	s->waiting = NULL;
+	s->replaying = 0;
+	s->exit_after_barrier = 0;
+	s->hello_deadline = now_ms() + HELLO_TIMEOUT_MS;
+}
+
 static void
 send_exit(struct session *s, uint8_t kind, int32_t code, const char *msg)
 {
@@ -603,7 +623,10 @@ send_exit(struct session *s, uint8_t kind, int32_t code, const char *msg)
 	if (wire_enc_exit(&b, kind, code, msg))
 		fatalx("out of memory");
 	queue_wbuf(s, &b);
-	s->closing = 1;
+	if (s->again && !s->dead)
+		session_next(s);
+	else
+		s->closing = 1;
 	session_flush(s);
 }
 
@@ -829,14 +852,14 @@ on_recv(struct session *s)
 		else if (s->rlen)
 			log_info("session %" PRIu64 ": connection %s in the middle of a frame (%zu bytes); closing it",
 			    s->id, how, s->rlen);
-		else if (!s->asked)
+		else if (!s->asked && !s->ncalls)
 			log_info("session %" PRIu64 ": connection %s before any request; closing it", s->id, how);
 		else
 			log_debug("session %" PRIu64 ": receive: %s", s->id, how);
 		/* The client went away: a call it made is cancelled. */
 		if (s->call)
 			call_lost_session(s->call);
-		if (!s->dead && !s->asked && !s->closing) {
+		if (!s->dead && !s->asked && !s->ncalls && !s->closing) {
 			/* Half-closed, perhaps: say why before closing. */
 			send_error(s, BABL_EPROTO, "connection ended %s", s->rlen ?
 			    "in the middle of a frame" : "before a request");
@@ -2073,6 +2096,9 @@ handle_call(struct session *s, const struct wire_frame *f)
 	}
 	memcpy(target, m.target.p, m.target.len);
 	target[m.target.len] = 0;
+	s->again = !!(m.flags & WIRE_CALL_AGAIN);
+	s->input_open = 1;
+	s->ncalls++;
 	if (reg_resolve(&n->reg, target, &svc, &ver, why, sizeof why)) {
 		send_error(s, BABL_ENOSERVICE, "%s", why);
 		return;
@@ -2090,11 +2116,12 @@ handle_call(struct session *s, const struct wire_frame *f)
 			return;
 		}
 		idem_key(svc->sid, idk, ikey);
+		s->asked = 1; /* (a replay may end, and clear it, at once) */
 		if (idem_lookup(s, ikey)) {
 			free(idk);
-			s->asked = 1;
 			return;
 		}
+		s->asked = 0;
 	}
 	for (uint32_t i = 0; i < m.nargs; i++) {
 		if (memchr(m.args[i].p, 0, m.args[i].len)) {
@@ -2159,7 +2186,7 @@ handle_data(struct session *s, const struct wire_frame *f)
 {
 	struct call *c = s->call;
 	if (!c) {
-		if (s->asked)
+		if (s->asked || s->input_open)
 			return; /* a retried --id call, or one that ended: input not needed */
 		send_error(s, BABL_EPROTO, "data before a call");
 		return;
@@ -2577,7 +2604,7 @@ handle_frame(struct session *s, const struct wire_frame *f)
 	}
 	switch (f->type) {
 	case WIRE_CALL:
-		if (s->asked)
+		if (s->asked || s->input_open)
 			break;
 		handle_call(s, f);
 		return;
@@ -2585,6 +2612,11 @@ handle_frame(struct session *s, const struct wire_frame *f)
 		handle_data(s, f);
 		return;
 	case WIRE_EOF:
+		if (!s->call && s->input_open) { /* of a call that has ended */
+			s->input_open = 0;
+			return;
+		}
+		s->input_open = 0;
 		if (!s->call && !s->asked) {
 			log_info("session %" PRIu64 ": end of input before a call; closing it", s->id);
 			send_error(s, BABL_EPROTO, "end of input before a call");
@@ -4936,7 +4968,7 @@ check_timers(struct node *n)
 			verify_end(s);
 		}
 		if (!s->asked && !s->dead && !s->closing && t >= s->hello_deadline)
-			session_kill(s, "no request within 10 s");
+			session_kill(s, s->ncalls ? NULL : "no request within 10 s");
 		if (s->linger && !s->dead && t >= s->linger_deadline)
 			session_kill(s, NULL);
 	}

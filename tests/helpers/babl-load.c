@@ -2,11 +2,15 @@
  * babl-load.c - a load generator for meshd, built on libbabl.
  *
  *   babl-load -n URL [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]
- *             [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] SERVICE [ARG...]
+ *             [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] [--dial-each]
+ *             SERVICE [ARG...]
  *
- * CONCURRENCY threads each repeat one whole call after another: dial, CALL,
- * one DATA frame of BYTES bytes (default 64; split at WIRE_CHUNK if larger),
- * EOF, then OUT/ERRB frames until EXIT, then close.  A call is good when it
+ * CONCURRENCY threads each repeat one whole call after another: CALL, one
+ * DATA frame of BYTES bytes (default 64; split at WIRE_CHUNK if larger), EOF
+ * (sent together when they fit in 64 KiB), then OUT/ERRB frames until EXIT.
+ * Each thread keeps its connection for the next call (WIRE_CALL_AGAIN) and
+ * dials again only after a failed call; with --dial-each it dials, calls
+ * and closes for every call, as the babl command does.  A call is good when it
  * ends with exit status 0 and, for the service `cat` (or with --expect), its
  * output is exactly the expected number of bytes; anything else (no
  * connection, an ERROR frame, a protocol error, another status, a wrong
@@ -46,7 +50,8 @@
 
 static const char usage_text[] =
     "usage: babl-load -n URL [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]\n"
-    "                 [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] SERVICE [ARG...]\n";
+    "                 [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] [--dial-each]\n"
+    "                 SERVICE [ARG...]\n";
 
 /* Settings, fixed before the threads start. */
 static const char *url;
@@ -58,6 +63,7 @@ static size_t nbytes = 64;
 static long long expect = -1; /* -1: no length check */
 static int call_timeout_ms = 30000;
 static const char *id_prefix;
+static int dial_each;
 static const char *service;
 static int nargs;
 static char **args;
@@ -110,13 +116,14 @@ sender_main(void *arg)
 	return NULL;
 }
 
-/* One whole call.  Returns 0 if it was good. */
+/* One whole call on *cp (dialled first if NULL; closed and NULL unless the
+ * call was good and the connection is kept).  Returns 0 if it was good. */
 static int
-one_call(struct worker *w, long seq)
+one_call(struct worker *w, long seq, struct conn **cp)
 {
 	struct wire_call m;
 	struct wbuf b = {0};
-	struct conn *c = NULL;
+	struct conn *c = *cp;
 	char why[1024], idbuf[256];
 	struct sender snd = {0};
 	pthread_t st;
@@ -132,23 +139,28 @@ one_call(struct worker *w, long seq)
 	m.nargs = (uint32_t)nargs;
 	for (int i = 0; i < nargs; i++)
 		m.args[i] = (struct wire_str){args[i], strlen(args[i])};
+	if (!dial_each)
+		m.flags = WIRE_CALL_AGAIN;
 
-	rc = conn_dial(&c, url, 5000, why, sizeof why);
-	if (rc) {
-		call_error(w, "dial: %s", why);
-		return -1;
-	}
-	if (wire_enc_call(&b, &m) || conn_send(c, b.p, b.len)) {
-		call_error(w, "could not send CALL");
-		goto out;
+	if (!c) {
+		rc = conn_dial(&c, url, 5000, why, sizeof why);
+		if (rc) {
+			call_error(w, "dial: %s", why);
+			return -1;
+		}
 	}
 	if (nbytes <= 64 * 1024) {
-		rc = send_input(c);
-		if (rc) {
-			call_error(w, "sending input: %s", babl_strerror(rc));
+		/* CALL, the input and EOF in one send. */
+		if (wire_enc_call(&b, &m) || wire_enc_bytes(&b, WIRE_DATA, payload, nbytes) ||
+		    wire_enc_empty(&b, WIRE_EOF) || conn_send(c, b.p, b.len)) {
+			call_error(w, "could not send the call");
 			goto out;
 		}
 	} else {
+		if (wire_enc_call(&b, &m) || conn_send(c, b.p, b.len)) {
+			call_error(w, "could not send CALL");
+			goto out;
+		}
 		snd.c = c;
 		if (pthread_create(&st, NULL, sender_main, &snd)) {
 			call_error(w, "cannot start a sender thread");
@@ -220,7 +232,11 @@ out:
 		}
 	}
 	wbuf_free(&b);
-	conn_close(c);
+	if (result != 0 || dial_each) {
+		conn_close(c);
+		c = NULL;
+	}
+	*cp = c;
 	return result;
 }
 
@@ -228,6 +244,7 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct conn *c = NULL;
 	for (long seq = 0; !atomic_load(&stop_all); seq++) {
 		if (rounds && seq >= rounds)
 			break;
@@ -235,9 +252,10 @@ worker_main(void *arg)
 			break;
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (one_call(w, seq) == 0)
+		if (one_call(w, seq, &c) == 0)
 			record(w, now_since(&t0));
 	}
+	conn_close(c);
 	return NULL;
 }
 
@@ -245,7 +263,7 @@ int
 main(int argc, char **argv)
 {
 	lg_prog = "babl-load";
-	enum { OPT_ROUNDS = 256, OPT_ID, OPT_EXPECT };
+	enum { OPT_ROUNDS = 256, OPT_ID, OPT_EXPECT, OPT_DIAL };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'n'},
 		{"concurrency", required_argument, NULL, 'c'},
@@ -255,6 +273,7 @@ main(int argc, char **argv)
 		{"rounds", required_argument, NULL, OPT_ROUNDS},
 		{"id-prefix", required_argument, NULL, OPT_ID},
 		{"expect", required_argument, NULL, OPT_EXPECT},
+		{"dial-each", no_argument, NULL, OPT_DIAL},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -279,6 +298,7 @@ main(int argc, char **argv)
 		case OPT_ROUNDS: rounds = (long)number(optarg, "--rounds", 1, 1LL << 40); break;
 		case OPT_ID: id_prefix = optarg; break;
 		case OPT_EXPECT: expect = number(optarg, "--expect", 0, 1LL << 40); break;
+		case OPT_DIAL: dial_each = 1; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 64;
 		}

@@ -131,11 +131,28 @@ check_eq "--id e1 three again: the same stderr" err3 "$(grep -v '^babl:' "$T/err
 wait_until 5 bash -c "[ \$(babl log three | grep -cE '^[0-9]+ ') -ge 1 ]"
 check_eq "babl log three shows one run" 1 "$(babl log three | grep -cE '^[0-9]+ ')"
 
+# --- many calls on kept connections (WIRE_CALL_AGAIN, as libbabl's load
+# generator makes them): each connection's calls all get their own output.
+load="$BABL_BUILD/tests/babl-load"
+_run "$load" -n "$(node_url a)" -c 8 --rounds 50 -s 1000 --expect 1000 cat
+check_eq "400 calls on 8 kept connections: all good" 0 "$RC" || sed 's/^/    /' "$T/err" | head -5
+check_eq "... and counted as 400 good calls" 400 "$(sed -n 's/^calls=\([0-9]*\) errors=0 .*/\1/p' "$T/out")"
+_run "$load" -n "$(node_url a)" -c 4 --rounds 5 --id-prefix kept rid
+check_eq "20 --id calls on kept connections: all good" 0 "$RC"
+_run "$load" -n "$(node_url a)" -c 4 --rounds 5 --id-prefix kept rid
+check_eq "the same 20 again: replayed, all good" 0 "$RC"
+wait_until 5 bash -c "[ \$(babl log rid | grep -cE '^[0-9]+ ') -ge 25 ]"
+check_eq "babl log rid: 20 more runs, not 40" 25 "$(babl log rid | grep -cE '^[0-9]+ ')"
+_run "$load" -n "$(node_url a)" -c 2 --rounds 3 three
+check_eq "a call that exits 3 counts as an error for babl-load (exit 1)" 1 "$RC"
+check_eq "... and babl-load says so (for the first 5)" 5 "$(grep -c 'exit status 3' "$T/err")"
+check_eq "the node still serves" hi "$(echo hi | babl cat)"
+
 # And after a restart.
 check "stop the node" stop_meshd a
 start_meshd a || finish
 check_eq "--id k1 after a restart: still the recorded run" "$r1" "$(babl --id k1 rid </dev/null)"
 _run babl --id e1 three </dev/null
 check_eq "--id e1 after a restart: exit 3 replayed" 3 "$RC" || sed 's/^/    stderr: /' "$T/err"
-check_eq "babl log rid after a restart: still 5 runs" 5 "$(babl log rid | grep -cE '^[0-9]+ ')"
+check_eq "babl log rid after a restart: still 25 runs" 25 "$(babl log rid | grep -cE '^[0-9]+ ')"
 finish
