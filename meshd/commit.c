@@ -28,6 +28,7 @@ struct committer {
 	int failed;          /* sticky: once a commit fails, nothing more is written */
 	struct prop *q, **qt; /* queued proposals */
 	struct kvop *ops, **opt;
+	struct kvop *lops, **lopt; /* the caller's, not yet handed over (no lock) */
 	size_t backlog;
 	struct prop *done, **donet;
 	int done_err;
@@ -187,6 +188,7 @@ commit_start(struct committer **out, struct store *st, int wake_fd)
 	c->wake_fd = wake_fd;
 	c->qt = &c->q;
 	c->opt = &c->ops;
+	c->lopt = &c->lops;
 	c->donet = &c->done;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
@@ -204,6 +206,7 @@ commit_stop(struct committer *c)
 {
 	if (!c)
 		return;
+	commit_flush(c);
 	pthread_mutex_lock(&c->mu);
 	c->stopping = 1;
 	pthread_cond_signal(&c->cv);
@@ -238,12 +241,25 @@ queue_op(struct committer *c, int db, int del, const void *k, size_t kl,
 	memcpy(o->k, k, kl);
 	if (vl)
 		memcpy(o->v, v, vl);
-	pthread_mutex_lock(&c->mu);
-	*c->opt = o;
-	c->opt = &o->next;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
+	*c->lopt = o;
+	c->lopt = &o->next;
 	return 0;
+}
+
+void
+commit_flush(struct committer *c)
+{
+	if (!c->lops)
+		return;
+	pthread_mutex_lock(&c->mu);
+	int idle = !c->ops;
+	*c->opt = c->lops;
+	c->opt = c->lopt;
+	c->lops = NULL;
+	c->lopt = &c->lops;
+	if (idle) /* (once waiting for ops to share a transaction, it needs no call) */
+		pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
 }
 
 int
@@ -264,6 +280,7 @@ commit_submit_list(struct committer *c, struct prop *head)
 {
 	if (!head)
 		return;
+	commit_flush(c);
 	size_t bytes = 0;
 	struct prop *last = head;
 	for (struct prop *p = head; p; p = p->next) {
@@ -282,6 +299,7 @@ void
 commit_submit(struct committer *c, struct prop *p)
 {
 	p->next = NULL;
+	commit_flush(c);
 	pthread_mutex_lock(&c->mu);
 	*c->qt = p;
 	c->qt = &p->next;
@@ -305,6 +323,7 @@ commit_take(struct committer *c, int *err)
 int
 commit_sync(struct committer *c)
 {
+	commit_flush(c);
 	pthread_mutex_lock(&c->mu);
 	c->syncers++;
 	pthread_cond_signal(&c->cv);
@@ -337,6 +356,7 @@ commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries)
 int
 commit_job(struct committer *c, int (*fn)(void *), void *arg)
 {
+	commit_flush(c);
 	pthread_mutex_lock(&c->mu);
 	if (c->job || c->job_done) {
 		pthread_mutex_unlock(&c->mu);

@@ -44,10 +44,16 @@ int commit_start(struct committer **out, struct store *st, int wake_fd);
 /* Finish the queued work, then stop the thread and free. */
 void commit_stop(struct committer *c);
 
-/* A state write to go into the next transaction (copies k and v). */
+/*
+ * A state write to go into the next transaction (copies k and v).  Writes
+ * are gathered on the caller's side and handed to the thread together by
+ * commit_flush (the main loop calls it once per turn), or by the next
+ * commit_submit, commit_sync or commit_job, which keep their order.
+ */
 int commit_put(struct committer *c, int db, const void *k, size_t kl,
     const void *v, size_t vl);
 int commit_del(struct committer *c, int db, const void *k, size_t kl);
+void commit_flush(struct committer *c);
 
 /* Queue a proposal, or a list of them linked by next, in order
  * (ownership passes to the committer). */

@@ -1531,7 +1531,29 @@ lua_send(struct call *c, struct wbuf *b)
 		return;
 	if (wb_raw(&w->q, b->p, b->len))
 		fatalx("out of memory");
-	lw_flush(w);
+	/* (written once per loop turn, with whatever else is queued) */
+}
+
+/*
+ * Write what is queued for worker w; while that empties its queue, move more
+ * of its calls' applied input to it (lua_input stops at LW_QUEUE_HIGH).  A
+ * queue the pipe cannot take now waits for POLLOUT.
+ */
+static void
+lua_flush(struct node *n, struct lw *w)
+{
+	for (int round = 0; round < 4 && !w->dead; round++) {
+		if (w->q.len > w->qoff && (lw_flush(w) || w->q.len > w->qoff))
+			return;
+		int fed = 0;
+		for (struct call *c = n->calls; c; c = c->next)
+			if (c->w == w && c->inq) {
+				lua_input(c);
+				fed = 1;
+			}
+		if (!fed)
+			return;
+	}
 }
 
 /* Move applied input to the worker while its queue has room. */
@@ -1552,8 +1574,6 @@ lua_input(struct call *c)
 		prop_free(k->p);
 		free(k);
 	}
-	if (w)
-		lw_flush(w);
 	if (!c->inq && c->eof_applied)
 		call_close_stdin(c);
 }
@@ -2153,8 +2173,10 @@ handle_call(struct session *s, const struct wire_frame *f)
 	c->timeout_ms = m.timeout_ms;
 	c->verify_k = m.flags & WIRE_CALL_VERIFY;
 	c->time_ms = wall_ms();
-	randombytes_buf(&c->seed, sizeof c->seed);
-	randombytes_buf(c->reqid, sizeof c->reqid);
+	uint8_t rnd[sizeof c->seed + sizeof c->reqid];
+	randombytes_buf(rnd, sizeof rnd);
+	memcpy(&c->seed, rnd, sizeof c->seed);
+	memcpy(c->reqid, rnd + sizeof c->seed, sizeof c->reqid);
 	c->args_n = (int)m.nargs;
 	c->args = calloc(m.nargs + 1, sizeof *c->args);
 	for (uint32_t i = 0; i < m.nargs; i++)
@@ -5064,6 +5086,11 @@ run_loop(struct node *n)
 			if (!pfd || !pcall || !pstream)
 				fatalx("out of memory");
 		}
+		/* What this turn queued for the Lua workers goes in one write
+		 * each (a call, its input and its end together). */
+		for (struct lw *w = n->workers; w; w = w->next)
+			lua_flush(n, w);
+		commit_flush(n->cm);
 		size_t k = 0;
 		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
 		pfd[k++] = (struct pollfd){n->sig_fd, POLLIN, 0};
@@ -5140,10 +5167,8 @@ run_loop(struct node *n)
 							log_warnx("Lua worker %d sent a malformed frame; killing it", (int)w->pid);
 							lw_kill(w);
 						}
-					} else if (lw_flush(w) == 0) {
-						for (struct call *c = n->calls; c; c = c->next)
-							if (c->w == w && c->inq)
-								lua_input(c);
+					} else {
+						lua_flush(n, w);
 					}
 					continue;
 				}
