@@ -1046,6 +1046,13 @@ leader_append_resp(struct raft *r, const struct raft_msg *m)
 		if (m->hint_term > 0)
 			probe = find_by_term(r, m->hint, m->hint_term);
 		uint64_t next = umin(m->index, probe + 1);
+		if (m->hint < p->match) {
+			/* Its log ends before what it acknowledged: it lost its
+			 * data (a node started again on an empty directory).
+			 * Find where its log matches again and send the rest;
+			 * entries committed meanwhile stay committed. */
+			p->match = 0;
+		}
 		become_probe(r, p);
 		p->next = umax(next, p->match + 1);
 		send_append(r, p, 1);

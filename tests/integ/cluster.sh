@@ -240,6 +240,20 @@ check "restart node $L" "$CLUSTER" restart "$L"
 check "node $L is back (its status answers)" wait_until "$W" babl -n "${N[$L]}" -t 2 status
 check "node $L catches up" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
 
+# A follower whose data directory is lost comes back empty under its old id:
+# the leader finds that its log ends before what it had acknowledged and
+# sends it the whole log again.
+L=$("$CLUSTER" leader)
+F=$((L % 3 + 1))
+check "kill -9 follower $F and remove its data" "$CLUSTER" kill "$F"
+rm -rf "$BABL_CLUSTER_DIR/n$F"
+check "restart node $F on an empty directory" "$CLUSTER" restart "$F"
+check "node $F is back (its status answers)" wait_until "$W" babl -n "${N[$F]}" -t 2 status
+check_eq "a call through the mesh meanwhile" wiped "$(echo wiped | timeout 30 babl -n "$ALL" cat)"
+check "node $F gets the whole log again" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
+check_eq "node $F serves counter with the mesh's state" 4 \
+	"$(timeout 30 babl -n "${N[$F]}" counter </dev/null)"
+
 # =====================================================================
 # 3. faults under a writer
 check "deploy wcount (a fresh counter)" babl -n "$ALL" deploy wcount "$root/contrib/services/counter.lua"
