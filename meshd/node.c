@@ -63,6 +63,8 @@
 #define ID_MAX_OUTPUT (64ull << 20)   /* output recorded for an --id call */
 #define SHUTDOWN_GRACE_MS 5000
 #define SEND_QUEUE_MAX 64             /* frames queued to a client before we stop reading it */
+#define SEND_IOV 8                    /* iov entries per send: 4 frames */
+#define HOLD_FRAMES 4                 /* output of an ended run held for its EXIT */
 #define LINGER_MS 5000                /* after the last frame, how long the client may take to close */
 #define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
 #define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
@@ -131,7 +133,7 @@ struct session {
 	size_t rhead, rlen;
 	struct obuf *sq, **sqt;
 	size_t sqn;
-	nng_iov siov[2];
+	nng_iov siov[SEND_IOV];
 	int greeted, asked;
 	int64_t hello_deadline;
 	int handoff;      /* a follower hands this client to the leader */
@@ -173,6 +175,8 @@ struct session {
 	int64_t linger_deadline;
 	int headed;       /* has asked for a service's head (once per connection) */
 	int again;        /* its call asked to keep the connection (WIRE_CALL_AGAIN) */
+	int flushq;       /* on n->flushq: frames queued, to be sent at the turn's end */
+	struct session *fnext;
 	int input_open;   /* its last call's input has not ended (no EOF yet) */
 	uint64_t ncalls;  /* calls it has made */
 	uint8_t bkind;
@@ -282,6 +286,7 @@ struct node {
 	struct listener lst[NODE_MAX_LISTEN];
 	int nlst;
 	struct session *sessions;
+	struct session *flushq; /* sessions with frames queued this turn */
 	uint64_t next_sid;
 	struct call *calls;
 	unsigned ncalls;
@@ -547,7 +552,13 @@ queue_obuf(struct session *s, struct obuf *o)
 	*s->sqt = o;
 	s->sqt = &o->next;
 	s->sqn++;
-	session_flush(s);
+	/* Sent when the turn ends, with whatever else the turn queues for
+	 * this client (session_flush_turn). */
+	if (!s->flushq && !s->sbusy) {
+		s->flushq = 1;
+		s->fnext = s->n->flushq;
+		s->n->flushq = s;
+	}
 }
 
 /* Queue an encoded frame (takes the buffer). */
@@ -660,19 +671,24 @@ session_flush(struct session *s)
 		}
 		return;
 	}
-	struct obuf *o = s->sq;
+	/* Up to SEND_IOV / 2 frames in one send; only the first may have
+	 * been sent in part. */
 	int k = 0;
-	if (o->off < o->hlen)
-		s->siov[k++] = (nng_iov){o->hdr + o->off, o->hlen - o->off};
-	size_t doff = o->off > o->hlen ? o->off - o->hlen : 0;
-	if (o->len > doff)
-		s->siov[k++] = (nng_iov){(void *)(o->data + doff), o->len - doff};
-	if (k == 0) { /* an empty frame cannot be; drop it */
-		s->sq = o->next;
-		if (!s->sq)
-			s->sqt = &s->sq;
-		s->sqn--;
-		obuf_done(o);
+	for (struct obuf *o = s->sq; o && k + 2 <= SEND_IOV; o = o->next) {
+		if (o->off < o->hlen)
+			s->siov[k++] = (nng_iov){o->hdr + o->off, o->hlen - o->off};
+		size_t doff = o->off > o->hlen ? o->off - o->hlen : 0;
+		if (o->len > doff)
+			s->siov[k++] = (nng_iov){(void *)(o->data + doff), o->len - doff};
+	}
+	if (k == 0) { /* only empty frames, which cannot be: drop them */
+		while (s->sq) {
+			struct obuf *o = s->sq;
+			s->sq = o->next;
+			s->sqn--;
+			obuf_done(o);
+		}
+		s->sqt = &s->sq;
 		session_flush(s);
 		return;
 	}
@@ -693,9 +709,15 @@ on_sent(struct session *s)
 		nng_stream_close(s->s);
 		return;
 	}
-	struct obuf *o = s->sq;
-	o->off += nng_aio_count(s->saio);
-	if (o->off >= o->hlen + o->len) {
+	size_t sent = nng_aio_count(s->saio);
+	while (s->sq) {
+		struct obuf *o = s->sq;
+		size_t rest = o->hlen + o->len - o->off;
+		if (sent < rest) {
+			o->off += sent;
+			break;
+		}
+		sent -= rest;
 		s->sq = o->next;
 		if (!s->sq)
 			s->sqt = &s->sq;
@@ -709,6 +731,28 @@ on_sent(struct session *s)
 	session_flush(s);
 	if (!s->rbusy && s->sqn <= SEND_QUEUE_MAX)
 		session_recv(s);
+}
+
+/*
+ * At the end of a loop turn, send what the turn queued.  The output of a
+ * run that has ended (its outcome proposed), if it is a few frames, waits
+ * for the call's EXIT, which follows once the outcome is durable, so that
+ * both go in one send.
+ */
+static void
+session_flush_turn(struct node *n)
+{
+	struct session *s;
+	while ((s = n->flushq)) {
+		n->flushq = s->fnext;
+		s->flushq = 0;
+		struct call *c = s->call;
+		/* (Once the outcome is proposed, every output pipe has been read
+		 * to its end, and so no frame held borrows a call's buffer.) */
+		if (c && c->outcome_proposed && s->sqn <= HOLD_FRAMES && !s->closing)
+			continue; /* its EXIT sends it */
+		session_flush(s);
+	}
 }
 
 /* ---- sessions ---- */
@@ -762,6 +806,12 @@ session_reap(struct session *s)
 	struct node *n = s->n;
 	if (!s->dead || s->rbusy || s->sbusy || s->w.queued || s->in_barrier || s->pinned)
 		return 0;
+	if (s->flushq) {
+		struct session **pp = &n->flushq;
+		while (*pp != s)
+			pp = &(*pp)->fnext;
+		*pp = s->fnext;
+	}
 	if (s->call)
 		call_lost_session(s->call);
 	if (s->waiting) {
@@ -5090,6 +5140,7 @@ run_loop(struct node *n)
 		 * each (a call, its input and its end together). */
 		for (struct lw *w = n->workers; w; w = w->next)
 			lua_flush(n, w);
+		session_flush_turn(n);
 		commit_flush(n->cm);
 		size_t k = 0;
 		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
