@@ -26,6 +26,7 @@ struct lw {
 	unsigned slot;
 	char workdir[4096];
 	unsigned ncalls;   /* calls it is running */
+	int solo;          /* the node's: it runs a call that must have it alone */
 	int64_t idle_since;
 	int dead;          /* its pipe closed or it exited */
 	int exited;        /* reaped */

@@ -69,6 +69,7 @@
 #define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
 #define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
 #define LW_SEND_BEHIND 16             /* frames queued to a caller before its worker waits */
+#define LW_SHARE 8                    /* calls with whole input one Lua worker may take at once */
 
 struct node;
 struct call;
@@ -210,6 +211,7 @@ struct call {
 	int fd_in, fd_out, fd_err;
 	struct chunk *inq, **inqt;
 	int eof_applied;
+	int input_whole;   /* its EOF was in the same batch as its CALL */
 	int cancel_proposed, eof_proposed, outcome_proposed;
 	int killed;
 	uint8_t why;
@@ -1030,8 +1032,10 @@ call_free(struct call *c)
 	free(c->kv_key);
 	if (c->w && c->w->ncalls) {
 		c->w->ncalls--;
-		if (!c->w->ncalls)
+		if (!c->w->ncalls) {
 			c->w->idle_since = now_ms();
+			c->w->solo = 0;
+		}
 	}
 	free(c);
 }
@@ -1631,12 +1635,29 @@ lua_input(struct call *c)
 static struct lw *
 lua_worker(struct node *n, struct call *c, char *why, size_t whylen)
 {
-	/* Each running call has a worker to itself, so a call that computes
-	 * or whose caller reads slowly holds up no other; idle workers of the
-	 * version are reused. */
-	for (struct lw *w = n->workers; w; w = w->next)
-		if (!w->dead && !w->ncalls && memcmp(w->vid, c->ver->vid, 32) == 0)
+	/*
+	 * A call whose input is still coming has a worker to itself, so that
+	 * a stream, or a caller that reads it slowly, holds up no other call.
+	 * Calls whose whole input came with them (most small calls) share: a
+	 * worker takes up to LW_SHARE of them at once, which it runs one after
+	 * the other in one wake-up; they wait for each other only as long as
+	 * each runs (its instruction budget bounds that), or when one's caller
+	 * stops reading a large output.  Idle workers of the version are
+	 * reused.
+	 */
+	struct lw *idle = NULL;
+	for (struct lw *w = n->workers; w; w = w->next) {
+		if (w->dead || memcmp(w->vid, c->ver->vid, 32) != 0)
+			continue;
+		if (c->input_whole && w->ncalls && w->ncalls < LW_SHARE && !w->solo && !w->behind)
 			return w;
+		if (!w->ncalls && !idle)
+			idle = w;
+	}
+	if (idle) {
+		idle->solo = !c->input_whole;
+		return idle;
+	}
 	int slot = slot_take(n);
 	if (slot < 0) {
 		snprintf(why, whylen, "no free slot for a Lua worker");
@@ -1670,6 +1691,7 @@ lua_worker(struct node *n, struct call *c, char *why, size_t whylen)
 	}
 	log_debug("Lua worker for %s v%" PRIu64 " started, pid %d", c->svc->name, c->ver->n,
 	    (int)w->pid);
+	w->solo = !c->input_whole;
 	w->next = n->workers;
 	n->workers = w;
 	return w;
@@ -3026,6 +3048,17 @@ static const struct ent_outcome *outcome_effective(const struct ent_outcome *o,
 static void apply_report(struct node *n, const struct entry *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
+/* Whether call's EOF follows p closely in the batch being applied. */
+static int
+eof_ahead(const struct prop *p, uint64_t call)
+{
+	int k = 0;
+	for (const struct prop *q = p->next; q && k < 64; q = q->next, k++)
+		if (q->e.type == ENT_EOF && q->e.len >= 8 && be64_get(q->buf) == call)
+			return 1;
+	return 0;
+}
+
 static void
 apply_prop(struct node *n, struct prop *p)
 {
@@ -3040,6 +3073,8 @@ apply_prop(struct node *n, struct prop *p)
 		commit_put(n->cm, DB_OPEN, k, 8, "", 0);
 		if (!c && n->cluster)
 			c = call_shadow(n, e);
+		if (c)
+			c->input_whole = eof_ahead(p, e->index);
 		if (c && !c->placeholder)
 			call_start(c);
 		break;

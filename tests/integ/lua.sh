@@ -91,6 +91,15 @@ start_meshd a || finish
 check_eq "counter after kill -9 between calls prints 5" 5 "$(babl counter </dev/null)"
 check_eq "counter goes on: 6" 6 "$(babl counter </dev/null)"
 
+# Many small calls at once share Lua workers (a worker takes several calls
+# whose input came whole): each still counts exactly once, in log order.
+_run "$BABL_BUILD/tests/babl-load" -n "$(node_url a)" -c 16 --rounds 40 -s 0 counter
+check_eq "640 concurrent counter calls: all exit 0" 0 "$RC" || sed 's/^/    /' "$T/err" | head -5
+check_eq "counter after them: 647" 647 "$(babl counter </dev/null)"
+babl log counter | awk '$1 ~ /^[0-9]+$/' >"$T/counter.log"
+check_eq "babl log counter (its last 100 runs): all exit 0" "100 100" \
+	"$(wc -l <"$T/counter.log") $(grep -c 'exit 0$' "$T/counter.log")"
+
 # kv
 check "kv set a 1" babl kv set a 1 </dev/null
 check "kv set b 'two words'" babl kv set b "two words" </dev/null
