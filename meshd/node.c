@@ -2288,11 +2288,55 @@ q_ls(struct node *n, struct text *t)
 	}
 }
 
+/* A service's key-value state in short: its keys, and BLAKE2b-256 over
+ * them in key order, each as u32 length, key, u32 length, value. */
+struct kv_digest {
+	crypto_generichash_state h;
+	uint64_t keys;
+};
+
+static int
+kv_digest_add(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct kv_digest *x = arg;
+	uint8_t len[4];
+	if (kl < 32)
+		return 0;
+	be32_put(len, (uint32_t)(kl - 32));
+	crypto_generichash_update(&x->h, len, 4);
+	crypto_generichash_update(&x->h, (const uint8_t *)k + 32, kl - 32);
+	be32_put(len, (uint32_t)vl);
+	crypto_generichash_update(&x->h, len, 4);
+	crypto_generichash_update(&x->h, v, vl);
+	x->keys++;
+	return 0;
+}
+
+/* The state as the store holds it once the writes applied so far land. */
+static int
+kv_digest(struct node *n, const uint8_t sid[32], uint64_t *keys, uint8_t d[32])
+{
+	struct kv_digest x = {.keys = 0};
+	struct store_txn *t;
+	commit_sync(n->cm);
+	if (store_begin(n->st, 0, &t))
+		return BABL_EIO;
+	crypto_generichash_init(&x.h, NULL, 0, 32);
+	store_scan(t, DB_KV, sid, 32, 0, kv_digest_add, &x);
+	store_abort(t);
+	crypto_generichash_final(&x.h, d, 32);
+	*keys = x.keys;
+	return 0;
+}
+
 static int
 q_info(struct node *n, const char *name, struct text *t)
 {
 	struct svc *s = reg_by_name(&n->reg, name);
 	char hex[65], tm[32];
+	uint8_t kd[32];
+	uint64_t keys;
+	int lua = 0;
 	if (!s)
 		return BABL_ENOSERVICE;
 	text_add(t, "name:       %s\n", s->name);
@@ -2300,6 +2344,13 @@ q_info(struct node *n, const char *name, struct text *t)
 	text_add(t, "owner:      %s\n", hex);
 	hex_encode(s->sid, 32, hex);
 	text_add(t, "service id: %s\n", hex);
+	for (uint32_t i = 0; i < s->nver; i++)
+		lua |= s->v[i]->b.kind == BUNDLE_LUA;
+	if (lua && kv_digest(n, s->sid, &keys, kd) == 0) {
+		hex_encode(kd, 32, hex);
+		text_add(t, "kv state:   %" PRIu64 " key%s, BLAKE2b-256 %s\n", keys, keys == 1 ? "" : "s",
+		    hex);
+	}
 	text_add(t, "versions:\n");
 	for (uint32_t i = 0; i < s->nver; i++) {
 		struct svc_version *v = s->v[i];
