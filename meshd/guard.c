@@ -16,7 +16,7 @@ _Static_assert(GD_BATCH_HDR + (size_t)GD_BATCH_MAX * GD_ITEM + 64 <= WIRE_MAX_ST
 uint64_t
 gd_seg_end(unsigned i)
 {
-	return i >= GD_SEGS - 1 ? UINT64_MAX : (uint64_t)16 << (2 * i);
+	return i >= GD_SEGS - 1 ? UINT64_MAX : (uint64_t)1 << (2 * i);
 }
 
 uint64_t

@@ -7,12 +7,12 @@
  * that succeeded, the BLAKE2b-256 of its key-value writes as the OUTCOME
  * carries them.  Every node that runs a call computes one (gd_run_*).
  *
- * Stdout is hashed in segments of growing size, [0,16), [16,64), [64,256),
- * ... (each four times the one before; the last, from 16 MiB, open-ended):
- * each segment's BLAKE2b-256, and the stdout hash is the BLAKE2b-256 of those
- * of the segments that hold bytes, then the length (u64).  Every byte is
- * hashed once, as a single hash would, and two runs' segment hashes show
- * where their outputs first part.
+ * Stdout is hashed in segments of growing size, [0,1), [1,4), [4,16),
+ * [16,64), ... (each four times the one before; the last, from 16 MiB,
+ * open-ended): each segment's BLAKE2b-256, and the stdout hash is the
+ * BLAKE2b-256 of those of the segments that hold bytes, then the length
+ * (u64).  Every byte is hashed once, as a single hash would, and two runs'
+ * segment hashes show where their outputs first part.
  *
  * With the digest goes its summary (struct gd_sum): the lengths of stdout and
  * stderr, short tags (leading bytes) of the part hashes, 2 bytes of each
@@ -53,7 +53,7 @@ struct wbuf;
 
 #define GD_TAG "babl-run-digest-v2"
 #define GD_SIGN_TAG "babl-digest-batch-v2"
-#define GD_SEGS 12                /* stdout segments; the last starts at 16 MiB */
+#define GD_SEGS 14                /* stdout segments; the last starts at 16 MiB */
 #define GD_SUM_LEN (32 + 8 + 4 + 2 * GD_SEGS + 8 + 4 + 1 + 4 + 4)
 #define GD_ITEM (8 + GD_SUM_LEN)  /* u64 call + summary */
 #define GD_BATCH_HDR (8 + 32 + 4)

@@ -60,8 +60,8 @@ case_segments(void)
 		unsigned i;
 		uint64_t start, end;
 	} seg[] = {
-		{0, 0, 16}, {1, 16, 64}, {2, 64, 256}, {3, 256, 1024}, {4, 1024, 4096},
-		{10, 4u << 20, 16u << 20}, {GD_SEGS - 1, 16u << 20, UINT64_MAX},
+		{0, 0, 1}, {1, 1, 4}, {2, 4, 16}, {3, 16, 64}, {4, 64, 256}, {5, 256, 1024},
+		{12, 4u << 20, 16u << 20}, {GD_SEGS - 1, 16u << 20, UINT64_MAX},
 	};
 	for (size_t k = 0; k < sizeof seg / sizeof seg[0]; k++) {
 		T_EQ_INT(gd_seg_start(seg[k].i), seg[k].start);
@@ -113,14 +113,20 @@ static const struct diff_case {
 	{"same", 100, 100, -1, "", "", WIRE_EXITED, 0, NULL, NULL, 0, 0, 0, ""},
 	{"byte 70 of 100", 100, 100, 70, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 64, 100,
 	    "stdout differs first in bytes [64,100), lengths 100 vs 100"},
-	{"byte 3 of 10", 10, 10, 3, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 0, 10,
-	    "stdout differs first in bytes [0,10), lengths 10 vs 10"},
+	{"byte 0", 10, 10, 0, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 0, 1,
+	    "stdout differs first at byte 0, lengths 10 vs 10"},
+	{"byte 3 of 10", 10, 10, 3, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 1, 4,
+	    "stdout differs first in bytes [1,4), lengths 10 vs 10"},
+	{"byte 9 of 10", 10, 10, 9, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 4, 10,
+	    "stdout differs first in bytes [4,10), lengths 10 vs 10"},
 	{"byte 200 of 5000", 5000, 5000, 200, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 64, 256,
 	    "stdout differs first in bytes [64,256), lengths 5000 vs 5000"},
 	{"byte 4095 of 5000", 5000, 5000, 4095, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 1024,
 	    4096, "stdout differs first in bytes [1024,4096), lengths 5000 vs 5000"},
 	{"b goes on after a's end at a segment end", 16, 40, -1, "", "", WIRE_EXITED, 0, NULL, NULL,
 	    GD_OUT, 16, 17, "stdout differs first at byte 16, lengths 16 vs 40"},
+	{"b ends early, mid-segment", 9, 6, -1, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 4, 7,
+	    "stdout differs first in bytes [4,7), lengths 9 vs 6"},
 	{"b ends early", 300, 100, -1, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 64, 101,
 	    "stdout differs first in bytes [64,101), lengths 300 vs 100"},
 	{"b empty", 5, 0, -1, "", "", WIRE_EXITED, 0, NULL, NULL, GD_OUT, 0, 1,
