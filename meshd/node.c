@@ -2360,11 +2360,55 @@ q_ls(struct node *n, struct text *t)
 	}
 }
 
+/* A service's key-value state in short: its keys, and BLAKE2b-256 over
+ * them in key order, each as u32 length, key, u32 length, value. */
+struct kv_digest {
+	crypto_generichash_state h;
+	uint64_t keys;
+};
+
+static int
+kv_digest_add(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct kv_digest *x = arg;
+	uint8_t len[4];
+	if (kl < 32)
+		return 0;
+	be32_put(len, (uint32_t)(kl - 32));
+	crypto_generichash_update(&x->h, len, 4);
+	crypto_generichash_update(&x->h, (const uint8_t *)k + 32, kl - 32);
+	be32_put(len, (uint32_t)vl);
+	crypto_generichash_update(&x->h, len, 4);
+	crypto_generichash_update(&x->h, v, vl);
+	x->keys++;
+	return 0;
+}
+
+/* The state as the store holds it once the writes applied so far land. */
+static int
+kv_digest(struct node *n, const uint8_t sid[32], uint64_t *keys, uint8_t d[32])
+{
+	struct kv_digest x = {.keys = 0};
+	struct store_txn *t;
+	commit_sync(n->cm);
+	if (store_begin(n->st, 0, &t))
+		return BABL_EIO;
+	crypto_generichash_init(&x.h, NULL, 0, 32);
+	store_scan(t, DB_KV, sid, 32, 0, kv_digest_add, &x);
+	store_abort(t);
+	crypto_generichash_final(&x.h, d, 32);
+	*keys = x.keys;
+	return 0;
+}
+
 static int
 q_info(struct node *n, const char *name, struct text *t)
 {
 	struct svc *s = reg_by_name(&n->reg, name);
 	char hex[65], tm[32];
+	uint8_t kd[32];
+	uint64_t keys;
+	int lua = 0;
 	if (!s)
 		return BABL_ENOSERVICE;
 	text_add(t, "name:       %s\n", s->name);
@@ -2372,6 +2416,13 @@ q_info(struct node *n, const char *name, struct text *t)
 	text_add(t, "owner:      %s\n", hex);
 	hex_encode(s->sid, 32, hex);
 	text_add(t, "service id: %s\n", hex);
+	for (uint32_t i = 0; i < s->nver; i++)
+		lua |= s->v[i]->b.kind == BUNDLE_LUA;
+	if (lua && kv_digest(n, s->sid, &keys, kd) == 0) {
+		hex_encode(kd, 32, hex);
+		text_add(t, "kv state:   %" PRIu64 " key%s, BLAKE2b-256 %s\n", keys, keys == 1 ? "" : "s",
+		    hex);
+	}
 	text_add(t, "versions:\n");
 	for (uint32_t i = 0; i < s->nver; i++) {
 		struct svc_version *v = s->v[i];
@@ -4471,11 +4522,12 @@ static void
 report_send(struct node *n, const struct gd_report *r)
 {
 	struct wbuf b = {0};
-	char a[17], g[17];
-	hex_encode(r->node_digest, 8, a);
-	hex_encode(r->guard_digest, 8, g);
+	char a[17], g[17], diff[GD_DIFF_TEXT];
+	hex_encode(r->node_sum.digest, 8, a);
+	hex_encode(r->guard_sum.digest, 8, g);
+	gd_diff_text(&r->guard_sum, &r->node_sum, diff, sizeof diff);
 	log_warnx("divergence: call %" PRIu64 ": node %" PRIu64 " signed digest %s..., this guard "
-	    "computed %s...", r->call, r->node, a, g);
+	    "computed %s... (guard vs node: %s)", r->call, r->node, a, g, diff);
 	if (n->checking) {
 		char nd[65], gd[65], svc[200] = "?", rq[33] = "?";
 		struct store_txn *t;
@@ -4484,12 +4536,13 @@ report_send(struct node *n, const struct gd_report *r)
 			call_label(n, t, r->call, svc, &vn, rq);
 			store_abort(t);
 		}
-		hex_encode(r->node_digest, 32, nd);
-		hex_encode(r->guard_digest, 32, gd);
+		hex_encode(r->node_sum.digest, 32, nd);
+		hex_encode(r->guard_sum.digest, 32, gd);
 		if (r->call != n->check_last)
 			text_add(n->check_out, "divergence at log index %" PRIu64 ": %s v%" PRIu64
 			    ", request %s\n  the replay computed %s\n", r->call, svc, vn, rq, gd);
-		text_add(n->check_out, "  node %" PRIu64 " signed %s\n", r->node, nd);
+		text_add(n->check_out, "  node %" PRIu64 " signed %s\n    replay vs node: %s\n", r->node,
+		    nd, diff);
 		n->check_last = r->call;
 		n->check_reports++;
 		return;
@@ -4504,10 +4557,12 @@ report_send(struct node *n, const struct gd_report *r)
 }
 
 static void
-guard_note(struct node *n, uint64_t call, uint64_t node, int self, const uint8_t d[32])
+guard_note(struct node *n, uint64_t call, uint64_t node, int self, const struct gd_sum *sum)
 {
 	struct gd_report r[GD_NODES];
-	int k = gd_note(n->gd, call, node, self, d, r, GD_NODES);
+	int k = gd_note(n->gd, call, node, self, sum, r, GD_NODES);
+	if (k < 0)
+		fatalx("out of memory");
 	for (int i = 0; i < k; i++) {
 		r[i].guard = n->cfg->node_id;
 		report_send(n, &r[i]);
@@ -4539,22 +4594,22 @@ digest_flush(struct node *n)
 static void
 digest_local(struct node *n, struct call *c, const struct ent_outcome *o)
 {
-	uint8_t d[32];
+	struct gd_sum sum;
 	/* A program that is not the one the bundle pins is an outcome to
 	 * compare too: it is how a patched binary on one node shows. */
 	if ((o->why != ENT_WHY_NONE && o->why != ENT_WHY_PROGRAM) || !c->index || n->cfg->no_digests)
 		return;
 	gd_run_final(&c->dg, o->kind, o->code, o->nwrites ? o->writes.p : NULL,
-	    o->nwrites ? o->writes.len : 0, d);
-	memcpy(c->digest, d, 32);
+	    o->nwrites ? o->writes.len : 0, &sum);
+	memcpy(c->digest, sum.digest, 32);
 	c->has_digest = 1;
 	if (n->cfg->guard) {
-		guard_note(n, c->index, n->cfg->node_id, 1, d);
+		guard_note(n, c->index, n->cfg->node_id, 1, &sum);
 		return;
 	}
 	if (!n->dg_n)
 		n->dg_since = now_ms();
-	if (gd_item_add(&n->dg_items, c->index, d))
+	if (gd_item_add(&n->dg_items, c->index, &sum))
 		fatalx("out of memory");
 	if (++n->dg_n >= GD_BATCH_MAX)
 		digest_flush(n);
@@ -4577,14 +4632,15 @@ apply_digest(struct node *n, const struct entry *e)
 		return;
 	}
 	for (uint32_t i = 0; i < cnt; i++) {
-		const uint8_t *it = items + (size_t)i * GD_ITEM;
-		uint64_t call = be64_get(it);
+		struct gd_sum sum;
+		uint64_t call;
+		gd_item_get(items, i, &call, &sum);
 		member_key(k, "dg", call, node);
-		commit_put(n->cm, DB_META, k, sizeof k, it + 8, 32);
+		commit_put(n->cm, DB_META, k, sizeof k, sum.digest, 32);
 		if (n->cfg->guard)
-			guard_note(n, call, node, 0, it + 8);
+			guard_note(n, call, node, 0, &sum);
 		if (n->nverify)
-			verify_digest(n, call, node, it + 8);
+			verify_digest(n, call, node, sum.digest);
 	}
 }
 
@@ -4600,9 +4656,12 @@ apply_report(struct node *n, const struct entry *e)
 	member_key(k, "rp", r.call, r.node);
 	be64_put(k + 18, r.guard);
 	commit_put(n->cm, DB_META, k, sizeof k, e->payload, e->len);
-	if (n->cfg && (!n->cfg->guard || r.guard != n->cfg->node_id))
-		log_warnx("divergence reported by guard %" PRIu64 ": call %" PRIu64 ", node %" PRIu64,
-		    r.guard, r.call, r.node);
+	if (n->cfg && (!n->cfg->guard || r.guard != n->cfg->node_id)) {
+		char diff[GD_DIFF_TEXT];
+		gd_diff_text(&r.guard_sum, &r.node_sum, diff, sizeof diff);
+		log_warnx("divergence reported by guard %" PRIu64 ": call %" PRIu64 ", node %" PRIu64
+		    " (guard vs node: %s)", r.guard, r.call, r.node, diff);
+	}
 }
 
 
@@ -4798,6 +4857,7 @@ rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 	struct rp_scan *x = arg;
 	struct gd_report r;
 	char svc[200], rq[33], gd[65], nd[65], agree[200] = "", differ[200] = "";
+	char diff[GD_DIFF_TEXT];
 	uint64_t vn;
 	(void)k;
 	if (kl != 26 || gd_report_dec(v, vl, &r))
@@ -4817,17 +4877,18 @@ rp_show(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		member_key(dk, "dg", r.call, x->n->mem[i].id);
 		if (store_get(x->t, DB_META, dk, sizeof dk, &dv, &dl) || dl != 32)
 			continue;
-		char *to = memcmp(dv, r.guard_digest, 32) == 0 ? agree : differ;
+		char *to = memcmp(dv, r.guard_sum.digest, 32) == 0 ? agree : differ;
 		size_t used = strlen(to);
 		snprintf(to + used, 200 - used, "%s%" PRIu64, used ? "," : "", x->n->mem[i].id);
 	}
-	hex_encode(r.guard_digest, 32, gd);
-	hex_encode(r.node_digest, 32, nd);
+	hex_encode(r.guard_sum.digest, 32, gd);
+	hex_encode(r.node_sum.digest, 32, nd);
 	if (r.call != x->last_call || r.guard != x->last_guard)
 		text_add(x->out, "divergence at log index %" PRIu64 ": %s v%" PRIu64 ", request %s\n"
 		    "  guard %" PRIu64 " computed %s\n  agree with the guard: %s; differ: %s\n", r.call,
 		    svc, vn, rq, r.guard, gd, agree[0] ? agree : "none", differ[0] ? differ : "none");
-	text_add(x->out, "  node %" PRIu64 " signed %s\n", r.node, nd);
+	gd_diff_text(&r.guard_sum, &r.node_sum, diff, sizeof diff);
+	text_add(x->out, "  node %" PRIu64 " signed %s\n    guard vs node: %s\n", r.node, nd, diff);
 	x->last_call = r.call;
 	x->last_guard = r.guard;
 	x->count++;

@@ -5,11 +5,14 @@
 #      many calls (BABL_GUARD_CALLS, default 10000; 2000 under ASan);
 #   2. a service that reads /dev/urandom is reported at the right log
 #      indexes, naming the service, and babl verify exits 1; babl --verify K
-#      releases output only when K nodes signed the same digest;
+#      releases output only when K nodes signed the same digest.  A report
+#      says what differs: for rnd, stdout and from which byte (or in which
+#      range of bytes); for a service whose exit status is random, the exit;
 #   3. as root: a node that runs a patched program under the same name (its
 #      own mount namespace) is caught, and babl status marks it;
 #   4. the exported log, checked offline by meshd replay --check, gives the
-#      same reports; a node rebuilt from it counts on from the same value;
+#      same reports; a node rebuilt from it has the same kv state as every
+#      live node (babl info's digest) and counts on from the same value;
 #   5. a node that joins then (meshd --join) catches up from the whole log,
 #      votes and serves; babl node remove takes it and the guard out.
 # timeout: 420
@@ -89,6 +92,11 @@ check_eq "the reports name the rnd calls' log indexes" "$rnd_idx" "$got"
 check_eq "each call's reports come under one line naming the service and its version" 3 \
 	"$(grep -c ': rnd v1, request ' "$T/out")"
 check_eq "... and name every executing node's digest" 9 "$(grep -c '^  node [0-9]* signed ' "$T/out")"
+# rnd prints 8 random bytes in hex: 25 bytes, the first random ones from byte 1.
+out_diff='^    guard vs node: stdout differs first (at byte [0-9]+|in bytes \[[0-9]+,[0-9]+\)), lengths 25 vs 25$'
+check_eq "... each saying that stdout differs, from which byte or in which range" 9 \
+	"$(grep -cE "$out_diff" "$T/out")"
+check_eq "... and nothing else" 0 "$(grep -cE 'stderr differs|exit differs|kv writes differ' "$T/out")"
 check_eq "babl verify cat: no report" 0 "$(babl verify cat >/dev/null 2>&1; echo $?)"
 check_eq "babl status counts 3 diverged calls for node 1" 3 \
 	"$(babl -n "${N[0]}" status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')"
@@ -141,8 +149,33 @@ else
 	echo "    skipped: a patched program on one node needs root and mount namespaces"
 fi
 
+# ---- a service whose exit status is random: the reports name the exit
+check "deploy rexit (exits with a random status)" babl deploy rexit -- /bin/sh -c \
+	'exit $(od -An -N1 -tu1 /dev/urandom)'
+for i in 1 2; do
+	babl rexit </dev/null >/dev/null 2>&1
+done
+check "the guard catches up with the rexit calls" wait_until $((30 * _slow)) caught_up
+check "rexit is reported" wait_until $((10 * _slow)) sh -c \
+	"babl -n '$LEADER_URL' verify rexit | grep -q '^    guard vs node: '"
+_run babl -n "$LEADER_URL" verify rexit
+keep
+check_eq "babl verify rexit exits 1" 1 "$RC"
+check_eq "every rexit report says the exit differs, and how" 0 "$(grep '^    guard vs node: ' "$T/view" |
+	grep -cvE '^    guard vs node: exit differs: [0-9]+ vs [0-9]+$')"
+check_eq "... and not stdout" 0 "$(grep -c 'stdout differs' "$T/view")"
+
 # ---- 4. offline
 check "babl log export" sh -c "babl -n '$LEADER_URL' log export > '$T/mesh.log'"
+# The kv state of every live node (the guard's too) as babl info shows it.
+kv_of() { babl -n "$1" -t 5 info counter | grep '^kv state: '; }
+live_kv=$(kv_of "$LEADER_URL")
+echo "    the leader's counter: $live_kv"
+check "babl info counter shows the kv state: one key and a BLAKE2b-256" \
+	grep -qE '^kv state: +1 key, BLAKE2b-256 [0-9a-f]{64}$' <<<"$live_kv"
+for u in "${N[@]}" "$GURL"; do
+	check_eq "node $u holds the same kv state" "$live_kv" "$(kv_of "$u")"
+done
 _run meshd replay --log "$T/mesh.log" --check
 keep
 check_eq "meshd replay --check exits 1" 1 "$RC"
@@ -152,6 +185,10 @@ off=$(grep -oE '^divergence at log index [0-9]+: rnd' "$T/view" | awk '{ print $
 check_eq "offline, the same rnd calls are reported" "$rnd_idx" "$off"
 check_eq "offline, no cat or counter call is reported" 0 \
 	"$(grep -cE '^divergence at log index [0-9]+: (cat|counter) ' "$T/view")"
+check "offline, a report on rnd says stdout differs and from where" \
+	grep -qE "${out_diff/guard/replay}" "$T/view"
+check "offline, a report on rexit says the exit differs" \
+	grep -qE '^    replay vs node: exit differs: [0-9]+ vs [0-9]+$' "$T/view"
 check "meshd replay --data rebuilds a node from the export" \
 	meshd replay --log "$T/mesh.log" --data "$T/rebuilt"
 live=$(babl -n "$LEADER_URL" counter </dev/null)
@@ -182,5 +219,6 @@ check_exit 65 babl -n "$LEADER_URL" node remove 9
 check_stderr_contains "is not a member"
 
 start_meshd rebuilt || finish
+check_eq "the rebuilt node holds the live nodes' kv state" "$live_kv" "$(kv_of "$BABL_NODE")"
 check_eq "the rebuilt node counts on from the same value" "$live" "$(babl counter </dev/null)"
 finish
