@@ -4918,9 +4918,13 @@ check_feed(struct node *n)
 		return;
 	if (store_begin(n->st, 0, &t))
 		fatalx("cannot read the log");
-	for (int k = 0; k < 256 && n->applied < n->check_tail && n->ncalls < 64; k++) {
+	/* A batch, as the commit thread gives one: applying it, a call sees
+	 * whether its input follows it whole (eof_ahead). */
+	struct prop *head = NULL, **tail = &head;
+	uint64_t i = n->applied;
+	for (int k = 0; k < 64 && i < n->check_tail; k++) {
 		struct entry e;
-		uint64_t i = n->applied + 1;
+		i++;
 		if (store_entry(t, i, &e))
 			fatalx("log entry %" PRIu64 " cannot be read", i);
 		struct prop *p = calloc(1, sizeof *p);
@@ -4932,9 +4936,15 @@ check_feed(struct node *n)
 		p->e.len = e.len;
 		memcpy(p->buf, e.payload, e.len);
 		n->check_calls += e.type == ENT_CALL;
-		apply_prop(n, p);
+		*tail = p;
+		tail = &p->next;
 	}
 	store_abort(t);
+	while (head) {
+		struct prop *nx = head->next;
+		apply_prop(n, head);
+		head = nx;
+	}
 }
 
 /* ---- the loop ---- */
