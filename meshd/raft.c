@@ -1097,6 +1097,15 @@ leader_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 	if (!p)
 		return;
 	p->paused = 0;
+	if (m->hint < p->match && p->state != PR_SNAPSHOT) {
+		/* Its log ends before what it acknowledged: it lost its data
+		 * (see leader_append_resp).  Probe from its end. */
+		p->match = 0;
+		become_probe(r, p);
+		p->next = m->hint + 1;
+		send_append(r, p, 1);
+		return;
+	}
 	if (p->state == PR_REPLICATE && infl_full(r, p) && p->infl_n) {
 		p->infl_head = (p->infl_head + 1) % RAFT_MAX_INFLIGHT;
 		p->infl_n--;
@@ -1371,7 +1380,13 @@ raft_step(struct raft *r, const struct raft_msg *m)
 		uint64_t c = umin(m->commit, last_index(r));
 		if (c > r->commit)
 			r->commit = c;
-		reply(r, m, RAFT_MSG_HEARTBEAT_RESP, r->term, 0);
+		/* With where its log ends, so that a leader that thinks it
+		 * has more learns otherwise (leader_heartbeat_resp). */
+		struct pmsg *o = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+		if (o) {
+			o->m.term = r->term;
+			o->m.hint = last_index(r);
+		}
 		break;
 	}
 	case RAFT_MSG_SNAP:

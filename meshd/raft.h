@@ -125,7 +125,9 @@ enum raft_msg_flag {
  *	APPEND_RESP: accepted: index = the follower's last matching index;
  *	  rejected: index = the refused APPEND's index, hint and hint_term =
  *	  where the leader may look for a match.
- *	HEARTBEAT: commit.  SNAP: snap meta, off, data[0..len).
+ *	HEARTBEAT: commit.  HEARTBEAT_RESP: hint = the follower's last index
+ *	  (below what it acknowledged if it lost its data: the leader probes).
+ *	SNAP: snap meta, off, data[0..len).
  *	SNAP_RESP: index = the snapshot's index, hint = bytes received.
  * Entries and chunk data are borrowed (from the core's log for messages in
  * a ready, from the decoded buffer for raft_msg_decode).
