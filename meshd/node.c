@@ -85,7 +85,7 @@ enum { W_SESSION = 1, W_LISTENER = 2 };
 /* Accepts are kept pending several at a time, so that a burst of clients
  * does not wait in the listen backlog for one turn of the loop each. */
 #define LISTEN_ACCEPTS 16
-#define ENDED_RING 4096               /* call ends remembered, to drop a second OUTCOME */
+#define ENDED_SLOTS 16384             /* call ends remembered (by index mod this), to drop a second OUTCOME */
 #define DUTY_MS 100                   /* how often a leader looks for calls to end */
 #define HANDOFF_WAIT_MS 5000          /* how long a follower's client waits for a leader */
 #define LEAD_SILENT_TICKS 10          /* a leader silent this long is not handed clients */
@@ -325,8 +325,7 @@ struct node {
 	uint64_t lead_id, term, commit;
 	struct prop *pend, **pendt; /* proposed to Raft, not yet applied */
 	struct kvpend *kvq;         /* kv writes waiting for runs here (kv_apply) */
-	uint64_t ended[ENDED_RING];
-	unsigned ended_pos;
+	uint64_t ended[ENDED_SLOTS];
 	/* The members' addresses: --peer, then what the log said (ENT_MEMBER).
 	 * gone: removed; the leader takes it out of the configuration. */
 	struct member {
@@ -3653,13 +3652,18 @@ call_shadow(struct node *n, const struct entry *e)
 	return c;
 }
 
+/* Calls whose end was applied, the last ENDED_SLOTS log indexes' worth:
+ * a call's slot is its index mod ENDED_SLOTS. */
 static int
 ended_seen(struct node *n, uint64_t call)
 {
-	for (unsigned i = 0; i < ENDED_RING; i++)
-		if (n->ended[i] == call)
-			return 1;
-	return 0;
+	return n->ended[call % ENDED_SLOTS] == call;
+}
+
+static void
+ended_add(struct node *n, uint64_t call)
+{
+	n->ended[call % ENDED_SLOTS] = call;
 }
 
 /* The --id key of the call whose CALL entry is at index (0 if it has none). */
@@ -3771,7 +3775,7 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		struct store_txn *t;
 		if (ended_seen(n, o->call))
 			return;
-		n->ended[n->ended_pos++ % ENDED_RING] = o->call;
+		ended_add(n, o->call);
 		if (store_begin(n->st, 0, &t))
 			return;
 		/* A call from before this start that is not open ended then:
@@ -3787,7 +3791,7 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		store_abort(t);
 		return;
 	}
-	n->ended[n->ended_pos++ % ENDED_RING] = c->index;
+	ended_add(n, c->index);
 	idem_record(n, o);
 	if (c->outcome_proposed) {
 		apply_outcome(n, c, o);
