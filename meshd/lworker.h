@@ -27,6 +27,7 @@ struct lw {
 	char workdir[4096];
 	unsigned ncalls;   /* calls it is running */
 	int solo;          /* the node's: it runs a call that must have it alone */
+	int starved;       /* the node's: a call's input waits for room in q */
 	int64_t idle_since;
 	int dead;          /* its pipe closed or it exited */
 	int exited;        /* reaped */

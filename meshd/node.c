@@ -1598,14 +1598,12 @@ lua_flush(struct node *n, struct lw *w)
 	for (int round = 0; round < 4 && !w->dead; round++) {
 		if (w->q.len > w->qoff && (lw_flush(w) || w->q.len > w->qoff))
 			return;
-		int fed = 0;
-		for (struct call *c = n->calls; c; c = c->next)
-			if (c->w == w && c->inq) {
-				lua_input(c);
-				fed = 1;
-			}
-		if (!fed)
+		if (!w->starved)
 			return;
+		w->starved = 0;
+		for (struct call *c = n->calls; c; c = c->next)
+			if (c->w == w && c->inq)
+				lua_input(c);
 	}
 }
 
@@ -1627,6 +1625,8 @@ lua_input(struct call *c)
 		prop_free(k->p);
 		free(k);
 	}
+	if (c->inq && w)
+		w->starved = 1; /* (lua_flush feeds it once q has room) */
 	if (!c->inq && c->eof_applied)
 		call_close_stdin(c);
 }
