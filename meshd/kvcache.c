@@ -119,7 +119,16 @@ kvc_get(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
 }
 
 void
-kvc_applied(struct kvcache *c, uint64_t call, uint64_t durable_at)
+kvc_applied(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl, uint64_t call,
+    uint64_t durable_at)
+{
+	struct kvc_ent *e = *find(c, sid, k, kl);
+	if (e && e->call == call)
+		e->durable_at = durable_at;
+}
+
+void
+kvc_applied_all(struct kvcache *c, uint64_t call, uint64_t durable_at)
 {
 	if (!c->n)
 		return;
