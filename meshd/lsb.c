@@ -1062,6 +1062,8 @@ host_out(lua_State *L, int stream, const char *p, size_t n)
 	return 0;
 }
 
+static int out_pause(lua_State *L);
+
 static int
 l_print(lua_State *L)
 {
@@ -1081,7 +1083,7 @@ l_print(lua_State *L)
 	size_t l;
 	const char *s = lua_tolstring(L, -1, &l);
 	host_out(L, 1, s, l);
-	return 0;
+	return out_pause(L);
 }
 
 /* -------------------------------------------------------------- string */
@@ -1608,6 +1610,27 @@ wait_host(lua_State *L, int what, lua_KFunction k, const char *fn)
 	return lua_yieldk(L, 0, 0, k);
 }
 
+static int
+pause_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	(void)ctx;
+	sb_of(L)->wait = 0;
+	return 0;
+}
+
+/* After a write: pause the call if the host asks and the script can wait
+ * here (otherwise go on; the host then simply holds more). */
+static int
+out_pause(lua_State *L)
+{
+	struct lsb *c = sb_of(L);
+	if (!c->host.full || !c->host.full(c->ud) || L != c->co || !lua_isyieldable(L))
+		return 0;
+	c->wait = LSB_WAIT_OUTPUT;
+	return lua_yieldk(L, 0, 0, pause_k);
+}
+
 static void
 in_consumed(struct lsb *c, size_t n)
 {
@@ -1739,7 +1762,7 @@ write_stream(lua_State *L, int stream, const char *fn)
 		const char *p = lua_tolstring(L, i, &l);
 		host_out(L, stream, p, l);
 	}
-	return 0;
+	return out_pause(L);
 }
 
 static int

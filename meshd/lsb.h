@@ -77,6 +77,13 @@ struct lsb_host {
 	/* stream 1 = stdout, 2 = stderr.  Returns 0, or non-zero to raise an
 	 * error in the script (e.g. the host is gone). */
 	int (*write)(void *ud, int stream, const char *p, size_t n);
+	/* May be NULL.  Non-zero: the host holds enough of this call's output
+	 * for now.  babl.write, babl.ewrite and print then pause the call
+	 * (LSB_WAIT_OUTPUT) once they have written, where the script can
+	 * wait (handle's own thread, not inside a coroutine it made or a
+	 * C-called function); the host resumes it when it has room.  The
+	 * pause changes nothing the script can see. */
+	int (*full)(void *ud);
 };
 
 /* How a call ended, or what it waits for. */
@@ -84,6 +91,7 @@ enum lsb_state {
 	LSB_DONE = 0,       /* *status holds the exit status */
 	LSB_WAIT_INPUT = 1, /* call lsb_feed / lsb_feed_eof, then lsb_resume */
 	LSB_WAIT_KV = 2,    /* call lsb_kv_request to see what, lsb_kv_reply */
+	LSB_WAIT_OUTPUT = 3, /* host.full said so: lsb_resume once it has room */
 };
 
 /* Exit statuses for calls that did not return normally. */

@@ -43,6 +43,11 @@ __asan_default_options(void)
 #define SANITIZED 0
 #endif
 #define FLUSH_AT (256u * 1024)
+/* A call whose output meshd has not yet passed on to its caller passes
+ * this many bytes pauses (lsb's host.full) until meshd acknowledges more:
+ * a caller that does not read holds up its own call, not the others that
+ * share this worker. */
+#define OUT_WINDOW (512u * 1024)
 
 struct wcall {
 	struct wcall *next;
@@ -50,6 +55,7 @@ struct wcall {
 	struct lsb *l;
 	int state; /* LSB_WAIT_* while suspended */
 	int need_resume;
+	uint64_t unacked; /* output bytes sent to meshd and not acknowledged */
 };
 
 static struct wcall *calls;
@@ -91,13 +97,21 @@ host_write(void *ud, int stream, const char *p, size_t n)
 			return -1;
 		p += k;
 		n -= k;
+		c->unacked += k;
 		if (out.len >= FLUSH_AT)
 			flush_out();
 	}
 	return 0;
 }
 
-static const struct lsb_host host = {host_write};
+static int
+host_full(void *ud)
+{
+	struct wcall *c = ud;
+	return c->unacked > OUT_WINDOW;
+}
+
+static const struct lsb_host host = {host_write, host_full};
 
 struct wctx {
 	size_t bytes;
@@ -261,10 +275,20 @@ handle(const struct wire_frame *f)
 	case WP_INPUT:
 	case WP_EOF:
 	case WP_KILL:
+	case WP_ACK:
 		if (wp_dec_ref(f, &r))
 			die("malformed message from meshd");
 		if (!(c = find(r.call)))
 			return; /* it has ended already */
+		if (f->type == WP_ACK) {
+			if (r.bytes.len != 8)
+				die("malformed ACK from meshd");
+			uint64_t n = be64_get((const uint8_t *)r.bytes.p);
+			c->unacked = n < c->unacked ? c->unacked - n : 0;
+			if (c->state == LSB_WAIT_OUTPUT && c->unacked <= OUT_WINDOW)
+				resume(c);
+			return;
+		}
 		if (f->type == WP_KILL) {
 			finish(c, 128 + SIGKILL);
 			return;

@@ -68,7 +68,8 @@
 #define LINGER_MS 5000                /* after the last frame, how long the client may take to close */
 #define LW_IDLE_MS 60000              /* an idle Lua worker exits after this */
 #define LW_KILL_GRACE_MS 2000         /* a call killed in a worker must end by then */
-#define LW_SEND_BEHIND 16             /* frames queued to a caller before its worker waits */
+#define LW_SEND_BEHIND 16             /* frames queued to a caller before its Lua call's output is no longer acknowledged */
+#define LW_READ_BEHIND 64             /* ... before its worker is not read at all (a call that cannot pause) */
 #define LW_SHARE 8                    /* calls with whole input one Lua worker may take at once */
 
 struct node;
@@ -229,6 +230,7 @@ struct call {
 	char **args;
 	/* Lua calls run in a worker instead of a process of their own. */
 	int lua;
+	uint64_t ack_owed;   /* Lua: output bytes passed on, not yet acknowledged to the worker */
 	struct lw *w;
 	int eof_sent, kill_sent;
 	int64_t kill_deadline;
@@ -1887,6 +1889,29 @@ lua_kv_request(struct call *c, const struct wp_kvget *m)
 	lua_kv_answer(c);
 }
 
+/*
+ * Tell c's worker how much of c's output has been passed on, once its
+ * caller is not far behind in reading it (or has gone): a call whose output
+ * is not acknowledged pauses in its worker (lua-worker.c, OUT_WINDOW), so
+ * a caller that stops reading holds up its own call only, not the others
+ * that share the worker.  lua_housekeeping looks again each turn.
+ */
+static void
+lua_ack(struct call *c)
+{
+	if (!c->ack_owed || !c->w || c->w->dead || c->exited ||
+	    (c->sess && c->sess->sqn > LW_SEND_BEHIND))
+		return;
+	struct wbuf b = {0};
+	uint8_t n[8];
+	be64_put(n, c->ack_owed);
+	if (wp_enc_ref(&b, WP_ACK, c->index, 0, n, 8))
+		fatalx("out of memory");
+	c->ack_owed = 0;
+	lua_send(c, &b);
+	wbuf_free(&b);
+}
+
 static void
 lua_frame(void *arg, struct lw *w, const struct wire_frame *f)
 {
@@ -1921,6 +1946,8 @@ lua_frame(void *arg, struct lw *w, const struct wire_frame *f)
 				fatalx("out of memory");
 			queue_wbuf(c->sess, &b);
 		}
+		c->ack_owed += r.bytes.len;
+		lua_ack(c);
 		break;
 	}
 	case WP_KVGET:
@@ -1971,6 +1998,8 @@ lua_housekeeping(struct node *n)
 			lua_kv_answer(c);
 		if (c->lua && c->exited && !c->outcome_proposed)
 			call_maybe_finish(c);
+		if (c->ack_owed)
+			lua_ack(c);
 		if (c->lua && c->kill_sent && !c->exited && c->w && t > c->kill_deadline) {
 			log_warnx("Lua worker %d did not end call %" PRIu64 " in time; killing it",
 			    (int)c->w->pid, c->index);
@@ -5266,7 +5295,7 @@ run_loop(struct node *n)
 		for (struct lw *w = n->workers; w; w = w->next)
 			w->behind = 0;
 		for (struct call *c = n->calls; c; c = c->next)
-			if (c->w && c->sess && c->sess->sqn > LW_SEND_BEHIND)
+			if (c->w && c->sess && c->sess->sqn > LW_READ_BEHIND)
 				c->w->behind = 1;
 		for (struct lw *w = n->workers; w; w = w->next) {
 			if (w->dead)

@@ -85,7 +85,7 @@ wp_dec_ref(const struct wire_frame *f, struct wp_ref *m)
 {
 	struct rd r;
 	if (f->type != WP_INPUT && f->type != WP_EOF && f->type != WP_KILL &&
-	    f->type != WP_OUT)
+	    f->type != WP_OUT && f->type != WP_ACK)
 		return BABL_EPROTO;
 	rd_init(&r, f->p, f->len);
 	m->call = rd_u64(&r);

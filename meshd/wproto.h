@@ -5,7 +5,7 @@
  * type byte, fields); these types never appear on client connections.
  * Pure: encoders append to a wbuf, decoders borrow from the frame.
  *
- *  meshd -> worker:  SCRIPT once, then CALL, INPUT, EOF, KILL, KV, KEYS
+ *  meshd -> worker:  SCRIPT once, then CALL, INPUT, EOF, KILL, KV, KEYS, ACK
  *  worker -> meshd:  OUT, KVGET, DONE
  * Every message after SCRIPT names its call by the call's log index.
  */
@@ -24,6 +24,7 @@ enum wp_type {
 	WP_KILL = 0x64,
 	WP_KV = 0x65,
 	WP_KEYS = 0x66,
+	WP_ACK = 0x67,   /* a ref whose bytes are a u64: output bytes meshd has passed on */
 	WP_OUT = 0x70,
 	WP_KVGET = 0x71,
 	WP_DONE = 0x72,
@@ -44,7 +45,8 @@ struct wp_call {
 	uint32_t nargs;
 	struct wire_str args[WIRE_MAX_ARGS];
 };
-/* INPUT, EOF, KILL, OUT: the call, then bytes (INPUT, OUT) */
+/* INPUT, EOF, KILL, OUT, ACK: the call, then bytes (INPUT, OUT; ACK: a
+ * big-endian u64, the count of the call's output bytes passed on) */
 struct wp_ref {
 	uint64_t call;
 	uint8_t stream;        /* OUT: 1 stdout, 2 stderr */
@@ -72,7 +74,7 @@ int wp_enc_script(struct wbuf *b, const struct wp_script *m);
 int wp_dec_script(const struct wire_frame *f, struct wp_script *m);
 int wp_enc_call(struct wbuf *b, const struct wp_call *m);
 int wp_dec_call(const struct wire_frame *f, struct wp_call *m);
-/* INPUT, EOF, KILL, OUT */
+/* INPUT, EOF, KILL, OUT, ACK */
 int wp_enc_ref(struct wbuf *b, uint8_t type, uint64_t call, uint8_t stream,
     const void *p, size_t n);
 int wp_dec_ref(const struct wire_frame *f, struct wp_ref *m);

@@ -386,6 +386,39 @@ kill -KILL "$slowpid" 2>/dev/null
 wait "$slowpid" 2>/dev/null
 exec 9>&-
 
+# The same for small calls, which share workers: a call whose whole input
+# came at once and whose caller stops reading its 50 MiB of output pauses
+# in its worker, and the calls that share that worker go on.
+cat >"$T/gen.lua" <<'LUA'
+function handle(req)
+  local s = babl.readall()
+  if s ~= "" then babl.write(s) return end
+  local x = string.rep("x", 65536)
+  for i = 1, 800 do babl.write(x) end
+end
+LUA
+check "deploy gen (echo, or 50 MiB when the input is empty)" babl deploy gen "$T/gen.lua"
+mkfifo "$T/gen.out"
+exec 9<>"$T/gen.out" # held open, never read
+# Small calls run before, while and after the stalling call starts, so that
+# some share its worker when its caller stops reading.
+"$BABL_BUILD/tests/babl-load" -n "$(node_url a)" -c 8 -d 4 -s 100 --expect 100 -t 10 gen \
+	>"$T/gen.load" 2>&1 9>&- &
+loadpid=$!
+sleep 1
+babl gen </dev/null >"$T/gen.out" 9>&- &
+genpid=$!
+wait "$loadpid"
+check_eq "small calls to gen while one caller of gen stalls: all good (babl-load exit 0)" 0 "$?" ||
+	sed 's/^/    /' "$T/gen.load" | head -5
+grep '^calls=' "$T/gen.load" | sed 's/^/    /'
+check "the stalled call is still running (paused, not dropped)" kill -0 "$genpid"
+hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$(meshd_pid a)/status")
+check "meshd peak RSS stays below 256 MiB meanwhile ($hwm KiB)" test "$hwm" -lt $((256 * 1024))
+kill -KILL "$genpid" 2>/dev/null
+wait "$genpid" 2>/dev/null
+exec 9>&-
+
 # A kv read sees the writes of earlier calls only, never of a later call
 # that happens to end first: the log alone decides what it reads.
 cat >"$T/kvr.lua" <<'LUA'

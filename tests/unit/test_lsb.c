@@ -74,7 +74,17 @@ host_write(void *ud, int stream, const char *p, size_t n)
 	return 0;
 }
 
-static const struct lsb_host host = {host_write};
+/* With full_always set, the host says it is full after every write. */
+static int full_always, pauses;
+
+static int
+host_full(void *ud)
+{
+	(void)ud;
+	return full_always;
+}
+
+static const struct lsb_host host = {host_write, host_full};
 
 /* The kv map: a small unsorted array; keys are sorted when listed. */
 #define KV_MAX 256
@@ -228,6 +238,8 @@ run(const char *src, const struct opts *o)
 			} else {
 				lsb_feed_eof(c);
 			}
+		} else if (state == LSB_WAIT_OUTPUT) {
+			pauses++;
 		} else {
 			T_EQ_INT(state, LSB_WAIT_KV);
 			answer_kv(c);
@@ -356,6 +368,39 @@ case_streaming(void)
 	T_EQ_INT(lsb_resume(c, &status), LSB_DONE);
 	T_EQ_INT(status, 3);
 	lsb_free(c);
+}
+
+/* A host that is full pauses the call after its writes where it can wait;
+ * nothing the script sees changes (output, status, instructions). */
+static void
+case_output_pause(void)
+{
+	const char *src = "function handle(req)\n"
+			  "  for l in babl.lines() do babl.write(l:upper(), '\\n') end\n"
+			  "  print('p', 1)\n"
+			  "  pcall(babl.write, 'in pcall\\n')\n"
+			  "  local co = coroutine.wrap(function() babl.write('in co\\n') end)\n"
+			  "  co()\n"
+			  "  babl.ewrite('err')\n"
+			  "  return 3\n"
+			  "end\n";
+	struct opts o = {.input = "a\nb\nc\n", .chunk = 2};
+	pauses = 0;
+	T_EQ_INT(run(src, &o), 3);
+	char *plain = strdup(out.p), *plain_err = strdup(err.p);
+	uint64_t insns = last_insns;
+	T_EQ_INT(pauses, 0);
+	full_always = 1;
+	T_EQ_INT(run(src, &o), 3);
+	full_always = 0;
+	T_EQ_STR(out.p, plain);
+	T_EQ_STR(err.p, plain_err);
+	T_EQ_STR(out.p, "A\nB\nC\np\t1\nin pcall\nin co\n");
+	T_EQ_INT((int)last_insns, (int)insns);
+	/* three lines, print, the pcall'd write, ewrite: not the coroutine's */
+	T_EQ_INT(pauses, 6);
+	free(plain);
+	free(plain_err);
 }
 
 static void
@@ -966,6 +1011,7 @@ static const struct t_case cases[] = {
 	{"echo_read", case_echo_read},
 	{"lines", case_lines},
 	{"streaming", case_streaming},
+	{"output_pause", case_output_pause},
 	{"write_types", case_write_types},
 	{"status", case_status},
 	{"kv", case_kv},
