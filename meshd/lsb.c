@@ -104,7 +104,7 @@ struct lsb_prog {
 #endif
 #define AR_CLASSES 32             /* 16, 32, ... 512 bytes */
 #define AR_SLAB (64u * 1024)
-#define AR_KEEP 64                /* slabs kept for later states (4 MiB) */
+#define AR_KEEP 16                /* slabs kept for later states (1 MiB) */
 
 struct ar_big {
 	struct ar_big *prev, *next; /* 16 bytes: the block after stays aligned */

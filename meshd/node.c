@@ -1642,8 +1642,8 @@ lua_worker(struct node *n, struct call *c, char *why, size_t whylen)
 	 * Calls whose whole input came with them (most small calls) share: a
 	 * worker takes up to LW_SHARE of them at once, which it runs one after
 	 * the other in one wake-up; they wait for each other only as long as
-	 * each runs (its instruction budget bounds that), or when one's caller
-	 * stops reading a large output.  Idle workers of the version are
+	 * each runs (its instruction budget bounds that): one whose caller
+	 * stops reading pauses (lua_ack).  Idle workers of the version are
 	 * reused.
 	 */
 	struct lw *idle = NULL;
