@@ -43,11 +43,6 @@ __asan_default_options(void)
 #define SANITIZED 0
 #endif
 #define FLUSH_AT (256u * 1024)
-/* A call whose output meshd has not yet passed on to its caller passes
- * this many bytes pauses (lsb's host.full) until meshd acknowledges more:
- * a caller that does not read holds up its own call, not the others that
- * share this worker. */
-#define OUT_WINDOW (512u * 1024)
 
 struct wcall {
 	struct wcall *next;
@@ -104,11 +99,14 @@ host_write(void *ud, int stream, const char *p, size_t n)
 	return 0;
 }
 
+/* A call whose output meshd has not passed on to its caller pauses (lsb's
+ * host.full) until meshd acknowledges more: a caller that does not read
+ * holds up its own call, not the others that share this worker. */
 static int
 host_full(void *ud)
 {
 	struct wcall *c = ud;
-	return c->unacked > OUT_WINDOW;
+	return c->unacked > WP_OUT_WINDOW;
 }
 
 static const struct lsb_host host = {host_write, host_full};
@@ -285,7 +283,7 @@ handle(const struct wire_frame *f)
 				die("malformed ACK from meshd");
 			uint64_t n = be64_get((const uint8_t *)r.bytes.p);
 			c->unacked = n < c->unacked ? c->unacked - n : 0;
-			if (c->state == LSB_WAIT_OUTPUT && c->unacked <= OUT_WINDOW)
+			if (c->state == LSB_WAIT_OUTPUT && c->unacked <= WP_OUT_WINDOW)
 				resume(c);
 			return;
 		}

@@ -1890,16 +1890,16 @@ lua_kv_request(struct call *c, const struct wp_kvget *m)
 }
 
 /*
- * Tell c's worker how much of c's output has been passed on, once its
- * caller is not far behind in reading it (or has gone): a call whose output
- * is not acknowledged pauses in its worker (lua-worker.c, OUT_WINDOW), so
- * a caller that stops reading holds up its own call only, not the others
- * that share the worker.  lua_housekeeping looks again each turn.
+ * Tell c's worker how much of c's output has been passed on, once that is
+ * half a window (WP_OUT_WINDOW) and its caller is not far behind in reading
+ * it (or has gone): a call whose output is not acknowledged pauses in its
+ * worker, so a caller that stops reading holds up its own call only, not
+ * the others that share the worker.  lua_housekeeping looks again each turn.
  */
 static void
 lua_ack(struct call *c)
 {
-	if (!c->ack_owed || !c->w || c->w->dead || c->exited ||
+	if (c->ack_owed < WP_OUT_WINDOW / 2 || !c->w || c->w->dead || c->exited ||
 	    (c->sess && c->sess->sqn > LW_SEND_BEHIND))
 		return;
 	struct wbuf b = {0};

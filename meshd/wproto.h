@@ -30,6 +30,10 @@ enum wp_type {
 	WP_DONE = 0x72,
 };
 
+/* Output flow control: a call with more than this many output bytes that
+ * meshd has not acknowledged (ACK) pauses in its worker; meshd acknowledges
+ * in steps of at least half of it, so a small call needs no ACK at all. */
+#define WP_OUT_WINDOW (512u * 1024)
 #define WP_MAX_WRITES_BYTES (256u * 1024) /* a call's kv writes, in all */
 #define WP_MAX_KEY 1024
 #define WP_MAX_KEYS 10000

@@ -420,6 +420,8 @@ check "meshd peak RSS stays below $lim MiB meanwhile ($hwm KiB)" test "$hwm" -lt
 kill -KILL "$genpid" 2>/dev/null
 wait "$genpid" 2>/dev/null
 exec 9>&-
+check_eq "a caller that reads gets all 50 MiB (acknowledged output lets a paused call go on)" \
+	52428800 "$(timeout 60 babl gen </dev/null | wc -c)"
 
 # A kv read sees the writes of earlier calls only, never of a later call
 # that happens to end first: the log alone decides what it reads.
