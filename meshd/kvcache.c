@@ -138,24 +138,35 @@ kvc_applied_all(struct kvcache *c, uint64_t call, uint64_t durable_at)
 				e->durable_at = durable_at;
 }
 
-void
-kvc_evict(struct kvcache *c, uint64_t txns)
+/* Remove the entries for which gone(e, arg) says so. */
+static void
+remove_if(struct kvcache *c, int (*gone)(const struct kvc_ent *, uint64_t), uint64_t arg)
 {
-	if (!c->n)
-		return;
-	for (int i = 0; i < NBUCKETS; i++) {
+	for (int i = 0; i < NBUCKETS && c->n; i++) {
 		struct kvc_ent **pp = &c->b[i];
 		while (*pp) {
-			if ((*pp)->durable_at <= txns) {
-				struct kvc_ent *e = *pp;
+			struct kvc_ent *e = *pp;
+			if (gone(e, arg)) {
 				*pp = e->next;
 				free(e);
 				c->n--;
 			} else {
-				pp = &(*pp)->next;
+				pp = &e->next;
 			}
 		}
 	}
+}
+
+static int
+durable_by(const struct kvc_ent *e, uint64_t txns)
+{
+	return e->durable_at <= txns;
+}
+
+void
+kvc_evict(struct kvcache *c, uint64_t txns)
+{
+	remove_if(c, durable_by, txns);
 }
 
 void
@@ -175,22 +186,14 @@ kvc_count(const struct kvcache *c)
 	return c->n;
 }
 
+static int
+unapplied_of(const struct kvc_ent *e, uint64_t call)
+{
+	return e->call == call && e->durable_at == UINT64_MAX;
+}
+
 void
 kvc_drop(struct kvcache *c, uint64_t call)
 {
-	if (!c->n)
-		return;
-	for (int i = 0; i < NBUCKETS; i++) {
-		struct kvc_ent **pp = &c->b[i];
-		while (*pp) {
-			struct kvc_ent *e = *pp;
-			if (e->call == call && e->durable_at == UINT64_MAX) {
-				*pp = e->next;
-				free(e);
-				c->n--;
-			} else {
-				pp = &e->next;
-			}
-		}
-	}
+	remove_if(c, unapplied_of, call);
 }

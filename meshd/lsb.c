@@ -121,7 +121,6 @@ struct arena {
 	unsigned char *cur;
 	size_t left;
 	struct ar_big big; /* the list's head */
-	int ready;
 };
 
 struct lsb {
@@ -222,7 +221,6 @@ ar_init(struct arena *a)
 {
 	memset(a, 0, sizeof *a);
 	a->big.prev = a->big.next = &a->big;
-	a->ready = 1;
 }
 
 static void *
@@ -332,8 +330,6 @@ ar_free(struct arena *a, void *p, size_t old)
 static void
 ar_release(struct arena *a)
 {
-	if (!a->ready)
-		return;
 	while (a->big.next != &a->big) {
 		struct ar_big *h = a->big.next;
 		a->big.next = h->next;
