@@ -259,6 +259,9 @@ struct call {
 	                      later calls' kv reads until its OUTCOME applies */
 	int rec_owner;     /* replicated: its output is this node's to record (a
 	                      leader that ran it for its caller from the start) */
+	int kv_used;       /* Lua: it asked for a kv value or keys */
+	int early;         /* its EXIT went before its OUTCOME was durable */
+	int rerun;         /* run again from the log after a stop (orphan_rerun) */
 };
 
 /* An --id outcome recorded but not yet durable; retries wait on it. */
@@ -297,6 +300,7 @@ struct node {
 	uint8_t *slots;
 	uint64_t next_index; /* index the next proposal gets */
 	uint64_t applied;
+	unsigned early_open; /* calls whose EXIT went before their OUTCOME applied */
 	uint64_t input_inflight;
 	int stopping;
 	int64_t stop_deadline;
@@ -1004,6 +1008,8 @@ static void
 call_free(struct call *c)
 {
 	struct node *n = c->n;
+	if (c->early)
+		n->early_open--;
 	props_forget(n, c);
 	wbuf_free(&c->outb);
 	wbuf_free(&c->held);
@@ -1331,6 +1337,25 @@ record_output(struct call *c, int stream, const uint8_t *p, size_t n)
 static int lua_earlier_running(struct call *c);
 static int kv_waiting(struct node *n, const uint8_t sid[32], uint64_t before);
 
+/*
+ * A Lua call that touched no kv state, asked for no --id record and whose
+ * input has all been applied gets its EXIT when its OUTCOME is proposed,
+ * not once that is durable: its output and status are a function of
+ * entries already durable (its CALL, its input, its EOF), so that if the
+ * node stops before the OUTCOME lands, the restart runs the call again
+ * from the log and records the same end (orphan_rerun).  One node only: a
+ * replicated call's OUTCOME decides among the members' runs.
+ */
+#define RERUN_INPUT_MAX (1u << 20) /* input a call run again may have */
+
+static int
+early_exit_ok(const struct call *c, const struct ent_outcome *o)
+{
+	return c->lua && c->sess && !c->n->cluster && !c->kv_used && !c->nwrites &&
+	    !c->idkey && !c->verify_k && !c->rerun && o->why == ENT_WHY_NONE &&
+	    c->eof_applied && c->in_proposed <= RERUN_INPUT_MAX;
+}
+
 static void
 call_maybe_finish(struct call *c)
 {
@@ -1343,6 +1368,11 @@ call_maybe_finish(struct call *c)
 	 */
 	if (c->lua && c->nwrites && lua_earlier_running(c))
 		return;
+	if (c->rerun && c->nwrites && !c->why) {
+		/* Its caller saw it fail: its writes do not take effect now. */
+		c->why = ENT_WHY_RESTART;
+		c->status = SIGKILL;
+	}
 	struct ent_outcome o = {0};
 	struct wbuf b = {0};
 	o.call = c->index;
@@ -1388,6 +1418,14 @@ call_maybe_finish(struct call *c)
 	}
 	c->outcome_sent = 1;
 	propose_wbuf(c->n, ENT_OUTCOME, &b, c);
+	if (early_exit_ok(c, &o)) {
+		struct session *s = c->sess;
+		c->early = 1;
+		c->n->early_open++;
+		s->call = NULL;
+		c->sess = NULL;
+		send_exit(s, o.kind, o.code, NULL);
+	}
 }
 
 /* The call could not run at all: end it with an outcome at once. */
@@ -1882,6 +1920,12 @@ lua_kv_request(struct call *c, const struct wp_kvget *m)
 	memcpy(c->kv_key, m->key.p, m->key.len);
 	c->kv_kl = m->key.len;
 	c->kv_keys = m->keys;
+	c->kv_used = 1;
+	if (c->rerun) {
+		/* Its first run may have seen other kv state: it stays cut short. */
+		call_kill(c, ENT_WHY_RESTART, NULL);
+		return;
+	}
 	if (lua_earlier_running(c)) {
 		c->kv_wait = 1;
 		return;
@@ -2620,6 +2664,8 @@ q_status(struct node *n, struct text *t)
 static void q_node(struct session *s, const char *verb, const char *args);
 static void q_digests(struct session *s, uint8_t what, const void *p, size_t len);
 
+static void apply_done(struct node *n);
+
 static void
 handle_query(struct session *s, const struct wire_frame *f)
 {
@@ -2635,6 +2681,13 @@ handle_query(struct session *s, const struct wire_frame *f)
 	memcpy(arg, q.arg.p, q.arg.len);
 	arg[q.arg.len] = 0;
 	s->asked = 1;
+	if (n->early_open && q.what != WIRE_Q_HEAD) {
+		/* A caller that had its EXIT early finds its call in the log:
+		 * the OUTCOMEs still on their way are made durable first. */
+		propose_flush(n);
+		if (commit_sync(n->cm) == 0)
+			apply_done(n);
+	}
 	switch (q.what) {
 	case WIRE_Q_LS:
 		q_ls(n, &t);
@@ -3492,6 +3545,79 @@ struct open_scan {
 	int count;
 };
 
+static struct call *call_shadow(struct node *n, const struct entry *e);
+
+/*
+ * A Lua call cut short by the last stop whose whole input is in the log
+ * (at most RERUN_INPUT_MAX bytes) runs again from there, with no caller:
+ * it may be one that had its EXIT before its OUTCOME was durable
+ * (early_exit_ok), and its run from the same entries ends the same way.
+ * A run again that asks for kv state is cut short (lua_kv_request): such
+ * a call never had an early EXIT.  1 if it runs, 0 if it stays cut short.
+ */
+static int
+orphan_rerun(struct node *n, struct store_txn *t, const struct entry *ce)
+{
+	uint64_t tail, call, total = 0;
+	struct chunk *in = NULL, **int_ = &in;
+	int eof = 0;
+	store_tail(n->st, &tail, NULL, NULL);
+	for (uint64_t i = ce->index + 1; i <= tail && !eof; i++) {
+		struct entry e;
+		const uint8_t *rest;
+		size_t rl;
+		if (store_entry(t, i, &e))
+			break;
+		if ((e.type != ENT_INPUT && e.type != ENT_EOF && e.type != ENT_CANCEL) ||
+		    ent_dec_ref(&e, &call, &rest, &rl) || call != ce->index)
+			continue;
+		if (e.type == ENT_CANCEL)
+			break;
+		if (e.type == ENT_EOF) {
+			eof = 1;
+			break;
+		}
+		if ((total += rl) > RERUN_INPUT_MAX)
+			break;
+		struct chunk *k = calloc(1, sizeof *k);
+		struct prop *p = calloc(1, sizeof *p);
+		if (!k || !p || !(p->buf = malloc(e.len)))
+			fatalx("out of memory");
+		memcpy(p->buf, e.payload, e.len);
+		p->e = e;
+		p->e.payload = p->buf;
+		k->p = p;
+		*int_ = k;
+		int_ = &k->next;
+	}
+	struct call *c = eof ? call_shadow(n, ce) : NULL;
+	if (c && c->placeholder) {
+		call_free(c);
+		c = NULL;
+	}
+	if (!c) {
+		while (in) {
+			struct chunk *k = in;
+			in = k->next;
+			prop_free(k->p);
+			free(k);
+		}
+		return 0;
+	}
+	log_info("call %" PRIu64 " (%s) was cut short by the last stop; it runs again from the log",
+	    c->index, c->svc->name);
+	c->rerun = 1;
+	c->input_whole = 1;
+	for (struct chunk *k = in; k; k = k->next)
+		call_window_add(c, k->p->e.len - 8);
+	*c->inqt = in;
+	if (in)
+		c->inqt = int_;
+	c->eof_applied = 1;
+	call_start(c); /* (which passes the input on, then the EOF) */
+	return 1;
+}
+
 static int
 orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -3519,6 +3645,8 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		commit_del(n->cm, DB_OPEN, k, kl);
 		return 0;
 	}
+	if (!n->cluster && ver->b.kind == BUNDLE_LUA && orphan_rerun(n, x->t, &ce))
+		return 0;
 	struct call *c = call_new(n, s, ver, UINT_MAX);
 	c->index = idx;
 	c->time_ms = ec.time_ms;

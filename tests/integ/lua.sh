@@ -280,6 +280,32 @@ babl log st | tail -n 4 | sed 's/^/    | /'
 check "st set after the restart" babl st set k v9 </dev/null
 check_eq "st get k: v9" v9 "$(babl st get k </dev/null)"
 
+# kill -9 of meshd while Lua calls that have all their input run: the one
+# that touches no kv state runs again from the log after the restart (a
+# caller may have had its EXIT before the OUTCOME was durable); the one
+# that set a key stays cut short and its write does not take effect
+check "deploy rerun" babl deploy rerun "$FIX/rerun.lua"
+running() { babl status | grep -qE "^calls: +$1 running"; }
+echo hello >"$T/rr.in"
+timeout -k 5 60 babl rerun work 200000000 <"$T/rr.in" >/dev/null 2>&1 &
+rrpid=$!
+timeout -k 5 60 babl rerun set k 200000000 <"$T/rr.in" >/dev/null 2>&1 &
+rspid=$!
+check "both calls run" wait_until 20 running 2
+sleep 1 # (their input is durable within milliseconds; each counts for seconds)
+kill9_meshd a
+bounded_wait "$rrpid" 15
+bounded_wait "$rspid" 15
+start_meshd a || finish
+check "the node runs the kv-free call again from the log" \
+	wait_until 10 grep -q "(rerun) was cut short by the last stop; it runs again from the log" "$T/a.log"
+check "its outcome is recorded: exit 0, 6 bytes in, 17 out" \
+	wait_until 60 bash -c "babl log rerun | grep -qE ' 6 +17  exit 0\$'"
+check "the call that set a key is recorded as cut short" \
+	wait_until 60 bash -c "babl log rerun | grep -q 'node restarted'"
+check_eq "its write did not take effect" "(none)" "$(babl rerun get k </dev/null)"
+babl log rerun | sed 's/^/    | /'
+
 # twenty concurrent counter calls, twice: kv is serialised
 for round in 1 2; do
 	c0=$(babl counter </dev/null)
