@@ -212,6 +212,7 @@ struct call {
 	int fd_in, fd_out, fd_err;
 	struct chunk *inq, **inqt;
 	int eof_applied;
+	uint64_t eof_index;
 	int input_whole;   /* its EOF was in the same batch as its CALL */
 	int cancel_proposed, eof_proposed, outcome_proposed;
 	int killed;
@@ -1347,13 +1348,15 @@ static int kv_waiting(struct node *n, const uint8_t sid[32], uint64_t before);
  * replicated call's OUTCOME decides among the members' runs.
  */
 #define RERUN_INPUT_MAX (1u << 20) /* input a call run again may have */
+#define RERUN_SCAN_MAX 65536       /* entries from its CALL to its EOF, at most */
 
 static int
 early_exit_ok(const struct call *c, const struct ent_outcome *o)
 {
 	return c->lua && c->sess && !c->n->cluster && !c->kv_used && !c->nwrites &&
 	    !c->idkey && !c->verify_k && !c->rerun && o->why == ENT_WHY_NONE &&
-	    c->eof_applied && c->in_proposed <= RERUN_INPUT_MAX;
+	    c->eof_applied && c->in_proposed <= RERUN_INPUT_MAX &&
+	    c->eof_index - c->index <= RERUN_SCAN_MAX;
 }
 
 static void
@@ -3246,6 +3249,7 @@ apply_prop(struct node *n, struct prop *p)
 			break;
 		if (e->type == ENT_EOF) {
 			c->eof_applied = 1;
+			c->eof_index = e->index;
 			if (!c->inq)
 				call_close_stdin(c);
 		} else {
@@ -3549,7 +3553,8 @@ static struct call *call_shadow(struct node *n, const struct entry *e);
 
 /*
  * A Lua call cut short by the last stop whose whole input is in the log
- * (at most RERUN_INPUT_MAX bytes) runs again from there, with no caller:
+ * (at most RERUN_INPUT_MAX bytes, its EOF at most RERUN_SCAN_MAX entries
+ * after its CALL) runs again from there, with no caller:
  * it may be one that had its EXIT before its OUTCOME was durable
  * (early_exit_ok), and its run from the same entries ends the same way.
  * A run again that asks for kv state is cut short (lua_kv_request): such
@@ -3562,6 +3567,8 @@ orphan_rerun(struct node *n, struct store_txn *t, const struct entry *ce)
 	struct chunk *in = NULL, **int_ = &in;
 	int eof = 0;
 	store_tail(n->st, &tail, NULL, NULL);
+	if (tail > ce->index + RERUN_SCAN_MAX)
+		tail = ce->index + RERUN_SCAN_MAX;
 	for (uint64_t i = ce->index + 1; i <= tail && !eof; i++) {
 		struct entry e;
 		const uint8_t *rest;
