@@ -345,6 +345,7 @@ struct node {
 	uint64_t slots_out;    /* calls not run here for want of a slot */
 	uint64_t boot_applied; /* what recovery applied: older calls' state is on disk */
 	int64_t lead_heard_ms; /* when the leader was last heard from */
+	uint64_t lead_commit;  /* the highest commit index a leader has sent */
 	uint64_t lead_bad;     /* a leader a proxy could not reach ... */
 	int64_t lead_bad_ms;   /* ... then: not used again until heard from */
 	struct backitem *back; /* clients the proxies handed back (under rlock) */
@@ -3789,7 +3790,8 @@ call_shadow(struct node *n, const struct entry *e)
 	}
 	/* A member far behind (catching up) takes the state from the log
 	 * instead of running what the mesh already ran; a guard runs all. */
-	int behind = !n->cfg->guard && n->commit > e->index + CATCHUP_RUN_WITHIN;
+	uint64_t commit = n->commit > n->lead_commit ? n->commit : n->lead_commit;
+	int behind = !n->cfg->guard && commit > e->index + CATCHUP_RUN_WITHIN;
 	int slot = behind ? -1 : slot_take(n);
 	struct call *c = call_new(n, svc, ver, slot < 0 ? UINT_MAX : (unsigned)slot);
 	if (slot < 0 && behind) {
@@ -4186,6 +4188,11 @@ on_raft_msg(void *ctx, const struct raft_msg *m)
 	struct node *n = ctx;
 	if (m->from == n->lead_id)
 		n->lead_heard_ms = now_ms();
+	/* How far the mesh has committed, as a leader says: a member catching
+	 * up knows it before its own log gets there (call_shadow). */
+	if ((m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) && m->term >= n->term &&
+	    m->commit > n->lead_commit)
+		n->lead_commit = m->commit;
 	int rc = raft_step(n->raft, m);
 	if (rc)
 		log_debug("raft: %s from %" PRIu64 " refused: %s", raft_msg_type_name(m->type),
