@@ -346,6 +346,8 @@ struct node {
 	uint64_t boot_applied; /* what recovery applied: older calls' state is on disk */
 	int64_t lead_heard_ms; /* when the leader was last heard from */
 	uint64_t lead_commit;  /* the highest commit index a leader has sent */
+	uint64_t *bend;        /* calls whose OUTCOME is in the batch applied now */
+	size_t nbend, cbend;
 	uint64_t lead_bad;     /* a leader a proxy could not reach ... */
 	int64_t lead_bad_ms;   /* ... then: not used again until heard from */
 	struct backitem *back; /* clients the proxies handed back (under rlock) */
@@ -3550,8 +3552,6 @@ struct open_scan {
 	int count;
 };
 
-static struct call *call_shadow(struct node *n, const struct entry *e);
-
 /*
  * A Lua call cut short by the last stop whose whole input is in the log
  * (at most RERUN_INPUT_MAX bytes, its EOF at most RERUN_SCAN_MAX entries
@@ -3774,6 +3774,13 @@ prop_fail(struct node *n, struct prop *p, const char *why)
 }
 
 /* A member's run of a call the leader started: from its CALL entry. */
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static struct call *
 call_shadow(struct node *n, const struct entry *e)
 {
@@ -3791,7 +3798,8 @@ call_shadow(struct node *n, const struct entry *e)
 	/* A member far behind (catching up) takes the state from the log
 	 * instead of running what the mesh already ran; a guard runs all. */
 	uint64_t commit = n->commit > n->lead_commit ? n->commit : n->lead_commit;
-	int behind = !n->cfg->guard && commit > e->index + CATCHUP_RUN_WITHIN;
+	int behind = !n->cfg->guard && (commit > e->index + CATCHUP_RUN_WITHIN ||
+	    (n->nbend && bsearch(&e->index, n->bend, n->nbend, sizeof *n->bend, u64_cmp)));
 	int slot = behind ? -1 : slot_take(n);
 	struct call *c = call_new(n, svc, ver, slot < 0 ? UINT_MAX : (unsigned)slot);
 	if (slot < 0 && behind) {
@@ -3888,11 +3896,10 @@ apply_output(struct node *n, const struct entry *e)
 /* Replicated, an --id call's record comes from the log on every member:
  * its output from the OUTPUT entries, read until the last (count ~0). */
 static void
-idem_record(struct node *n, const struct ent_outcome *o)
+idem_put(struct node *n, const uint8_t ikey[32], uint64_t t, const struct ent_outcome *o)
 {
-	uint8_t ikey[32], rec[29];
-	uint64_t t;
-	if (o->why != ENT_WHY_NONE || (o->flags & ENT_OUT_PARTIAL) || !call_ikey(n, o->call, ikey, &t))
+	uint8_t rec[29];
+	if (o->why != ENT_WHY_NONE || (o->flags & ENT_OUT_PARTIAL))
 		return;
 	be64_put(rec, t);
 	rec[8] = o->kind;
@@ -3900,6 +3907,15 @@ idem_record(struct node *n, const struct ent_outcome *o)
 	be64_put(rec + 13, UINT64_MAX);
 	be64_put(rec + 21, o->call);
 	commit_put(n->cm, DB_IDEM, ikey, 32, rec, sizeof rec);
+}
+
+static void
+idem_record(struct node *n, const struct ent_outcome *o)
+{
+	uint8_t ikey[32];
+	uint64_t t;
+	if (o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL) && call_ikey(n, o->call, ikey, &t))
+		idem_put(n, ikey, t, o);
 }
 
 /*
@@ -3940,8 +3956,24 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		}
 	}
 	if (c && c->placeholder) {
+		/* Not run here: the state its OUTCOME makes, from what its CALL
+		 * said when it was applied (as outcome_from_log does from the
+		 * entry itself, which a member catching up need not read again). */
+		uint8_t k[8];
+		be64_put(k, c->index);
+		ended_add(n, c->index);
+		if (c->idkey)
+			idem_put(n, c->ikey, c->time_ms, o);
+		commit_del(n->cm, DB_OPEN, k, 8);
+		record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
+		if (o->nwrites && o->why == ENT_WHY_NONE) {
+			if (n->kvc)
+				kv_apply(n, c->svc->sid, c->index, 1, o);
+			else
+				apply_writes(n, c->svc->sid, o);
+		}
 		call_free(c);
-		c = NULL;
+		return;
 	}
 	if (!c) {
 		struct store_txn *t;
@@ -4069,6 +4101,34 @@ persist_job(void *arg)
 	return rstore_persist(n->rs, &n->rd, NULL, NULL);
 }
 
+/*
+ * A member catching up applies thousands of entries at a time; the calls
+ * whose OUTCOME is among them have ended mesh-wide, and running them here
+ * would only delay it: call_shadow takes their state from the log.  (A
+ * member keeping up applies a few entries at a time and runs every call.)
+ */
+#define BATCH_ENDED_MIN 512 /* entries in an apply batch that says catching up */
+
+static void
+batch_ended(struct node *n, const struct raft_ready *rd)
+{
+	n->nbend = 0;
+	if (rd->ncommitted < BATCH_ENDED_MIN || n->cfg->guard)
+		return;
+	if (rd->ncommitted > n->cbend) {
+		free(n->bend);
+		n->cbend = rd->ncommitted;
+		if (!(n->bend = malloc(n->cbend * sizeof *n->bend)))
+			fatalx("out of memory");
+	}
+	for (size_t i = 0; i < rd->ncommitted; i++) {
+		const struct raft_entry *re = &rd->committed[i];
+		if (re->type == RAFT_ENT_NORMAL && re->len >= 9 && re->data[0] == ENT_OUTCOME)
+			n->bend[n->nbend++] = be64_get(re->data + 1);
+	}
+	qsort(n->bend, n->nbend, sizeof *n->bend, u64_cmp);
+}
+
 static void
 cluster_finish(struct node *n)
 {
@@ -4079,8 +4139,10 @@ cluster_finish(struct node *n)
 			log_debug("raft: cannot send %s to %" PRIu64 ": %s",
 			    raft_msg_type_name(rd->msgs[i].type), rd->msgs[i].to, babl_strerror(rc));
 	}
+	batch_ended(n, rd);
 	for (size_t i = 0; i < rd->ncommitted; i++)
 		cluster_apply(n, &rd->committed[i]);
+	n->nbend = 0;
 	if (rd->ncommitted) {
 		uint8_t a[8];
 		be64_put(a, applied_mark(n, n->applied));
@@ -5862,6 +5924,7 @@ node_run(const struct node_config *cfg)
 	close(n->wake_fd);
 	close(n->sig_fd);
 	free(n->slots);
+	free(n->bend);
 	free(n);
 	log_info("stopped");
 	return status;
