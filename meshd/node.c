@@ -3203,6 +3203,18 @@ eof_ahead(const struct prop *p, uint64_t call)
 	return 0;
 }
 
+/* Queue an applied INPUT entry for its call (the chunk owns p). */
+static void
+call_queue_input(struct call *c, struct prop *p)
+{
+	struct chunk *k = calloc(1, sizeof *k);
+	if (!k)
+		fatalx("out of memory");
+	k->p = p;
+	*c->inqt = k;
+	c->inqt = &k->next;
+}
+
 static void
 apply_prop(struct node *n, struct prop *p)
 {
@@ -3236,12 +3248,7 @@ apply_prop(struct node *n, struct prop *p)
 			call_window_sub(c, e->len - 8);
 			break;
 		}
-		struct chunk *k = calloc(1, sizeof *k);
-		if (!k)
-			fatalx("out of memory");
-		k->p = p;
-		*c->inqt = k;
-		c->inqt = &k->next;
+		call_queue_input(c, p);
 		call_write_input(c);
 		return; /* the chunk owns p now */
 	}
@@ -3459,6 +3466,23 @@ recover_idem(struct node *n, struct store_txn *t, const struct ent_call *ec,
  * here): the call's record and its writes, found through its CALL entry.
  * idem: rebuild a missing --id record from the output recorded before it.
  */
+/*
+ * The record and the writes an OUTCOME makes for a call not run here, from
+ * what its CALL says (writes through the kv cache when cache).
+ */
+static void
+outcome_record(struct node *n, const uint8_t sid[32], uint64_t time_ms, const uint8_t reqid[16],
+    uint64_t version, const struct ent_outcome *o, int cache)
+{
+	record_call(n, sid, o->call, time_ms, reqid, version, o);
+	if (o->nwrites && o->why == ENT_WHY_NONE) {
+		if (cache)
+			kv_apply(n, sid, o->call, 1, o);
+		else
+			apply_writes(n, sid, o);
+	}
+}
+
 static void
 outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *o, int idem)
 {
@@ -3474,13 +3498,7 @@ outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *
 	char hex[65], why[256];
 	hex_encode(ec.vid, 32, hex);
 	uint64_t vn = reg_resolve(&n->reg, hex, &s, &v, why, sizeof why) == 0 ? v->n : 0;
-	record_call(n, ec.sid, o->call, ec.time_ms, ec.reqid, vn, o);
-	if (o->nwrites && o->why == ENT_WHY_NONE) {
-		if (n->kvc && idem == 0)
-			kv_apply(n, ec.sid, o->call, 1, o);
-		else
-			apply_writes(n, ec.sid, o);
-	}
+	outcome_record(n, ec.sid, ec.time_ms, ec.reqid, vn, o, n->kvc && idem == 0);
 	if (idem && ec.idkey.len && o->why == ENT_WHY_NONE)
 		recover_idem(n, t, &ec, o);
 }
@@ -3565,7 +3583,7 @@ static int
 orphan_rerun(struct node *n, struct store_txn *t, const struct entry *ce)
 {
 	uint64_t tail, call, total = 0;
-	struct chunk *in = NULL, **int_ = &in;
+	struct prop *in = NULL, **int_ = &in;
 	int eof = 0;
 	store_tail(n->st, &tail, NULL, NULL);
 	if (tail > ce->index + RERUN_SCAN_MAX)
@@ -3587,40 +3605,37 @@ orphan_rerun(struct node *n, struct store_txn *t, const struct entry *ce)
 		}
 		if ((total += rl) > RERUN_INPUT_MAX)
 			break;
-		struct chunk *k = calloc(1, sizeof *k);
 		struct prop *p = calloc(1, sizeof *p);
-		if (!k || !p || !(p->buf = malloc(e.len)))
+		if (!p || !(p->buf = malloc(e.len)))
 			fatalx("out of memory");
 		memcpy(p->buf, e.payload, e.len);
 		p->e = e;
 		p->e.payload = p->buf;
-		k->p = p;
-		*int_ = k;
-		int_ = &k->next;
+		*int_ = p;
+		int_ = &p->next;
 	}
 	struct call *c = eof ? call_shadow(n, ce) : NULL;
 	if (c && c->placeholder) {
 		call_free(c);
 		c = NULL;
 	}
-	if (!c) {
-		while (in) {
-			struct chunk *k = in;
-			in = k->next;
-			prop_free(k->p);
-			free(k);
+	while (in) {
+		struct prop *p = in;
+		in = p->next;
+		p->next = NULL;
+		if (!c) {
+			prop_free(p);
+			continue;
 		}
-		return 0;
+		call_window_add(c, p->e.len - 8);
+		call_queue_input(c, p);
 	}
+	if (!c)
+		return 0;
 	log_info("call %" PRIu64 " (%s) was cut short by the last stop; it runs again from the log",
 	    c->index, c->svc->name);
 	c->rerun = 1;
 	c->input_whole = 1;
-	for (struct chunk *k = in; k; k = k->next)
-		call_window_add(c, k->p->e.len - 8);
-	*c->inqt = in;
-	if (in)
-		c->inqt = int_;
 	c->eof_applied = 1;
 	call_start(c); /* (which passes the input on, then the EOF) */
 	return 1;
@@ -3773,7 +3788,6 @@ prop_fail(struct node *n, struct prop *p, const char *why)
 	prop_free(p);
 }
 
-/* A member's run of a call the leader started: from its CALL entry. */
 static int
 u64_cmp(const void *a, const void *b)
 {
@@ -3781,6 +3795,7 @@ u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A member's run of a call the leader started: from its CALL entry. */
 static struct call *
 call_shadow(struct node *n, const struct entry *e)
 {
@@ -3965,13 +3980,7 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		if (c->idkey)
 			idem_put(n, c->ikey, c->time_ms, o);
 		commit_del(n->cm, DB_OPEN, k, 8);
-		record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
-		if (o->nwrites && o->why == ENT_WHY_NONE) {
-			if (n->kvc)
-				kv_apply(n, c->svc->sid, c->index, 1, o);
-			else
-				apply_writes(n, c->svc->sid, o);
-		}
+		outcome_record(n, c->svc->sid, c->time_ms, c->reqid, c->ver->n, o, n->kvc != NULL);
 		call_free(c);
 		return;
 	}
@@ -4112,7 +4121,6 @@ persist_job(void *arg)
 static void
 batch_ended(struct node *n, const struct raft_ready *rd)
 {
-	n->nbend = 0;
 	if (rd->ncommitted < BATCH_ENDED_MIN || n->cfg->guard)
 		return;
 	if (rd->ncommitted > n->cbend) {
@@ -4142,7 +4150,7 @@ cluster_finish(struct node *n)
 	batch_ended(n, rd);
 	for (size_t i = 0; i < rd->ncommitted; i++)
 		cluster_apply(n, &rd->committed[i]);
-	n->nbend = 0;
+	n->nbend = 0; /* (call_shadow looks only within the batch) */
 	if (rd->ncommitted) {
 		uint8_t a[8];
 		be64_put(a, applied_mark(n, n->applied));
