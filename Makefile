@@ -21,9 +21,9 @@ LIBEXECDIR = $(PREFIX)/libexec/babl
 MANDIR   = $(PREFIX)/share/man
 
 NNG_LIBS := $(shell pkg-config --libs nng 2>/dev/null || echo -lnng)
-DEP_CFLAGS := $(shell pkg-config --cflags libsodium lmdb libseccomp lua5.4 2>/dev/null)
+DEP_CFLAGS := $(shell pkg-config --cflags libsodium lmdb libseccomp lua5.4 libcrypto 2>/dev/null)
 DEP_LIBS := $(NNG_LIBS) $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium) -lpthread
-MESHD_LIBS := $(shell pkg-config --libs lmdb libseccomp lua5.4 2>/dev/null || echo -llmdb -lseccomp -llua5.4) $(DEP_LIBS)
+MESHD_LIBS := $(shell pkg-config --libs lmdb libseccomp lua5.4 libcrypto 2>/dev/null || echo -llmdb -lseccomp -llua5.4 -lcrypto) $(DEP_LIBS)
 
 ALL_CFLAGS = $(CPPFLAGS) $(DEP_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP \
 	-DBABL_LIBEXECDIR='"$(LIBEXECDIR)"'

@@ -4,6 +4,7 @@
 
 #include "entry.h"
 #include "err.h"
+#include "hash.h"
 
 const char *
 entry_type_name(uint8_t type)
@@ -28,13 +29,13 @@ put_fields(const struct entry *e, uint8_t h[56])
 void
 entry_seal(struct entry *e, const struct iovec *iov, int niov, uint8_t hdr[ENTRY_HDR])
 {
-	crypto_generichash_state st;
+	struct hash_state st;
 	put_fields(e, hdr);
-	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, hdr, 56);
+	hash_init(&st);
+	hash_update(&st, hdr, 56);
 	for (int i = 0; i < niov; i++)
-		crypto_generichash_update(&st, iov[i].iov_base, iov[i].iov_len);
-	crypto_generichash_final(&st, e->hash, 32);
+		hash_update(&st, iov[i].iov_base, iov[i].iov_len);
+	hash_final(&st, e->hash);
 	memcpy(hdr + 56, e->hash, 32);
 }
 
@@ -43,7 +44,7 @@ entry_open(const void *p, size_t n, struct entry *e)
 {
 	const uint8_t *h = p;
 	uint8_t sum[32];
-	if (n < ENTRY_HDR || h[0] != ENTRY_FORMAT || h[1] == 0 || h[1] > ENT_MAX ||
+	if (n < ENTRY_HDR || (h[0] != ENTRY_FORMAT && h[0] != ENTRY_FORMAT_B2) || h[1] == 0 || h[1] > ENT_MAX ||
 	    h[2] || h[3] || be32_get(h + 4) != n - ENTRY_HDR)
 		return BABL_EPROTO;
 	e->type = h[1];
@@ -53,11 +54,19 @@ entry_open(const void *p, size_t n, struct entry *e)
 	memcpy(e->prev, h + 24, 32);
 	memcpy(e->hash, h + 56, 32);
 	e->payload = h + ENTRY_HDR;
-	crypto_generichash_state st;
-	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, h, 56);
-	crypto_generichash_update(&st, e->payload, e->len);
-	crypto_generichash_final(&st, sum, 32);
+	if (h[0] == ENTRY_FORMAT) {
+		struct hash_state st;
+		hash_init(&st);
+		hash_update(&st, h, 56);
+		hash_update(&st, e->payload, e->len);
+		hash_final(&st, sum);
+	} else {
+		crypto_generichash_state st;
+		crypto_generichash_init(&st, NULL, 0, 32);
+		crypto_generichash_update(&st, h, 56);
+		crypto_generichash_update(&st, e->payload, e->len);
+		crypto_generichash_final(&st, sum, 32);
+	}
 	return sodium_memcmp(sum, e->hash, 32) == 0 ? 0 : BABL_ECORRUPT;
 }
 

@@ -1,5 +1,6 @@
 /* guard.c - run digests, signed digest batches, the guard's table; see guard.h. */
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +46,9 @@ void
 gd_run_init(struct gd_run *r)
 {
 	memset(r, 0, sizeof *r);
-	crypto_generichash_init(&r->seg, NULL, 0, 32);
-	crypto_generichash_init(&r->out, NULL, 0, 32);
-	crypto_generichash_init(&r->err, NULL, 0, 32);
+	hash_init(&r->seg);
+	hash_init(&r->out);
+	hash_init(&r->err);
 }
 
 /* The open segment is complete: its hash joins the stdout hash. */
@@ -55,11 +56,11 @@ static void
 seg_close(struct gd_run *r)
 {
 	uint8_t h[32];
-	crypto_generichash_final(&r->seg, h, 32);
+	hash_final(&r->seg, h);
 	r->seg_tag[r->cur] = (uint16_t)(h[0] << 8 | h[1]);
-	crypto_generichash_update(&r->out, h, 32);
+	hash_update(&r->out, h, 32);
 	if (++r->cur < GD_SEGS)
-		crypto_generichash_init(&r->seg, NULL, 0, 32);
+		hash_init(&r->seg);
 }
 
 void
@@ -67,14 +68,14 @@ gd_run_update(struct gd_run *r, int stream, const void *p, size_t n)
 {
 	const uint8_t *b = p;
 	if (stream == 2) {
-		crypto_generichash_update(&r->err, b, n);
+		hash_update(&r->err, b, n);
 		r->err_len += n;
 		return;
 	}
 	while (n) {
 		uint64_t room = gd_seg_end(r->cur) - r->out_len;
 		size_t k = room < n ? (size_t)room : n;
-		crypto_generichash_update(&r->seg, b, k);
+		hash_update(&r->seg, b, k);
 		r->out_len += k;
 		b += k;
 		n -= k;
@@ -88,28 +89,28 @@ gd_run_final(struct gd_run *r, uint8_t kind, int32_t code, const void *writes, s
     struct gd_sum *s)
 {
 	uint8_t ho[32], he[32], hw[32], len[8], ex[5];
-	crypto_generichash_state st;
+	struct hash_state st;
 	if (r->cur < GD_SEGS && r->out_len > gd_seg_start(r->cur))
 		seg_close(r);
 	be64_put(len, r->out_len);
-	crypto_generichash_update(&r->out, len, 8);
-	crypto_generichash_final(&r->out, ho, 32);
-	crypto_generichash_final(&r->err, he, 32);
+	hash_update(&r->out, len, 8);
+	hash_final(&r->out, ho);
+	hash_final(&r->err, he);
 	memset(s, 0, sizeof *s);
 	if (wl) {
-		crypto_generichash(hw, 32, writes, wl, NULL, 0);
+		hash_once(hw, writes, wl);
 		s->kv_tag = tag32(hw);
 	}
 	ex[0] = kind;
 	be32_put(ex + 1, (uint32_t)code);
-	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, (const uint8_t *)GD_TAG, sizeof GD_TAG - 1);
-	crypto_generichash_update(&st, ho, 32);
-	crypto_generichash_update(&st, he, 32);
-	crypto_generichash_update(&st, ex, 5);
+	hash_init(&st);
+	hash_update(&st, (const uint8_t *)GD_TAG, sizeof GD_TAG - 1);
+	hash_update(&st, ho, 32);
+	hash_update(&st, he, 32);
+	hash_update(&st, ex, 5);
 	if (wl)
-		crypto_generichash_update(&st, hw, 32);
-	crypto_generichash_final(&st, s->digest, 32);
+		hash_update(&st, hw, 32);
+	hash_final(&st, s->digest);
 	s->out_len = r->out_len;
 	s->err_len = r->err_len;
 	s->out_tag = tag32(ho);

@@ -2,15 +2,15 @@
  * guard.h - outcome digests, the signed batches that carry them in the log,
  * and the comparison a guard makes.  Pure logic: no I/O, no clock.
  *
- * A run's digest is BLAKE2b-256 over a domain tag, the hash of its stdout,
- * the BLAKE2b-256 of its stderr, its exit (kind, code) and, for a Lua call
- * that succeeded, the BLAKE2b-256 of its key-value writes as the OUTCOME
+ * A run's digest is a hash (SHA-256, hash.h) over a domain tag, the hash of
+ * its stdout, the hash of its stderr, its exit (kind, code) and, for a Lua
+ * call that succeeded, the hash of its key-value writes as the OUTCOME
  * carries them.  Every node that runs a call computes one (gd_run_*).
  *
  * Stdout is hashed in segments of growing size, [0,1), [1,4), [4,16),
  * [16,64), ... (each four times the one before; the last, from 16 MiB,
- * open-ended): each segment's BLAKE2b-256, and the stdout hash is the
- * BLAKE2b-256 of those of the segments that hold bytes, then the length
+ * open-ended): each segment's hash, and the stdout hash is the hash of
+ * those of the segments that hold bytes, then the length
  * (u64).  Every byte is hashed once, as a single hash would, and two runs'
  * segment hashes show where their outputs first part.
  *
@@ -45,9 +45,10 @@
 #ifndef MESHD_GUARD_H
 #define MESHD_GUARD_H
 
-#include <sodium.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "hash.h"
 
 struct wbuf;
 
@@ -74,7 +75,7 @@ struct gd_sum {
 };
 
 struct gd_run {
-	crypto_generichash_state seg, out, err; /* the open segment; stdout; stderr */
+	struct hash_state seg, out, err;       /* the open segment; stdout; stderr */
 	uint64_t out_len, err_len;
 	unsigned cur;                           /* the open segment's number */
 	uint16_t seg_tag[GD_SEGS];

@@ -1,5 +1,5 @@
-// fuzz-sources: meshd/entry.c
-// fuzz-libs: -lsodium
+// fuzz-sources: meshd/entry.c meshd/hash.c
+// fuzz-libs: -lsodium -lcrypto
 /*
  * fuzz_entry.c - libFuzzer harness for the log entry codec.
  *
@@ -128,11 +128,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(p, data, size);
 	try_entry(p, size);
 	if (size >= ENTRY_HDR) {
-		crypto_generichash_state st;
-		crypto_generichash_init(&st, NULL, 0, 32);
-		crypto_generichash_update(&st, p, 56);
-		crypto_generichash_update(&st, p + ENTRY_HDR, size - ENTRY_HDR);
-		crypto_generichash_final(&st, p + 56, 32);
+		if (p[0] == ENTRY_FORMAT_B2) {
+			crypto_generichash_state st;
+			crypto_generichash_init(&st, NULL, 0, 32);
+			crypto_generichash_update(&st, p, 56);
+			crypto_generichash_update(&st, p + ENTRY_HDR, size - ENTRY_HDR);
+			crypto_generichash_final(&st, p + 56, 32);
+		} else {
+			crypto_hash_sha256_state st;
+			crypto_hash_sha256_init(&st);
+			crypto_hash_sha256_update(&st, p, 56);
+			crypto_hash_sha256_update(&st, p + ENTRY_HDR, size - ENTRY_HDR);
+			crypto_hash_sha256_final(&st, p + 56);
+		}
 		try_entry(p, size);
 	}
 	free(p);

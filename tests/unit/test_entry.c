@@ -17,6 +17,7 @@
 
 #include "entry.h"
 #include "err.h"
+#include "hash.h"
 #include "wire.h"
 
 #include "t.h"
@@ -320,6 +321,17 @@ case_rt_noop(void)
 	free(buf);
 }
 
+/* SHA-256 of an entry's first 56 header bytes and its payload (libsodium). */
+static void
+sha256_of(const uint8_t *hdr, const uint8_t *payload, size_t n, uint8_t out[32])
+{
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, hdr, 56);
+	crypto_hash_sha256_update(&st, payload, n);
+	crypto_hash_sha256_final(&st, out);
+}
+
 /* The header layout and the checksum, computed independently here. */
 static void
 case_header_layout(void)
@@ -337,12 +349,56 @@ case_header_layout(void)
 	T_EQ_INT(be64_get(buf + 16), 0x1112131415161718ull);
 	T_EQ_MEM(buf + 24, s.prev, 32);
 	T_EQ_MEM(buf + 56, s.hash, 32);
+	sha256_of(buf, bin, sizeof bin, sum);
+	T_EQ_MEM(sum, s.hash, 32);
+	free(buf);
+}
+
+/*
+ * hash.h is SHA-256: its hash of inputs of every length around the block
+ * size, given whole or in pieces, is libsodium's (an independent one).
+ */
+static void
+case_hash_is_sha256(void)
+{
+	uint8_t p[300], a[32], b[32];
+	fill(p, sizeof p, 5);
+	for (size_t n = 0; n <= sizeof p; n++) {
+		crypto_hash_sha256(a, p, n);
+		hash_once(b, p, n);
+		T_EQ_MEM(a, b, 32);
+		struct hash_state st;
+		hash_init(&st);
+		for (size_t i = 0; i < n; i += 1 + i % 70)
+			hash_update(&st, p + i, (1 + i % 70) < n - i ? 1 + i % 70 : n - i);
+		hash_final(&st, b);
+		T_EQ_MEM(a, b, 32);
+	}
+}
+
+/*
+ * An entry of format 1, written before SHA-256, opens when its BLAKE2b-256
+ * holds and is corrupt when it does not (a SHA-256 there does not pass).
+ */
+static void
+case_format1_still_read(void)
+{
+	struct entry s, e;
+	uint8_t *buf = seal_whole(ENT_INPUT, 2, 9, bin, sizeof bin, &s);
+	size_t n = ENTRY_HDR + s.len;
+	buf[0] = ENTRY_FORMAT_B2;
+	sha256_of(buf, bin, sizeof bin, buf + 56);
+	T_EQ_INT(entry_open(buf, n, &e), BABL_ECORRUPT);
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, NULL, 0, 32);
 	crypto_generichash_update(&st, buf, 56);
 	crypto_generichash_update(&st, bin, sizeof bin);
-	crypto_generichash_final(&st, sum, 32);
-	T_EQ_MEM(sum, s.hash, 32);
+	crypto_generichash_final(&st, buf + 56, 32);
+	T_EQ_INT(entry_open(buf, n, &e), 0);
+	T_EQ_INT(e.index, 9);
+	T_EQ_MEM(e.payload, bin, sizeof bin);
+	buf[ENTRY_HDR] ^= 1;
+	T_EQ_INT(entry_open(buf, n, &e), BABL_ECORRUPT);
 	free(buf);
 }
 
@@ -469,11 +525,7 @@ bad_field(const uint8_t *good, size_t n, size_t at, uint8_t val, size_t len_over
 		be32_put(q + 4, (uint32_t)len_override);
 	else
 		q[at] = val;
-	crypto_generichash_state st;
-	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, q, 56);
-	crypto_generichash_update(&st, q + ENTRY_HDR, n - ENTRY_HDR);
-	crypto_generichash_final(&st, q + 56, 32);
+	sha256_of(q, q + ENTRY_HDR, n - ENTRY_HDR, q + 56);
 	int rc = entry_open(q, n, &e);
 	free(q);
 	if (rc != BABL_EPROTO)
@@ -743,6 +795,8 @@ static const struct t_case cases[] = {
 	{"rt_outcome", case_rt_outcome},
 	{"rt_noop", case_rt_noop},
 	{"header_layout", case_header_layout},
+	{"hash_is_sha256", case_hash_is_sha256},
+	{"format1_still_read", case_format1_still_read},
 	{"iovec_split", case_iovec_split},
 	{"hash_covers_fields", case_hash_covers_fields},
 	{"flip_every_byte", case_flip_every_byte},
