@@ -30,9 +30,10 @@ static struct ent_call call;
 static struct ent_deploy dep;
 static struct ent_outcome out;
 
-/* Seal the payload in b with e's header fields; it must reopen as e did. */
+/* Seal the payload in b with e's header fields; it must reopen as e did
+ * (with e's hash, when e was of the format entry_seal writes). */
 static void
-reseal(const struct entry *e, const struct wbuf *b)
+reseal(const struct entry *e, const struct wbuf *b, uint8_t format)
 {
 	struct entry s = *e;
 	uint8_t hdr[ENTRY_HDR];
@@ -40,7 +41,7 @@ reseal(const struct entry *e, const struct wbuf *b)
 	if (b->len != e->len || (b->len && memcmp(b->p, e->payload, b->len) != 0))
 		abort();
 	entry_seal(&s, &iov, 1, hdr);
-	if (memcmp(s.hash, e->hash, 32) != 0)
+	if (format == ENTRY_FORMAT && memcmp(s.hash, e->hash, 32) != 0)
 		abort();
 	uint8_t *q = malloc(ENTRY_HDR + b->len);
 	if (!q)
@@ -87,19 +88,19 @@ try_entry(const uint8_t *p, size_t size)
 	if (d == 0) {
 		if (ent_enc_deploy(&b, dep.time_ms, &dep.d) != 0)
 			abort();
-		reseal(&e, &b);
+		reseal(&e, &b, p[0]);
 	}
 	if (c == 0) {
 		wbuf_reset(&b);
 		if (ent_enc_call(&b, &call) != 0)
 			abort();
-		reseal(&e, &b);
+		reseal(&e, &b, p[0]);
 	}
 	if (o == 0) {
 		wbuf_reset(&b);
 		if (ent_enc_outcome(&b, &out) != 0)
 			abort();
-		reseal(&e, &b);
+		reseal(&e, &b, p[0]);
 	}
 	if (r == 0) {
 		if (rest != e.payload + 8 || rest_len != e.len - 8)
