@@ -1139,7 +1139,61 @@ l_gsub(lua_State *L)
 	return 2;
 }
 
-/* string.upper, lower, reverse: work in proportion to the subject. */
+/*
+ * s[0..n) into d with the ASCII letters from first to first+25 flipped to
+ * the other case, eight bytes at a time: in each byte whose top bit is
+ * clear, adding 0x80 - first sets the top bit when the byte is at least
+ * first, adding 0x80 - (first + 26) when it is past the range, and neither
+ * sum carries into the next byte.  Stock string.upper and lower call
+ * toupper() per byte; in the C locale (the worker's) that is the same map.
+ */
+static void
+flip_case(char *d, const char *s, size_t n, unsigned char first)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+	const uint64_t to_first = ones * (0x80u - first), past = ones * (0x80u - first - 26);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		uint64_t low7 = x & ~high;
+		uint64_t in = (low7 + to_first) & ~(low7 + past) & ~x & high;
+		x ^= in >> 2;
+		memcpy(d + i, &x, 8);
+	}
+	for (; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		d[i] = (char)((unsigned char)(ch - first) < 26 ? ch ^ 0x20 : ch);
+	}
+}
+
+/* string.upper and lower: work in proportion to the subject. */
+static int
+flip_case_fn(lua_State *L, unsigned char first)
+{
+	size_t l;
+	const char *s = luaL_checklstring(L, 1, &l);
+	charge(L, l / 64);
+	luaL_Buffer b;
+	char *d = luaL_buffinitsize(L, &b, l);
+	flip_case(d, s, l, first);
+	luaL_pushresultsize(&b, l);
+	return 1;
+}
+
+static int
+l_upper(lua_State *L)
+{
+	return flip_case_fn(L, 'a');
+}
+
+static int
+l_lower(lua_State *L)
+{
+	return flip_case_fn(L, 'A');
+}
+
+/* string.reverse: work in proportion to the subject. */
 static int
 l_strcopy(lua_State *L)
 {
@@ -2108,8 +2162,8 @@ setup(lua_State *L)
 	set_fn(L, 2, "gmatch", l_gmatch, 1);
 	set_fn(L, 2, "gsub", l_gsub, 1);
 	set_fn(L, 2, "pack", l_pack, 1);
-	set_fn(L, 2, "upper", l_strcopy, 1);
-	set_fn(L, 2, "lower", l_strcopy, 1);
+	set_fn(L, 2, "upper", l_upper, 0);
+	set_fn(L, 2, "lower", l_lower, 0);
 	set_fn(L, 2, "reverse", l_strcopy, 1);
 
 	/* The string metatable: methods from the library itself, and a

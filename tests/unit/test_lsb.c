@@ -15,6 +15,7 @@
  * current directory or to LSB_CONTRIB if set; tests/run starts the unit
  * tests from the top of the checkout.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,41 @@ case_write_types(void)
 	int st = run("function handle() babl.write('x') return 0 end", NULL);
 	write_fails = 0;
 	T_EQ_INT(st, LSB_EXIT_ERROR);
+}
+
+/*
+ * string.upper and lower (the sandbox's own, eight bytes at a time) map
+ * every byte as toupper and tolower do in the C locale, at every length.
+ */
+static void
+case_upper_lower(void)
+{
+	RUN_OK("function handle()\n"
+	       "  local t = {}\n"
+	       "  for i = 0, 255 do t[#t + 1] = string.char(i) end\n"
+	       "  local all = table.concat(t)\n"
+	       "  for k = 0, 20 do\n"
+	       "    local s = all:sub(k + 1) .. all:sub(1, k)\n"
+	       "    babl.write(s:upper(), s:lower(), s:sub(1, k):upper(), s:sub(1, k):lower())\n"
+	       "  end\n"
+	       "end", NULL);
+	char want[21 * 2 * (256 + 20)];
+	size_t n = 0;
+	for (int k = 0; k <= 20; k++) {
+		unsigned char r[256];
+		for (int i = 0; i < 256; i++)
+			r[i] = (unsigned char)((i + k) % 256);
+		for (int i = 0; i < 256; i++)
+			want[n++] = (char)toupper(r[i]);
+		for (int i = 0; i < 256; i++)
+			want[n++] = (char)tolower(r[i]);
+		for (int i = 0; i < k; i++)
+			want[n++] = (char)toupper(r[i]);
+		for (int i = 0; i < k; i++)
+			want[n++] = (char)tolower(r[i]);
+	}
+	T_EQ_INT(out.len, n);
+	T_EQ_MEM(out.p, want, n);
 }
 
 static void
@@ -1013,6 +1049,7 @@ static const struct t_case cases[] = {
 	{"streaming", case_streaming},
 	{"output_pause", case_output_pause},
 	{"write_types", case_write_types},
+	{"upper_lower", case_upper_lower},
 	{"status", case_status},
 	{"kv", case_kv},
 	{"absent", case_absent},
