@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -43,6 +44,7 @@ __asan_default_options(void)
 #define SANITIZED 0
 #endif
 #define FLUSH_AT (256u * 1024)
+#define WRITE_DIRECT (16u * 1024) /* writes this large skip the out buffer */
 
 struct wcall {
 	struct wcall *next;
@@ -67,19 +69,37 @@ die(const char *what)
 	exit(70);
 }
 
+/* Write out, then the n bytes at p (none when p is NULL), all of them. */
 static void
-flush_out(void)
+flush_out_and(const char *p, size_t n)
 {
-	size_t off = 0;
-	while (off < out.len) {
-		ssize_t w = write(1, out.p + off, out.len - off);
+	struct iovec v[2] = {{out.p, out.len}, {(void *)p, p ? n : 0}};
+	int i = 0;
+	while (i < 2) {
+		if (v[i].iov_len == 0) {
+			i++;
+			continue;
+		}
+		ssize_t w = writev(1, v + i, 2 - i);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			exit(0); /* meshd is gone */
-		off += (size_t)w;
+		size_t done = (size_t)w;
+		for (; i < 2 && done >= v[i].iov_len; i++)
+			done -= v[i].iov_len;
+		if (i < 2) {
+			v[i].iov_base = (char *)v[i].iov_base + done;
+			v[i].iov_len -= done;
+		}
 	}
 	out.len = 0;
+}
+
+static void
+flush_out(void)
+{
+	flush_out_and(NULL, 0);
 }
 
 static int
@@ -88,8 +108,15 @@ host_write(void *ud, int stream, const char *p, size_t n)
 	struct wcall *c = ud;
 	while (n) {
 		size_t k = n > WIRE_CHUNK ? WIRE_CHUNK : n;
-		if (wp_enc_ref(&out, WP_OUT, c->id, (uint8_t)stream, p, k))
+		if (k >= WRITE_DIRECT) {
+			/* (a large write goes from the script's string to the
+			 * pipe, not through out) */
+			if (wp_enc_ref_head(&out, WP_OUT, c->id, (uint8_t)stream, k))
+				return -1;
+			flush_out_and(p, k);
+		} else if (wp_enc_ref(&out, WP_OUT, c->id, (uint8_t)stream, p, k)) {
 			return -1;
+		}
 		p += k;
 		n -= k;
 		c->unacked += k;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -112,6 +113,38 @@ lw_flush(struct lw *w)
 		w->q.len -= w->qoff;
 		w->qoff = 0;
 	}
+	return 0;
+}
+
+int
+lw_queue_ref(struct lw *w, uint8_t type, uint64_t call, const void *p, size_t n)
+{
+	size_t head = w->q.len;
+	int rc = wp_enc_ref_head(&w->q, type, call, 0, n);
+	if (rc)
+		return rc;
+	size_t off = 0;
+	if (w->qoff == head && n >= LW_WRITE_DIRECT && !w->dead) {
+		/* Nothing else waits: the frame's head, then the bytes from p. */
+		struct iovec v[2] = {{w->q.p + head, w->q.len - head}, {(void *)p, n}};
+		ssize_t k;
+		do
+			k = writev(w->fd_to, v, 2);
+		while (k < 0 && errno == EINTR);
+		if (k < 0 && errno != EAGAIN)
+			w->dead = 1;
+		if (k > 0) {
+			size_t done = (size_t)k, hl = w->q.len - head;
+			if (done < hl) {
+				w->qoff += done; /* (the rest of the head stays queued) */
+			} else {
+				w->q.len = w->qoff = 0;
+				off = done - hl;
+			}
+		}
+	}
+	if (off < n && wb_raw(&w->q, (const uint8_t *)p + off, n - off))
+		return BABL_ENOMEM;
 	return 0;
 }
 

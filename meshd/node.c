@@ -1661,7 +1661,7 @@ lua_input(struct call *c)
 	while (c->inq && w && !w->dead && w->q.len - w->qoff < LW_QUEUE_HIGH) {
 		struct chunk *k = c->inq;
 		size_t len = k->p->e.len - 8 - k->off;
-		if (wp_enc_ref(&w->q, WP_INPUT, c->index, 0, k->p->buf + 8 + k->off, len))
+		if (lw_queue_ref(w, WP_INPUT, c->index, k->p->buf + 8 + k->off, len))
 			fatalx("out of memory");
 		c->in_written += len;
 		call_window_sub(c, len);

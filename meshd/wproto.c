@@ -72,12 +72,28 @@ int
 wp_enc_ref(struct wbuf *b, uint8_t type, uint64_t call, uint8_t stream,
     const void *p, size_t n)
 {
+	size_t s = b->len;
+	int rc = wp_enc_ref_head(b, type, call, stream, n);
+	if (!rc && (rc = wb_raw(b, p, n)))
+		b->len = s;
+	return rc;
+}
+
+int
+wp_enc_ref_head(struct wbuf *b, uint8_t type, uint64_t call, uint8_t stream, size_t n)
+{
 	int rc;
 	size_t s = wire_frame_begin(b, type, &rc);
 	if (!rc) rc = wb_u64(b, call);
 	if (!rc) rc = wb_u8(b, stream);
-	if (!rc) rc = wb_raw(b, p, n);
-	return wire_frame_end(b, s, rc);
+	if (!rc && b->len - s - WIRE_HDR + n > WIRE_MAX_BODY)
+		rc = BABL_ETOOBIG;
+	if (rc) {
+		b->len = s;
+		return rc;
+	}
+	be32_put(b->p + s, (uint32_t)(b->len - s - WIRE_HDR + n));
+	return 0;
 }
 
 int

@@ -81,6 +81,10 @@ int wp_dec_call(const struct wire_frame *f, struct wp_call *m);
 /* INPUT, EOF, KILL, OUT, ACK */
 int wp_enc_ref(struct wbuf *b, uint8_t type, uint64_t call, uint8_t stream,
     const void *p, size_t n);
+/* The frame wp_enc_ref would encode but for its n trailing bytes, which
+ * the caller writes right after it (to send them without copying). */
+int wp_enc_ref_head(struct wbuf *b, uint8_t type, uint64_t call, uint8_t stream,
+    size_t n);
 int wp_dec_ref(const struct wire_frame *f, struct wp_ref *m);
 int wp_enc_kv(struct wbuf *b, uint64_t call, int found, const void *v, size_t vl);
 int wp_dec_kv(const struct wire_frame *f, struct wp_kv *m);
