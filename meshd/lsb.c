@@ -405,8 +405,13 @@ sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	if (c->mem > c->peak)
 		c->peak = c->mem;
 	/* Building bytes is work the VM does not count (one OP_CONCAT can copy
-	 * megabytes): charge it, and let the next hook run enforce it. */
-	c->insns += grow / ALLOC_CHARGE;
+	 * megabytes): charge it, and let the next hook run enforce it.  Only
+	 * new strings and userdata are charged (Lua tags a new object's
+	 * request with its type): when a table's parts grow depends on where
+	 * its string keys collide, and so on the process's random string
+	 * hash seed, and a charge for it would differ between replicas. */
+	if (!ptr && (osize == LUA_TSTRING || osize == LUA_TUSERDATA))
+		c->insns += grow / ALLOC_CHARGE;
 	return p;
 }
 
