@@ -44,7 +44,6 @@ __asan_default_options(void)
 #define SANITIZED 0
 #endif
 #define FLUSH_AT (256u * 1024)
-#define WRITE_DIRECT (16u * 1024) /* writes this large skip the out buffer */
 
 struct wcall {
 	struct wcall *next;
@@ -75,23 +74,20 @@ flush_out_and(const char *p, size_t n)
 {
 	struct iovec v[2] = {{out.p, out.len}, {(void *)p, p ? n : 0}};
 	int i = 0;
-	while (i < 2) {
-		if (v[i].iov_len == 0) {
-			i++;
-			continue;
-		}
-		ssize_t w = writev(1, v + i, 2 - i);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			exit(0); /* meshd is gone */
-		size_t done = (size_t)w;
+	size_t done = 0;
+	for (;;) {
 		for (; i < 2 && done >= v[i].iov_len; i++)
 			done -= v[i].iov_len;
-		if (i < 2) {
-			v[i].iov_base = (char *)v[i].iov_base + done;
-			v[i].iov_len -= done;
-		}
+		if (i == 2)
+			break;
+		v[i].iov_base = (char *)v[i].iov_base + done;
+		v[i].iov_len -= done;
+		ssize_t w = writev(1, v + i, 2 - i);
+		if (w < 0 && errno == EINTR)
+			w = 0;
+		else if (w <= 0)
+			exit(0); /* meshd is gone */
+		done = (size_t)w;
 	}
 	out.len = 0;
 }
@@ -108,7 +104,7 @@ host_write(void *ud, int stream, const char *p, size_t n)
 	struct wcall *c = ud;
 	while (n) {
 		size_t k = n > WIRE_CHUNK ? WIRE_CHUNK : n;
-		if (k >= WRITE_DIRECT) {
+		if (k >= WP_WRITE_DIRECT) {
 			/* (a large write goes from the script's string to the
 			 * pipe, not through out) */
 			if (wp_enc_ref_head(&out, WP_OUT, c->id, (uint8_t)stream, k))

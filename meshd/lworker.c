@@ -124,7 +124,7 @@ lw_queue_ref(struct lw *w, uint8_t type, uint64_t call, const void *p, size_t n)
 	if (rc)
 		return rc;
 	size_t off = 0;
-	if (w->qoff == head && n >= LW_WRITE_DIRECT && !w->dead) {
+	if (w->qoff == head && n >= WP_WRITE_DIRECT && !w->dead) {
 		/* Nothing else waits: the frame's head, then the bytes from p. */
 		struct iovec v[2] = {{w->q.p + head, w->q.len - head}, {(void *)p, n}};
 		ssize_t k;

@@ -47,11 +47,10 @@ int lw_start(struct lw *w, struct sbx *sbx, const char *path,
 
 /*
  * Queue a wproto ref frame (INPUT, ...) of the n bytes at p.  When nothing
- * else is queued and n is at least LW_WRITE_DIRECT, the frame is written at
+ * else is queued and n is at least WP_WRITE_DIRECT, the frame is written at
  * once from p, and only what the pipe does not take is copied to the queue.
  * 0, or BABL_ENOMEM.
  */
-#define LW_WRITE_DIRECT (16u * 1024)
 int lw_queue_ref(struct lw *w, uint8_t type, uint64_t call, const void *p, size_t n);
 
 /* Write what is queued while the pipe takes it: 0, or BABL_ECLOSED. */

@@ -3457,16 +3457,6 @@ recover_idem(struct node *n, struct store_txn *t, const struct ent_call *ec,
 }
 
 /*
- * Bring the state up to the log's tail (entries persisted but not yet
- * applied when the node stopped), then end the calls that were running: a
- * call cut short by a restart is recorded as such, never resumed.
- */
-/*
- * The state an OUTCOME makes, from the log alone (no run of the call
- * here): the call's record and its writes, found through its CALL entry.
- * idem: rebuild a missing --id record from the output recorded before it.
- */
-/*
  * The record and the writes an OUTCOME makes for a call not run here, from
  * what its CALL says (writes through the kv cache when cache).
  */
@@ -3483,6 +3473,11 @@ outcome_record(struct node *n, const uint8_t sid[32], uint64_t time_ms, const ui
 	}
 }
 
+/*
+ * The state an OUTCOME makes, from the log alone (no run of the call
+ * here): the call's record and its writes, found through its CALL entry.
+ * idem: rebuild a missing --id record from the output recorded before it.
+ */
 static void
 outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *o, int idem)
 {
@@ -3503,6 +3498,11 @@ outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *
 		recover_idem(n, t, &ec, o);
 }
 
+/*
+ * Bring the state up to the log's tail (entries persisted but not yet
+ * applied when the node stopped), then end the calls that were running: a
+ * call cut short by a restart is recorded as such, never resumed.
+ */
 static int
 recover(struct node *n, uint64_t limit)
 {
@@ -3583,7 +3583,7 @@ static int
 orphan_rerun(struct node *n, struct store_txn *t, const struct entry *ce)
 {
 	uint64_t tail, call, total = 0;
-	struct prop *in = NULL, **int_ = &in;
+	struct prop *in = NULL, **inq_end = &in;
 	int eof = 0;
 	store_tail(n->st, &tail, NULL, NULL);
 	if (tail > ce->index + RERUN_SCAN_MAX)
@@ -3611,8 +3611,8 @@ orphan_rerun(struct node *n, struct store_txn *t, const struct entry *ce)
 		memcpy(p->buf, e.payload, e.len);
 		p->e = e;
 		p->e.payload = p->buf;
-		*int_ = p;
-		int_ = &p->next;
+		*inq_end = p;
+		inq_end = &p->next;
 	}
 	struct call *c = eof ? call_shadow(n, ce) : NULL;
 	if (c && c->placeholder) {
@@ -3929,6 +3929,7 @@ idem_record(struct node *n, const struct ent_outcome *o)
 {
 	uint8_t ikey[32];
 	uint64_t t;
+	/* (the outcome first: call_ikey may read the CALL from the store) */
 	if (o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL) && call_ikey(n, o->call, ikey, &t))
 		idem_put(n, ikey, t, o);
 }

@@ -34,6 +34,9 @@ enum wp_type {
  * meshd has not acknowledged (ACK) pauses in its worker; meshd acknowledges
  * in steps of at least half of it, so a small call needs no ACK at all. */
 #define WP_OUT_WINDOW (512u * 1024)
+/* INPUT and OUT chunks this large go from where they are to the pipe (a
+ * writev after their frame's head), not through a copy in a buffer. */
+#define WP_WRITE_DIRECT (16u * 1024)
 #define WP_MAX_WRITES_BYTES (256u * 1024) /* a call's kv writes, in all */
 #define WP_MAX_KEY 1024
 #define WP_MAX_KEYS 10000
