@@ -12,7 +12,8 @@
 /* At most this much payload goes into one transaction, to bound the dirty
  * pages LMDB holds in memory. */
 #define BATCH_BYTES (8u << 20)
-/* How long state writes wait for a proposal to share a transaction with. */
+/* How long state writes and lazy proposals wait for a proposal to share a
+ * transaction with. */
 #define OPS_DELAY_NS (10 * 1000 * 1000)
 
 struct committer {
@@ -27,6 +28,7 @@ struct committer {
 	int stopping;
 	int failed;          /* sticky: once a commit fails, nothing more is written */
 	struct prop *q, **qt; /* queued proposals */
+	size_t eager;         /* how many of them are not lazy */
 	struct kvop *ops, **opt;
 	struct kvop *lops, **lopt; /* the caller's, not yet handed over (no lock) */
 	size_t backlog;
@@ -101,10 +103,11 @@ commit_main(void *arg)
 		}
 		/*
 		 * State writes alone do not need a sync of their own: the log
-		 * can rebuild them.  They wait a little for proposals to ride
-		 * along with, unless someone waits for them (commit_sync).
+		 * can rebuild them.  They, and lazy proposals, wait a little
+		 * for a proposal to ride along with, unless someone waits for
+		 * them (commit_sync).
 		 */
-		if (!c->q && !c->stopping && !c->syncers && !c->job) {
+		if (!c->eager && !c->stopping && !c->syncers && !c->job) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += OPS_DELAY_NS;
@@ -112,7 +115,7 @@ commit_main(void *arg)
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000;
 			}
-			while (!c->q && !c->stopping && !c->syncers && !c->job &&
+			while (!c->eager && !c->stopping && !c->syncers && !c->job &&
 			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
 				;
 		}
@@ -125,6 +128,7 @@ commit_main(void *arg)
 			bytes += p->e.len;
 			last = p;
 			n++;
+			c->eager -= !p->lazy;
 		}
 		if (last) {
 			c->q = last->next;
@@ -281,16 +285,18 @@ commit_submit_list(struct committer *c, struct prop *head)
 	if (!head)
 		return;
 	commit_flush(c);
-	size_t bytes = 0;
+	size_t bytes = 0, eager = 0;
 	struct prop *last = head;
 	for (struct prop *p = head; p; p = p->next) {
 		bytes += p->e.len;
+		eager += !p->lazy;
 		last = p;
 	}
 	pthread_mutex_lock(&c->mu);
 	*c->qt = head;
 	c->qt = &last->next;
 	c->backlog += bytes;
+	c->eager += eager;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -299,13 +305,7 @@ void
 commit_submit(struct committer *c, struct prop *p)
 {
 	p->next = NULL;
-	commit_flush(c);
-	pthread_mutex_lock(&c->mu);
-	*c->qt = p;
-	c->qt = &p->next;
-	c->backlog += p->e.len;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
+	commit_submit_list(c, p);
 }
 
 struct prop *

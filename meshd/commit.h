@@ -27,6 +27,8 @@ struct prop {
 	uint8_t *buf;       /* payload, malloc'd; buf[0..e.len) */
 	void *owner;        /* whoever waits on it (a call, a session) */
 	uint64_t cookie;
+	int lazy;           /* nobody waits on its durability: it may wait
+	                       for a proposal that is waited on (below) */
 };
 
 struct kvop {
@@ -55,8 +57,12 @@ int commit_put(struct committer *c, int db, const void *k, size_t kl,
 int commit_del(struct committer *c, int db, const void *k, size_t kl);
 void commit_flush(struct committer *c);
 
-/* Queue a proposal, or a list of them linked by next, in order
- * (ownership passes to the committer). */
+/*
+ * Queue a proposal, or a list of them linked by next, in order (ownership
+ * passes to the committer).  Lazy proposals, like state writes, wait a
+ * little for one that is not lazy to share its transaction, unless someone
+ * waits in commit_sync.
+ */
 void commit_submit(struct committer *c, struct prop *p);
 void commit_submit_list(struct committer *c, struct prop *head);
 

@@ -492,7 +492,7 @@ text_add(struct text *t, const char *fmt, ...)
 /* ---- proposals ---- */
 
 /* Give a proposal the next index and hand it to the commit thread. */
-static void
+static struct prop *
 propose(struct node *n, uint8_t type, uint8_t *buf, size_t len, void *owner)
 {
 	struct prop *p = calloc(1, sizeof *p);
@@ -509,6 +509,7 @@ propose(struct node *n, uint8_t type, uint8_t *buf, size_t len, void *owner)
 	p->next = NULL;
 	*n->propst = p;
 	n->propst = &p->next;
+	return p;
 }
 
 /* Hand this turn's proposals to the commit thread. */
@@ -526,14 +527,14 @@ propose_flush(struct node *n)
 	n->propst = &n->props;
 }
 
-static void
+static struct prop *
 propose_wbuf(struct node *n, uint8_t type, struct wbuf *b, void *owner)
 {
 	uint8_t *p = b->p;
 	size_t len = b->len;
 	b->p = NULL;
 	b->len = b->cap = 0;
-	propose(n, type, p, len, owner);
+	return propose(n, type, p, len, owner);
 }
 
 /* An EOF or CANCEL of call c (replicated, its index is filled in when
@@ -1423,9 +1424,13 @@ call_maybe_finish(struct call *c)
 		return;
 	}
 	c->outcome_sent = 1;
-	propose_wbuf(c->n, ENT_OUTCOME, &b, c);
+	struct prop *p = propose_wbuf(c->n, ENT_OUTCOME, &b, c);
 	if (early_exit_ok(c, &o)) {
+		/* Nobody waits for this OUTCOME: it goes in the transaction
+		 * of the next proposal someone does wait for (the next call's,
+		 * often), not in one of its own. */
 		struct session *s = c->sess;
+		p->lazy = 1;
 		c->early = 1;
 		c->n->early_open++;
 		s->call = NULL;
