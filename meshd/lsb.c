@@ -145,9 +145,12 @@ struct lsb {
 	int first_limit; /* LSB_EXIT_INSNS or LSB_EXIT_MEMORY, whichever came first */
 
 	/* Input: bytes [in_off, in_len) of in are unread; scan is where the
-	 * search for the next newline resumes. */
-	char *in;
+	 * search for the next newline resumes.  in is buf (in_cap bytes), or
+	 * the host's bytes lent by lsb_feed_lend until lsb_feed_settle. */
+	const char *in;
+	char *buf;
 	size_t in_off, in_len, in_cap, scan;
+	int lent;
 	int eof;
 
 	int phase, wait, status;
@@ -1765,7 +1768,7 @@ lines_k(lua_State *L, int status, lua_KContext ctx)
 	c->wait = 0;
 	if (c->scan < c->in_off)
 		c->scan = c->in_off;
-	char *nl = c->scan < c->in_len ? memchr(c->in + c->scan, '\n', c->in_len - c->scan) : NULL;
+	const char *nl = c->scan < c->in_len ? memchr(c->in + c->scan, '\n', c->in_len - c->scan) : NULL;
 	if (nl) {
 		size_t n = (size_t)(nl - (c->in + c->in_off));
 		lua_pushlstring(L, c->in + c->in_off, n);
@@ -2545,13 +2548,12 @@ lsb_resume(struct lsb *c, int *status)
 	return st;
 }
 
-int
-lsb_feed(struct lsb *c, const void *p, size_t n)
+/* Add n bytes to the call's own input buffer. */
+static int
+in_append(struct lsb *c, const void *p, size_t n)
 {
-	if (c->eof || c->phase == PH_DONE || n == 0)
-		return 0;
 	if (c->in_off > 0 && c->in_len + n > c->in_cap) {
-		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		memmove(c->buf, c->buf + c->in_off, c->in_len - c->in_off);
 		c->in_len -= c->in_off;
 		c->scan -= c->in_off;
 		c->in_off = 0;
@@ -2560,15 +2562,55 @@ lsb_feed(struct lsb *c, const void *p, size_t n)
 		size_t cap = c->in_cap ? c->in_cap : 4096;
 		while (cap < c->in_len + n)
 			cap *= 2;
-		char *q = realloc(c->in, cap);
+		char *q = realloc(c->buf, cap);
 		if (!q)
 			return BABL_ENOMEM;
-		c->in = q;
+		c->buf = q;
 		c->in_cap = cap;
 	}
-	memcpy(c->in + c->in_len, p, n);
+	memcpy(c->buf + c->in_len, p, n);
+	c->in = c->buf;
 	c->in_len += n;
 	return 0;
+}
+
+int
+lsb_feed(struct lsb *c, const void *p, size_t n)
+{
+	int rc = lsb_feed_settle(c);
+	if (rc || c->eof || c->phase == PH_DONE || n == 0)
+		return rc;
+	return in_append(c, p, n);
+}
+
+int
+lsb_feed_lend(struct lsb *c, const void *p, size_t n)
+{
+	if (c->lent || c->in_off < c->in_len || c->eof || c->phase == PH_DONE || n == 0)
+		return lsb_feed(c, p, n);
+	c->in = p;
+	c->in_off = c->scan = 0;
+	c->in_len = n;
+	c->lent = 1;
+	return 0;
+}
+
+int
+lsb_feed_settle(struct lsb *c)
+{
+	if (!c->lent)
+		return 0;
+	const char *p = c->in + c->in_off;
+	size_t n = c->in_len - c->in_off, scanned = c->scan - c->in_off;
+	c->lent = 0;
+	c->in = c->buf;
+	c->in_off = c->in_len = c->scan = 0;
+	if (n == 0)
+		return 0;
+	int rc = in_append(c, p, n);
+	if (rc == 0)
+		c->scan = scanned; /* (those bytes hold no newline) */
+	return rc;
 }
 
 void
@@ -2705,7 +2747,7 @@ lsb_free(struct lsb *c)
 	 * anyway: no finalizers, and the hook stops any code at once). */
 	c->L = NULL;
 	sb_close(c);
-	free(c->in);
+	free(c->buf);
 	free(c->kv_val);
 	free(c->kv_blob);
 	free(c->kv_lens);

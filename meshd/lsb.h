@@ -134,6 +134,16 @@ int lsb_resume(struct lsb *c, int *status);
 int lsb_feed(struct lsb *c, const void *p, size_t n);
 void lsb_feed_eof(struct lsb *c);
 
+/*
+ * The same without the copy when the call has no unread input: the script
+ * reads p in place, so p must stay as it is until lsb_feed_settle, which
+ * the host calls once lsb_resume returns and before p changes; it copies
+ * what the script has not read yet (0 or BABL_ENOMEM); lsb_feed settles
+ * first.
+ */
+int lsb_feed_lend(struct lsb *c, const void *p, size_t n);
+int lsb_feed_settle(struct lsb *c);
+
 /* LSB_WAIT_KV: the key wanted (borrowed until the reply). */
 void lsb_kv_request(struct lsb *c, const char **key, size_t *klen);
 /* The answer: found != 0 with the value, or not found. */

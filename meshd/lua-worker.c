@@ -285,6 +285,14 @@ resume(struct wcall *c)
 }
 
 static void
+input_overflow(struct wcall *c)
+{
+	const char *msg = "input buffer limit reached\n";
+	host_write(c, 2, msg, strlen(msg));
+	finish(c, LSB_EXIT_MEMORY);
+}
+
+static void
 handle(const struct wire_frame *f)
 {
 	struct wp_ref r;
@@ -314,16 +322,24 @@ handle(const struct wire_frame *f)
 			finish(c, 128 + SIGKILL);
 			return;
 		}
-		if (f->type == WP_INPUT) {
-			if (lsb_feed(c->l, r.bytes.p, r.bytes.len)) {
-				const char *msg = "input buffer limit reached\n";
-				host_write(c, 2, msg, strlen(msg));
-				finish(c, LSB_EXIT_MEMORY);
-				return;
+		if (f->type == WP_INPUT && c->state == LSB_WAIT_INPUT) {
+			/* The script reads the bytes where they are; what it
+			 * leaves is copied before the frame's space is reused. */
+			uint64_t id = c->id;
+			if (lsb_feed_lend(c->l, r.bytes.p, r.bytes.len) == 0) {
+				resume(c);
+				if (!(c = find(id)) || lsb_feed_settle(c->l) == 0)
+					return;
 			}
-		} else {
-			lsb_feed_eof(c->l);
+			input_overflow(c);
+			return;
 		}
+		if (f->type == WP_INPUT) {
+			if (lsb_feed(c->l, r.bytes.p, r.bytes.len))
+				input_overflow(c);
+			return;
+		}
+		lsb_feed_eof(c->l);
 		if (c->state == LSB_WAIT_INPUT)
 			resume(c);
 		return;
