@@ -285,14 +285,6 @@ resume(struct wcall *c)
 }
 
 static void
-input_overflow(struct wcall *c)
-{
-	const char *msg = "input buffer limit reached\n";
-	host_write(c, 2, msg, strlen(msg));
-	finish(c, LSB_EXIT_MEMORY);
-}
-
-static void
 handle(const struct wire_frame *f)
 {
 	struct wp_ref r;
@@ -322,21 +314,24 @@ handle(const struct wire_frame *f)
 			finish(c, 128 + SIGKILL);
 			return;
 		}
-		if (f->type == WP_INPUT && c->state == LSB_WAIT_INPUT) {
-			/* The script reads the bytes where they are; what it
-			 * leaves is copied before the frame's space is reused. */
-			uint64_t id = c->id;
-			if (lsb_feed_lend(c->l, r.bytes.p, r.bytes.len) == 0) {
-				resume(c);
-				if (!(c = find(id)) || lsb_feed_settle(c->l) == 0)
-					return;
-			}
-			input_overflow(c);
-			return;
-		}
 		if (f->type == WP_INPUT) {
-			if (lsb_feed(c->l, r.bytes.p, r.bytes.len))
-				input_overflow(c);
+			/* A call that waits for input reads the bytes where they
+			 * are; what it leaves is copied (settle) before the
+			 * frame's space is reused. */
+			int lend = c->state == LSB_WAIT_INPUT;
+			uint64_t id = c->id;
+			int rc = lend ? lsb_feed_lend(c->l, r.bytes.p, r.bytes.len)
+			              : lsb_feed(c->l, r.bytes.p, r.bytes.len);
+			if (rc == 0 && lend) {
+				resume(c);
+				c = find(id);
+				rc = c ? lsb_feed_settle(c->l) : 0;
+			}
+			if (rc) {
+				const char *msg = "input buffer limit reached\n";
+				host_write(c, 2, msg, strlen(msg));
+				finish(c, LSB_EXIT_MEMORY);
+			}
 			return;
 		}
 		lsb_feed_eof(c->l);

@@ -3913,13 +3913,20 @@ apply_output(struct node *n, const struct entry *e)
 	wbuf_free(&v);
 }
 
+/* Whether an --id call's OUTCOME is kept for retries: a whole run only. */
+static int
+idem_kept(const struct ent_outcome *o)
+{
+	return o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL);
+}
+
 /* Replicated, an --id call's record comes from the log on every member:
  * its output from the OUTPUT entries, read until the last (count ~0). */
 static void
 idem_put(struct node *n, const uint8_t ikey[32], uint64_t t, const struct ent_outcome *o)
 {
 	uint8_t rec[29];
-	if (o->why != ENT_WHY_NONE || (o->flags & ENT_OUT_PARTIAL))
+	if (!idem_kept(o))
 		return;
 	be64_put(rec, t);
 	rec[8] = o->kind;
@@ -3935,7 +3942,7 @@ idem_record(struct node *n, const struct ent_outcome *o)
 	uint8_t ikey[32];
 	uint64_t t;
 	/* (the outcome first: call_ikey may read the CALL from the store) */
-	if (o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL) && call_ikey(n, o->call, ikey, &t))
+	if (idem_kept(o) && call_ikey(n, o->call, ikey, &t))
 		idem_put(n, ikey, t, o);
 }
 
