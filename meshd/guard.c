@@ -303,24 +303,33 @@ gd_batch_seal(struct wbuf *out, uint64_t node, const uint8_t pk[32], const uint8
 }
 
 int
-gd_batch_open(const void *p, size_t len, uint64_t *node, const uint8_t **pk, uint32_t *n,
+gd_batch_read(const void *p, size_t len, uint64_t *node, const uint8_t **pk, uint32_t *n,
     const uint8_t **items)
 {
 	const uint8_t *b = p;
-	uint8_t h[64];
 	if (len < GD_BATCH_HDR + 64)
 		return BABL_EPROTO;
 	uint32_t cnt = be32_get(b + 40);
 	if (cnt > GD_BATCH_MAX || len != GD_BATCH_HDR + (size_t)cnt * GD_ITEM + 64 || !be64_get(b))
 		return BABL_EPROTO;
-	batch_sign_hash(b, len - 64, h);
-	if (crypto_sign_verify_detached(b + len - 64, h, sizeof h, b + 8))
-		return BABL_EPERM;
 	*node = be64_get(b);
 	*pk = b + 8;
 	*n = cnt;
 	*items = b + GD_BATCH_HDR;
 	return 0;
+}
+
+int
+gd_batch_open(const void *p, size_t len, uint64_t *node, const uint8_t **pk, uint32_t *n,
+    const uint8_t **items)
+{
+	const uint8_t *b = p;
+	uint8_t h[64];
+	int rc = gd_batch_read(p, len, node, pk, n, items);
+	if (rc)
+		return rc;
+	batch_sign_hash(b, len - 64, h);
+	return crypto_sign_verify_detached(b + len - 64, h, sizeof h, b + 8) ? BABL_EPERM : 0;
 }
 
 int

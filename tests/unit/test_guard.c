@@ -304,13 +304,26 @@ case_batch_tampered(void)
 			T_FAIL("byte %zu flipped: %d", i, rc);
 		b.p[i] ^= 0x20;
 	}
-	/* Every truncation: a bad layout. */
-	for (size_t len = 0; len < b.len; len++)
+	/* Every truncation: a bad layout, for gd_batch_read too. */
+	for (size_t len = 0; len < b.len; len++) {
 		T_EQ_INT(gd_batch_open(b.p, len, &node, &gpk, &n, &items), BABL_EPROTO);
-	/* Another key in the header, signed by the first: refused. */
+		T_EQ_INT(gd_batch_read(b.p, len, &node, &gpk, &n, &items), BABL_EPROTO);
+	}
+	/* Another key in the header, signed by the first: refused.  Read
+	 * without the signature check, the same bytes give their fields. */
 	crypto_sign_keypair(pk2, sk2);
 	memcpy(b.p + 8, pk2, 32);
 	T_EQ_INT(gd_batch_open(b.p, b.len, &node, &gpk, &n, &items), BABL_EPERM);
+	node = n = 0;
+	T_EQ_INT(gd_batch_read(b.p, b.len, &node, &gpk, &n, &items), 0);
+	T_EQ_INT(node, 7);
+	T_EQ_INT(n, 2);
+	T_EQ_MEM(gpk, pk2, 32);
+	T_ASSERT(items == b.p + GD_BATCH_HDR);
+	/* A count that does not match the length: a bad layout either way. */
+	b.p[43] ^= 1;
+	T_EQ_INT(gd_batch_read(b.p, b.len, &node, &gpk, &n, &items), BABL_EPROTO);
+	T_EQ_INT(gd_batch_open(b.p, b.len, &node, &gpk, &n, &items), BABL_EPROTO);
 	wbuf_free(&b);
 }
 
