@@ -6,7 +6,10 @@
  * peer's listen URL (tcp:// or ipc://).  nng redials a lost or refused
  * connection on its own, waiting RTRANS_RECONN_MIN_MS at first and
  * doubling up to RTRANS_RECONN_MAX_MS, so a peer that starts late or
- * restarts gets its messages once it listens again.
+ * restarts gets its messages once it listens again: within that much of
+ * its start, which is why the ceiling is short (a restarted follower's
+ * catch-up waited for this redial, up to a second, before the leader sent
+ * it anything).  A dial of a node that is down costs a refused connection.
  *
  * Threads: the transport belongs to one thread (meshd's main thread),
  * which calls every rtrans_ function.  nng's callbacks only queue what
@@ -50,7 +53,7 @@
 
 #define RTRANS_MAX_PEERS RAFT_MAX_NODES
 #define RTRANS_RECONN_MIN_MS 50
-#define RTRANS_RECONN_MAX_MS 1000
+#define RTRANS_RECONN_MAX_MS 200
 
 struct raft_msg;
 
