@@ -4895,9 +4895,9 @@ apply_digest(struct node *n, const struct entry *e)
 	const uint8_t *pk, *items;
 	uint32_t cnt;
 	uint8_t k[18];
-	int (*open)(const void *, size_t, uint64_t *, const uint8_t **, uint32_t *,
+	int (*parse)(const void *, size_t, uint64_t *, const uint8_t **, uint32_t *,
 	    const uint8_t **) = n->cluster && !n->cfg->guard ? gd_batch_read : gd_batch_open;
-	if (open(e->payload, e->len, &node, &pk, &cnt, &items)) {
+	if (parse(e->payload, e->len, &node, &pk, &cnt, &items)) {
 		log_warnx("digest batch at %" PRIu64 ": bad layout or signature; ignored", e->index);
 		return;
 	}
