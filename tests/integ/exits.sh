@@ -132,8 +132,10 @@ timeout 30 babl -t 1 slow </dev/null >"$T/out" 2>"$T/err"
 RC=$?
 check_eq "babl -t 1 slow exits 75" 75 "$RC"
 check_stderr_contains "timed out"
-check "the timed-out call is recorded as cancelled" \
-	wait_until 10 bash -c "babl log slow | grep -q cancelled"
+# The node holds the call to the client's deadline too: whichever ends it
+# first, the client going away or the node's own limit, is what the log says.
+check "the timed-out call is recorded as cancelled or timed out" \
+	wait_until 10 bash -c "babl log slow | grep -Eq 'cancelled|timeout'"
 check "no service process is left after -t" wait_until 10 no_svc_procs
 
 # --- the input limit
@@ -157,7 +159,7 @@ bounded_wait "$bpid" 15
 check_eq "babl exits 130 after SIGINT" 130 "$?"
 exec {fw}>&-
 check "babl log slow shows the call cancelled" \
-	wait_until 10 bash -c "[ \$(babl log slow | grep -c cancelled) -ge 2 ]"
+	wait_until 10 bash -c "babl log slow | tail -1 | grep -q cancelled"
 check "no service process is left after Ctrl-C" wait_until 10 no_svc_procs
 [ -z "$(svc_procs)" ] || echo "    left: $(svc_procs | tr '\n' ' ')"
 
