@@ -65,12 +65,31 @@ $(B)/meshd: $(B)/obj/meshd/main.o $(B)/libmeshd.a $(B)/libbabl.a
 $(B)/meshd-lua: $(B)/obj/meshd/lua-worker.o $(B)/libmeshd.a $(B)/libbabl.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
 
-# The launcher stays small: libc only, no nng, no threads.  It is linked
-# statically where it can be (it runs once per call: no dynamic loading),
-# except in sanitizer builds.
-STATIC_LAUNCHER ?= $(if $(findstring sanitize,$(CFLAGS)),,$(if $(wildcard /usr/lib/x86_64-linux-gnu/libc.a /usr/lib/libc.a),-static))
+# The launcher stays small: libc only, no nng, no threads.  It runs once
+# per call, so its start-up counts: it is linked statically where it can be
+# (no dynamic loading), and against musl where musl-gcc is installed
+# (package musl-tools), because a static glibc program spends a few hundred
+# microseconds at start probing CPU caches with cpuid, which traps in a VM.
+# Sanitizer builds link it dynamically against glibc.  MUSL_CC= turns musl
+# off.  musl-gcc sees no kernel headers of its own: it gets links to the
+# system's linux/ and asm/ directories.
+SANITIZED := $(findstring sanitize,$(CFLAGS))
+STATIC_LAUNCHER ?= $(if $(SANITIZED),,$(if $(wildcard /usr/lib/x86_64-linux-gnu/libc.a /usr/lib/libc.a),-static))
+MUSL_CC ?= $(if $(SANITIZED),,$(shell command -v musl-gcc 2>/dev/null))
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+KERNEL_HDRS := $(and $(wildcard /usr/include/linux/mount.h),$(wildcard /usr/include/$(MULTIARCH)/asm/unistd.h))
+ifneq ($(and $(MUSL_CC),$(KERNEL_HDRS)),)
+$(B)/meshd-sandbox: meshd/sandbox-exec.c meshd/sbx.h
+	@mkdir -p $(B)/musl-inc
+	ln -sfn /usr/include/linux $(B)/musl-inc/linux
+	ln -sfn /usr/include/asm-generic $(B)/musl-inc/asm-generic
+	ln -sfn /usr/include/$(MULTIARCH)/asm $(B)/musl-inc/asm
+	$(MUSL_CC) -D_GNU_SOURCE -Imeshd -isystem $(B)/musl-inc $(WARN) $(CFLAGS) $(LDFLAGS) \
+		-static -o $@ meshd/sandbox-exec.c
+else
 $(B)/meshd-sandbox: $(B)/obj/meshd/sandbox-exec.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $(STATIC_LAUNCHER) -o $@ $^
+endif
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libmeshd.a $(B)/libbabl.a
 	@mkdir -p $(dir $@)
