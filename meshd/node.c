@@ -71,6 +71,7 @@
 #define LW_SEND_BEHIND 16             /* frames queued to a caller before its Lua call's output is no longer acknowledged */
 #define LW_READ_BEHIND 64             /* ... before its worker is not read at all (a call that cannot pause) */
 #define LW_SHARE 8                    /* calls with whole input one Lua worker may take at once */
+#define DIGEST_FLUSH_MS 50            /* a node signs and sends its run digests this often */
 
 struct node;
 struct call;
@@ -362,6 +363,9 @@ struct node {
 	struct gd_table *gd;
 	struct { uint64_t id; uint8_t pk[32]; } nkeys[NODE_MAX_PEERS];
 	int nnkeys;
+	/* Nodes whose batches carry another key: ignored since the last line. */
+	struct { uint64_t id, ignored, last_ms; } nkwarn[NODE_MAX_PEERS];
+	int nnkwarn;
 	int fresh;             /* started without replicated state, not bootstrapping */
 	/* meshd replay --check: the log is fed from the store, not from Raft. */
 	int checking;
@@ -4781,6 +4785,43 @@ nodekey_check(struct node *n, uint64_t id, const uint8_t pk[32])
 	return same;
 }
 
+/*
+ * A node whose batches carry another key (its data directory was replaced,
+ * say) sends one every DIGEST_FLUSH_MS: say so the first time and then at
+ * most once per NODEKEY_WARN_MS, with the count, not once per batch.
+ */
+#define NODEKEY_WARN_MS 60000
+static void
+nodekey_warn(struct node *n, uint64_t id, uint64_t index)
+{
+	int i;
+	for (i = 0; i < n->nnkwarn && n->nkwarn[i].id != id; i++)
+		;
+	if (i == n->nnkwarn) {
+		if (n->nnkwarn < NODE_MAX_PEERS)
+			n->nnkwarn++;
+		else
+			i = 0;
+		n->nkwarn[i].id = id;
+		n->nkwarn[i].ignored = 0;
+		n->nkwarn[i].last_ms = 0;
+		log_warnx("digest batch at %" PRIu64 " says it is node %" PRIu64 "'s but is signed "
+		    "with another key than the one the log first showed for that node (was its "
+		    "data directory replaced?); its batches are ignored", index, id);
+	} else {
+		n->nkwarn[i].ignored++;
+	}
+	uint64_t t = now_ms();
+	if (!n->nkwarn[i].last_ms) {
+		n->nkwarn[i].last_ms = t;
+	} else if (t - n->nkwarn[i].last_ms >= NODEKEY_WARN_MS) {
+		log_warnx("node %" PRIu64 ": %" PRIu64 " more digest batches signed with another key "
+		    "ignored, the last at %" PRIu64, id, n->nkwarn[i].ignored, index);
+		n->nkwarn[i].ignored = 0;
+		n->nkwarn[i].last_ms = t;
+	}
+}
+
 /* Reports go in the log, through the leader. */
 static void
 report_send(struct node *n, const struct gd_report *r)
@@ -4902,8 +4943,7 @@ apply_digest(struct node *n, const struct entry *e)
 		return;
 	}
 	if (!nodekey_check(n, node, pk)) {
-		log_warnx("digest batch at %" PRIu64 " says it is node %" PRIu64 "'s but is signed with "
-		    "another key than that node's; ignored", e->index, node);
+		nodekey_warn(n, node, e->index);
 		return;
 	}
 	for (uint32_t i = 0; i < cnt; i++) {
@@ -5639,7 +5679,7 @@ run_loop(struct node *n)
 		if (n->kvq)
 			kv_flush(n);
 		lua_housekeeping(n);
-		if (n->dg_n && now_ms() - n->dg_since >= 50)
+		if (n->dg_n && now_ms() - n->dg_since >= DIGEST_FLUSH_MS)
 			digest_flush(n);
 		if (n->checking) {
 			/* Nothing is proposed: a replay only reads. */
