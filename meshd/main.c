@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+
 #include "err.h"
 #include "logmsg.h"
 #include "node.h"
@@ -305,5 +307,13 @@ main(int argc, char **argv)
 	find_helper(luaw, sizeof luaw, "meshd-lua", "MESHD_LUA");
 	cfg.launcher = launcher;
 	cfg.lua_worker = luaw;
-	return node_run(&cfg);
+	int rc = node_run(&cfg);
+	/*
+	 * The node has closed its sockets; nng frees some of what they held
+	 * (pipes, a redial in flight) on its own threads.  Wait for that, so
+	 * that nothing is left half-freed at exit, where a leak check would
+	 * report it.
+	 */
+	nng_fini();
+	return rc;
 }
