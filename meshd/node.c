@@ -4794,6 +4794,7 @@ nodekey_check(struct node *n, uint64_t id, const uint8_t pk[32])
 static void
 nodekey_warn(struct node *n, uint64_t id, uint64_t index)
 {
+	uint64_t t = now_ms();
 	int i;
 	for (i = 0; i < n->nnkwarn && n->nkwarn[i].id != id; i++)
 		;
@@ -4804,17 +4805,14 @@ nodekey_warn(struct node *n, uint64_t id, uint64_t index)
 			i = 0;
 		n->nkwarn[i].id = id;
 		n->nkwarn[i].ignored = 0;
-		n->nkwarn[i].last_ms = 0;
+		n->nkwarn[i].last_ms = t;
 		log_warnx("digest batch at %" PRIu64 " says it is node %" PRIu64 "'s but is signed "
 		    "with another key than the one the log first showed for that node (was its "
 		    "data directory replaced?); its batches are ignored", index, id);
-	} else {
-		n->nkwarn[i].ignored++;
+		return;
 	}
-	uint64_t t = now_ms();
-	if (!n->nkwarn[i].last_ms) {
-		n->nkwarn[i].last_ms = t;
-	} else if (t - n->nkwarn[i].last_ms >= NODEKEY_WARN_MS) {
+	n->nkwarn[i].ignored++;
+	if (t - n->nkwarn[i].last_ms >= NODEKEY_WARN_MS) {
 		log_warnx("node %" PRIu64 ": %" PRIu64 " more digest batches signed with another key "
 		    "ignored, the last at %" PRIu64, id, n->nkwarn[i].ignored, index);
 		n->nkwarn[i].ignored = 0;
