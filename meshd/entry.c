@@ -1,4 +1,6 @@
 /* entry.c - log entry codec; see entry.h. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: a value, no allocation */
+#include <openssl/sha.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -44,8 +46,8 @@ entry_open(const void *p, size_t n, struct entry *e)
 {
 	const uint8_t *h = p;
 	uint8_t sum[32];
-	if (n < ENTRY_HDR || (h[0] != ENTRY_FORMAT && h[0] != ENTRY_FORMAT_B2) || h[1] == 0 || h[1] > ENT_MAX ||
-	    h[2] || h[3] || be32_get(h + 4) != n - ENTRY_HDR)
+	if (n < ENTRY_HDR || h[0] < ENTRY_FORMAT_B2 || h[0] > ENTRY_FORMAT || h[1] == 0 ||
+	    h[1] > ENT_MAX || h[2] || h[3] || be32_get(h + 4) != n - ENTRY_HDR)
 		return BABL_EPROTO;
 	e->type = h[1];
 	e->len = be32_get(h + 4);
@@ -60,6 +62,12 @@ entry_open(const void *p, size_t n, struct entry *e)
 		hash_update(&st, h, 56);
 		hash_update(&st, e->payload, e->len);
 		hash_final(&st, sum);
+	} else if (h[0] == ENTRY_FORMAT_SHA) {
+		SHA256_CTX st;
+		SHA256_Init(&st);
+		SHA256_Update(&st, h, 56);
+		SHA256_Update(&st, e->payload, e->len);
+		SHA256_Final(sum, &st);
 	} else {
 		crypto_generichash_state st;
 		crypto_generichash_init(&st, NULL, 0, 32);

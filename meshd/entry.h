@@ -4,13 +4,14 @@
  *
  * An entry is an 88-byte header followed by its payload:
  *
- *	0  u8  format (2)        1  u8  type        2  u16 zero
+ *	0  u8  format (3)        1  u8  type        2  u16 zero
  *	4  u32 payload length    8  u64 term        16 u64 index
  *	24 prev[32]: hash of the entry before (zeros for index 1)
- *	56 hash[32]: SHA-256 (hash.h) of bytes 0..56 and the payload
+ *	56 hash[32]: BLAKE3 (hash.h) of bytes 0..56 and the payload
  *
- * Entries of format 1, written before format 2, are the same but for their
- * hash, BLAKE2b-256; they are still read (and checked), never written.
+ * Entries of formats 1 and 2, written before format 3, are the same but for
+ * their hash: BLAKE2b-256 (1), SHA-256 (2).  They are still read (and
+ * checked), never written.
  *
  * The hash is the entry's checksum and its link in the chain: changing any
  * byte of an entry, or of any entry before it, breaks a check.
@@ -25,8 +26,9 @@
 #include "wire.h"
 
 #define ENTRY_HDR 88
-#define ENTRY_FORMAT 2    /* what entry_seal writes */
-#define ENTRY_FORMAT_B2 1 /* read only */
+#define ENTRY_FORMAT 3     /* what entry_seal writes */
+#define ENTRY_FORMAT_SHA 2 /* read only */
+#define ENTRY_FORMAT_B2 1  /* read only */
 #define ENTRY_MAX_PAYLOAD (WIRE_MAX_BODY + 1024)
 
 enum entry_type {

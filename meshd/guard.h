@@ -2,7 +2,7 @@
  * guard.h - outcome digests, the signed batches that carry them in the log,
  * and the comparison a guard makes.  Pure logic: no I/O, no clock.
  *
- * A run's digest is a hash (SHA-256, hash.h) over a domain tag, the hash of
+ * A run's digest is a hash (BLAKE3, hash.h) over a domain tag, the hash of
  * its stdout, the hash of its stderr, its exit (kind, code) and, for a Lua
  * call that succeeded, the hash of its key-value writes as the OUTCOME
  * carries them.  Every node that runs a call computes one (gd_run_*).

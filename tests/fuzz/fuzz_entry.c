@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "entry.h"
+#include "hash.h"
 #include "err.h"
 #include "wire.h"
 
@@ -135,12 +136,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			crypto_generichash_update(&st, p, 56);
 			crypto_generichash_update(&st, p + ENTRY_HDR, size - ENTRY_HDR);
 			crypto_generichash_final(&st, p + 56, 32);
-		} else {
+		} else if (p[0] == ENTRY_FORMAT_SHA) {
 			crypto_hash_sha256_state st;
 			crypto_hash_sha256_init(&st);
 			crypto_hash_sha256_update(&st, p, 56);
 			crypto_hash_sha256_update(&st, p + ENTRY_HDR, size - ENTRY_HDR);
 			crypto_hash_sha256_final(&st, p + 56);
+		} else {
+			struct hash_state st;
+			hash_init(&st);
+			hash_update(&st, p, 56);
+			hash_update(&st, p + ENTRY_HDR, size - ENTRY_HDR);
+			hash_final(&st, p + 56);
 		}
 		try_entry(p, size);
 	}

@@ -349,35 +349,99 @@ case_header_layout(void)
 	T_EQ_INT(be64_get(buf + 16), 0x1112131415161718ull);
 	T_EQ_MEM(buf + 24, s.prev, 32);
 	T_EQ_MEM(buf + 56, s.hash, 32);
-	sha256_of(buf, bin, sizeof bin, sum);
+	uint8_t whole[56 + sizeof bin];
+	memcpy(whole, buf, 56);
+	memcpy(whole + 56, bin, sizeof bin);
+	hash_once(sum, whole, sizeof whole);
 	T_EQ_MEM(sum, s.hash, 32);
 	free(buf);
 }
 
 /*
- * hash.h is SHA-256: its hash of inputs of every length around the block
- * size, given whole or in pieces, is libsodium's (an independent one).
+ * hash.h is BLAKE3: its hash of input i % 251 (i = 0, 1, ...) of lengths
+ * around the block, chunk and subtree sizes is what b3sum (an independent
+ * implementation) printed, whole or given in pieces of many sizes, with the
+ * portable code and with every vector width this CPU has.
  */
+static const struct {
+	size_t n;
+	const char *hex;
+} b3_known[] = {
+	{0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"},
+	{1, "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"},
+	{64, "4eed7141ea4a5cd4b788606bd23f46e212af9cacebacdc7d1f4c6dc7f2511b98"},
+	{65, "de1e5fa0be70df6d2be8fffd0e99ceaa8eb6e8c93a63f2d8d1c30ecb6b263dee"},
+	{1023, "10108970eeda3eb932baac1428c7a2163b0e924c9a9e25b35bba72b28f70bd11"},
+	{1024, "42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7"},
+	{1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444"},
+	{2048, "e776b6028c7cd22a4d0ba182a8bf62205d2ef576467e838ed6f2529b85fba24a"},
+	{2049, "5f4d72f40d7a5f82b15ca2b2e44b1de3c2ef86c426c95c1af0b6879522563030"},
+	{3072, "b98cb0ff3623be03326b373de6b9095218513e64f1ee2edd2525c7ad1e5cffd2"},
+	{3073, "7124b49501012f81cc7f11ca069ec9226cecb8a2c850cfe644e327d22d3e1cd3"},
+	{4096, "015094013f57a5277b59d8475c0501042c0b642e531b0a1c8f58d2163229e969"},
+	{4097, "9b4052b38f1c5fc8b1f9ff7ac7b27cd242487b3d890d15c96a1c25b8aa0fb995"},
+	{8193, "bab6c09cb8ce8cf459261398d2e7aef35700bf488116ceb94a36d0f5f1b7bc3b"},
+	{16384, "f875d6646de28985646f34ee13be9a576fd515f76b5b0a26bb324735041ddde4"},
+	{16385, "1dabe216be2578830263b049de1639f39f05a4da616b9b78c7a5e4e41662fd1f"},
+	{31744, "62b6960e1a44bcc1eb1a611a8d6235b6b4b78f32e7abc4fb4c6cdcce94895c47"},
+	{32769, "da589428d9b32c97658a04a21c0c8a38aad2ac402120819d956fd6d62bbfa36e"},
+	{65536, "68d647e619a930e7b1082f74f334b0c65a315725569bdc123f0ee11881717bfe"},
+	{102400, "bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085"},
+	{262144, "d57dc906e20d3fd326ffaa85535500486f46a0979f5a323f028dcabfd381fd4a"},
+	{262145, "531c319935cf78f34869faebd865e5748266b1799039103bfb851a680d9ed30c"},
+	{1000000, "5e82c663d164c54e4fcdfcd70e3ca464662228bdbad45cce2e0c2bff999064ef"},
+};
+
 static void
-case_hash_is_sha256(void)
+case_hash_is_blake3(void)
 {
-	uint8_t p[300], a[32], b[32];
-	fill(p, sizeof p, 5);
-	for (size_t n = 0; n <= sizeof p; n++) {
-		crypto_hash_sha256(a, p, n);
-		hash_once(b, p, n);
-		T_EQ_MEM(a, b, 32);
-		struct hash_state st;
-		hash_init(&st);
-		for (size_t i = 0; i < n; i += 1 + i % 70)
-			hash_update(&st, p + i, (1 + i % 70) < n - i ? 1 + i % 70 : n - i);
-		hash_final(&st, b);
-		T_EQ_MEM(a, b, 32);
+	static uint8_t p[1000000];
+	static const size_t pieces[] = {0, 1, 7, 64, 1000, 1024, 4096, 65536, 100000, 262144};
+	for (size_t i = 0; i < sizeof p; i++)
+		p[i] = (uint8_t)(i % 251);
+	for (int lanes = 1; lanes <= hash_lanes_max(); lanes *= 2) {
+		hash_lanes(lanes);
+		for (size_t v = 0; v < sizeof b3_known / sizeof b3_known[0]; v++) {
+			size_t n = b3_known[v].n;
+			uint8_t want[32], got[32];
+			T_ASSERT(sodium_hex2bin(want, 32, b3_known[v].hex, 64, NULL, NULL, NULL) == 0);
+			for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+				size_t piece = pieces[k] ? pieces[k] : n + 1;
+				struct hash_state st;
+				hash_init(&st);
+				for (size_t at = 0; at < n; at += piece)
+					hash_update(&st, p + at, n - at < piece ? n - at : piece);
+				hash_final(&st, got);
+				if (memcmp(got, want, 32) != 0)
+					T_FAIL("%zu bytes in pieces of %zu, %d lanes: not b3sum's hash",
+					    n, piece, lanes);
+			}
+		}
 	}
+	hash_lanes(hash_lanes_max());
+}
+
+/* Format 2, written before BLAKE3: its SHA-256 still opens, and only that. */
+static void
+case_format2_still_read(void)
+{
+	struct entry s, e;
+	uint8_t *buf = seal_whole(ENT_INPUT, 2, 9, bin, sizeof bin, &s);
+	size_t n = ENTRY_HDR + s.len;
+	T_EQ_INT(buf[0], ENTRY_FORMAT);
+	buf[0] = ENTRY_FORMAT_SHA;
+	T_EQ_INT(entry_open(buf, n, &e), BABL_ECORRUPT);
+	sha256_of(buf, bin, sizeof bin, buf + 56);
+	T_EQ_INT(entry_open(buf, n, &e), 0);
+	T_EQ_INT(e.index, 9);
+	T_EQ_MEM(e.payload, bin, sizeof bin);
+	buf[ENTRY_HDR] ^= 1;
+	T_EQ_INT(entry_open(buf, n, &e), BABL_ECORRUPT);
+	free(buf);
 }
 
 /*
- * An entry of format 1, written before SHA-256, opens when its BLAKE2b-256
+ * An entry of format 1, written before SHA-256 and BLAKE3, opens when its BLAKE2b-256
  * holds and is corrupt when it does not (a SHA-256 there does not pass).
  */
 static void
@@ -525,7 +589,11 @@ bad_field(const uint8_t *good, size_t n, size_t at, uint8_t val, size_t len_over
 		be32_put(q + 4, (uint32_t)len_override);
 	else
 		q[at] = val;
-	sha256_of(q, q + ENTRY_HDR, n - ENTRY_HDR, q + 56);
+	uint8_t *w = malloc(n - ENTRY_HDR + 56);
+	memcpy(w, q, 56);
+	memcpy(w + 56, q + ENTRY_HDR, n - ENTRY_HDR);
+	hash_once(q + 56, w, n - ENTRY_HDR + 56);
+	free(w);
 	int rc = entry_open(q, n, &e);
 	free(q);
 	if (rc != BABL_EPROTO)
@@ -795,7 +863,8 @@ static const struct t_case cases[] = {
 	{"rt_outcome", case_rt_outcome},
 	{"rt_noop", case_rt_noop},
 	{"header_layout", case_header_layout},
-	{"hash_is_sha256", case_hash_is_sha256},
+	{"hash_is_blake3", case_hash_is_blake3},
+	{"format2_still_read", case_format2_still_read},
 	{"format1_still_read", case_format1_still_read},
 	{"iovec_split", case_iovec_split},
 	{"hash_covers_fields", case_hash_covers_fields},
