@@ -8,9 +8,13 @@
  * possible; a parent compresses its two children's values.  The root's
  * compression is flagged ROOT and its first 32 bytes are the hash.
  *
- * Chunks are merged into subtrees as soon as a later chunk is known to
- * follow, so the stack holds one value per 1 bit of the chunk count; the
- * last chunk (the open one) and the merges above it wait for hash_final.
+ * The values of whole subtrees wait on a stack.  Two of them are merged
+ * only once input after them is seen (until then their parent could be
+ * the root): after each update the stack holds one value per 1 bit of the
+ * number of whole chunks, or, when the input so far ends with a subtree,
+ * that subtree's two halves on top.  The open chunk, and the merges above
+ * it, wait for hash_final.  Whole chunks are hashed straight from the
+ * caller's buffer, many at once, in subtrees of up to SUBTREE_MAX chunks.
  */
 #include <pthread.h>
 #include <string.h>
@@ -316,9 +320,8 @@ parent_node(struct node *o, const uint32_t l[8], const uint32_t r[8])
 }
 
 /*
- * Push the value of the subtree that starts at chunk number before.  The
- * stack first merges down to one value per 1 bit of before: the values it
- * held above those are known now not to be the root.
+ * Input goes on from chunk number before: merge the stack down to one value
+ * per 1 bit of before (none of those merges is the root).
  */
 static void
 merge(struct hash_state *s, uint64_t before)
@@ -331,6 +334,7 @@ merge(struct hash_state *s, uint64_t before)
 	}
 }
 
+/* The value of the whole subtree that starts at chunk number before. */
 static void
 push(struct hash_state *s, const uint32_t cv[8], uint64_t before)
 {
