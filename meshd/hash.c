@@ -120,27 +120,28 @@ many_portable(const uint8_t *p, size_t stride, int nblocks, uint64_t counter, in
  * many_portable's work with lane k of each vector doing the k'th: a block's
  * word j of every input is gathered into one vector.  One body, written as a
  * macro, for AVX-512 (16 lanes) and AVX2 (8): T is the vector type, L the
- * lanes, and ADD, XOR, ROR, SET1, GATHER, LOAD, STORE its operations.
+ * lanes, and P the prefix of its operations ADD, XOR, ROR, SET1, GATHER,
+ * LOAD, STORE.
  */
-#define VG(a, b, c, d, x, y) do { \
-	v[a] = ADD(v[a], ADD(v[b], (x))); v[d] = ROR(XOR(v[d], v[a]), 16); \
-	v[c] = ADD(v[c], v[d]);           v[b] = ROR(XOR(v[b], v[c]), 12); \
-	v[a] = ADD(v[a], ADD(v[b], (y))); v[d] = ROR(XOR(v[d], v[a]), 8);  \
-	v[c] = ADD(v[c], v[d]);           v[b] = ROR(XOR(v[b], v[c]), 7);  \
+#define VG(P, a, b, c, d, x, y) do { \
+	v[a] = P##ADD(v[a], P##ADD(v[b], (x))); v[d] = P##ROR(P##XOR(v[d], v[a]), 16); \
+	v[c] = P##ADD(v[c], v[d]);              v[b] = P##ROR(P##XOR(v[b], v[c]), 12); \
+	v[a] = P##ADD(v[a], P##ADD(v[b], (y))); v[d] = P##ROR(P##XOR(v[d], v[a]), 8);  \
+	v[c] = P##ADD(v[c], v[d]);              v[b] = P##ROR(P##XOR(v[b], v[c]), 7);  \
 } while (0)
 
-#define VROUND(r) do { \
-	VG(0, 4, 8, 12, m[SCHED[r][0]], m[SCHED[r][1]]); \
-	VG(1, 5, 9, 13, m[SCHED[r][2]], m[SCHED[r][3]]); \
-	VG(2, 6, 10, 14, m[SCHED[r][4]], m[SCHED[r][5]]); \
-	VG(3, 7, 11, 15, m[SCHED[r][6]], m[SCHED[r][7]]); \
-	VG(0, 5, 10, 15, m[SCHED[r][8]], m[SCHED[r][9]]); \
-	VG(1, 6, 11, 12, m[SCHED[r][10]], m[SCHED[r][11]]); \
-	VG(2, 7, 8, 13, m[SCHED[r][12]], m[SCHED[r][13]]); \
-	VG(3, 4, 9, 14, m[SCHED[r][14]], m[SCHED[r][15]]); \
+#define VROUND(P, r) do { \
+	VG(P, 0, 4, 8, 12, m[SCHED[r][0]], m[SCHED[r][1]]); \
+	VG(P, 1, 5, 9, 13, m[SCHED[r][2]], m[SCHED[r][3]]); \
+	VG(P, 2, 6, 10, 14, m[SCHED[r][4]], m[SCHED[r][5]]); \
+	VG(P, 3, 7, 11, 15, m[SCHED[r][6]], m[SCHED[r][7]]); \
+	VG(P, 0, 5, 10, 15, m[SCHED[r][8]], m[SCHED[r][9]]); \
+	VG(P, 1, 6, 11, 12, m[SCHED[r][10]], m[SCHED[r][11]]); \
+	VG(P, 2, 7, 8, 13, m[SCHED[r][12]], m[SCHED[r][13]]); \
+	VG(P, 3, 4, 9, 14, m[SCHED[r][14]], m[SCHED[r][15]]); \
 } while (0)
 
-#define MANY_VECTOR(name, isa, T, L) \
+#define MANY_VECTOR(name, isa, T, L, P) \
 __attribute__((target(isa))) static void \
 name(const uint8_t *p, size_t stride, int nblocks, uint64_t counter, int step, \
     uint32_t flags, uint32_t start, uint32_t end, int n, uint32_t (*out)[8]) \
@@ -154,76 +155,62 @@ name(const uint8_t *p, size_t stride, int nblocks, uint64_t counter, int step, \
 		off[k] = (uint32_t)((size_t)k * stride / 4); \
 		on[k] = k < n ? -1 : 0; \
 	} \
-	const T idx = LOAD(off), lanes = LOAD(on), clo = LOAD(lo), chi = LOAD(hi); \
+	const T idx = P##LOAD(off), lanes = P##LOAD(on), clo = P##LOAD(lo), chi = P##LOAD(hi); \
 	T h[8], m[16], v[16]; \
 	_Pragma("GCC unroll 8") \
 	for (int i = 0; i < 8; i++) \
-		h[i] = SET1(IV[i]); \
+		h[i] = P##SET1(IV[i]); \
 	for (int b = 0; b < nblocks; b++) { \
 		const int *w = (const int *)(const void *)(p + b * BLOCK); \
 		_Pragma("GCC unroll 16") \
 		for (int j = 0; j < 16; j++) \
-			m[j] = GATHER(w + j, idx, lanes); \
+			m[j] = P##GATHER(w + j, idx, lanes); \
 		_Pragma("GCC unroll 8") \
 		for (int i = 0; i < 8; i++) \
 			v[i] = h[i]; \
 		_Pragma("GCC unroll 4") \
 		for (int i = 0; i < 4; i++) \
-			v[8 + i] = SET1(IV[i]); \
+			v[8 + i] = P##SET1(IV[i]); \
 		v[12] = clo; \
 		v[13] = chi; \
-		v[14] = SET1(BLOCK); \
-		v[15] = SET1(flags | (b == 0 ? start : 0) | (b == nblocks - 1 ? end : 0)); \
-		VROUND(0); \
-		VROUND(1); \
-		VROUND(2); \
-		VROUND(3); \
-		VROUND(4); \
-		VROUND(5); \
-		VROUND(6); \
+		v[14] = P##SET1(BLOCK); \
+		v[15] = P##SET1(flags | (b == 0 ? start : 0) | (b == nblocks - 1 ? end : 0)); \
+		VROUND(P, 0); \
+		VROUND(P, 1); \
+		VROUND(P, 2); \
+		VROUND(P, 3); \
+		VROUND(P, 4); \
+		VROUND(P, 5); \
+		VROUND(P, 6); \
 		_Pragma("GCC unroll 8") \
 		for (int i = 0; i < 8; i++) \
-			h[i] = XOR(v[i], v[i + 8]); \
+			h[i] = P##XOR(v[i], v[i + 8]); \
 	} \
 	for (int i = 0; i < 8; i++) \
-		STORE(t[i], h[i]); \
+		P##STORE(t[i], h[i]); \
 	for (int k = 0; k < n; k++) \
 		for (int i = 0; i < 8; i++) \
 			out[k][i] = t[i][k]; \
 }
 
-#define ADD _mm512_add_epi32
-#define XOR _mm512_xor_si512
-#define ROR _mm512_ror_epi32
-#define SET1(x) _mm512_set1_epi32((int)(x))
-#define LOAD(a) _mm512_loadu_si512(a)
-#define STORE(a, x) _mm512_storeu_si512(a, x)
-#define GATHER(w, idx, on) \
+/* AVX-512: V16_ ops; AVX2: V8_ ops (no rotate instruction: two shifts). */
+#define V16_ADD _mm512_add_epi32
+#define V16_XOR _mm512_xor_si512
+#define V16_ROR _mm512_ror_epi32
+#define V16_SET1(x) _mm512_set1_epi32((int)(x))
+#define V16_LOAD(a) _mm512_loadu_si512(a)
+#define V16_STORE(a, x) _mm512_storeu_si512(a, x)
+#define V16_GATHER(w, idx, on) \
 	_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), _mm512_test_epi32_mask(on, on), idx, w, 4)
-MANY_VECTOR(many_avx512, "avx512f", __m512i, 16)
-#undef ADD
-#undef XOR
-#undef ROR
-#undef SET1
-#undef LOAD
-#undef STORE
-#undef GATHER
-
-#define ADD _mm256_add_epi32
-#define XOR _mm256_xor_si256
-#define ROR(x, k) _mm256_or_si256(_mm256_srli_epi32(x, k), _mm256_slli_epi32(x, 32 - (k)))
-#define SET1(x) _mm256_set1_epi32((int)(x))
-#define LOAD(a) _mm256_loadu_si256((const __m256i *)(const void *)(a))
-#define STORE(a, x) _mm256_storeu_si256((__m256i *)(void *)(a), x)
-#define GATHER(w, idx, on) _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), w, idx, on, 4)
-MANY_VECTOR(many_avx2, "avx2", __m256i, 8)
-#undef ADD
-#undef XOR
-#undef ROR
-#undef SET1
-#undef LOAD
-#undef STORE
-#undef GATHER
+#define V8_ADD _mm256_add_epi32
+#define V8_XOR _mm256_xor_si256
+#define V8_ROR(x, k) _mm256_or_si256(_mm256_srli_epi32(x, k), _mm256_slli_epi32(x, 32 - (k)))
+#define V8_SET1(x) _mm256_set1_epi32((int)(x))
+#define V8_LOAD(a) _mm256_loadu_si256((const __m256i *)(const void *)(a))
+#define V8_STORE(a, x) _mm256_storeu_si256((__m256i *)(void *)(a), x)
+#define V8_GATHER(w, idx, on) _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), w, idx, on, 4)
+MANY_VECTOR(many_avx512, "avx512f", __m512i, 16, V16_)
+MANY_VECTOR(many_avx2, "avx2", __m256i, 8, V8_)
 #endif
 
 /* The vector code the CPU has: 16 lanes (AVX-512), 8 (AVX2) or 1 (none);
