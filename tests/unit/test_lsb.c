@@ -432,7 +432,7 @@ case_write_types(void)
 }
 
 /*
- * string.upper and lower (the sandbox's own, eight bytes at a time) map
+ * string.upper and lower (the sandbox's own, 16 bytes a step) map
  * every byte as toupper and tolower do in the C locale, at every length.
  */
 static void
