@@ -1150,12 +1150,13 @@ l_gsub(lua_State *L)
 /*
  * s[0..n) into d with the ASCII letters from first to first+25 flipped to
  * the other case, 16 bytes a step in vector registers (the compiler's
- * vector types: SSE2 on any x86-64), the tail a byte at a time.  A byte is
- * in the range when it minus first, as an unsigned byte, is below 26; SSE2
- * compares signed bytes only, so the test is made with 128 taken off too:
- * below 26 - 128.
- * Stock string.upper and lower call toupper() per byte; in the C locale
- * (the worker's) that is the same map.
+ * vector types: SSE2 on any x86-64), the tail a byte at a time.  A byte x
+ * is in the range when x - first, as an unsigned byte, is below 26.  SSE2
+ * compares signed bytes only: x - first - 128, taken as a signed byte, is
+ * below 26 - 128 in exactly those cases.  (A 32-byte type would not fit
+ * an SSE2 register, and GCC then compares byte by byte.)  Stock
+ * string.upper and lower call toupper() per byte; in the C locale (the
+ * worker's) that is the same map.
  */
 typedef unsigned char u8x16 __attribute__((vector_size(16)));
 typedef signed char s8x16 __attribute__((vector_size(16)));
