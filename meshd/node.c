@@ -4802,7 +4802,7 @@ nodekey_warn(struct node *n, uint64_t id, uint64_t index)
 		if (n->nnkwarn < NODE_MAX_PEERS)
 			n->nnkwarn++;
 		else
-			i = 0;
+			i = 0; /* (full: the first node's count is dropped) */
 		n->nkwarn[i].id = id;
 		n->nkwarn[i].ignored = 0;
 		n->nkwarn[i].last_ms = t;
