@@ -99,6 +99,11 @@ $(B)/tests/%: $(B)/obj/tests/helpers/%.o $(B)/libbabl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+# (edits log entries: meshd's codecs)
+$(B)/tests/logedit: $(B)/obj/tests/helpers/logedit.o $(B)/libmeshd.a $(B)/libbabl.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MESHD_LIBS)
+
 deps:
 	@scripts/install-deps --check >/dev/null 2>&1 || scripts/install-deps
 

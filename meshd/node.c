@@ -37,6 +37,7 @@
 #include "guard.h"
 #include "keys.h"
 #include "err.h"
+#include "idset.h"
 #include "kvcache.h"
 #include "logmsg.h"
 #include "lsb.h"
@@ -87,7 +88,6 @@ enum { W_SESSION = 1, W_LISTENER = 2 };
 /* Accepts are kept pending several at a time, so that a burst of clients
  * does not wait in the listen backlog for one turn of the loop each. */
 #define LISTEN_ACCEPTS 16
-#define ENDED_SLOTS 16384             /* call ends remembered (by index mod this), to drop a second OUTCOME */
 #define DUTY_MS 100                   /* how often a leader looks for calls to end */
 #define HANDOFF_WAIT_MS 5000          /* how long a follower's client waits for a leader */
 #define LEAD_SILENT_TICKS 10          /* a leader silent this long is not handed clients */
@@ -333,7 +333,7 @@ struct node {
 	uint64_t lead_id, term, commit;
 	struct prop *pend, **pendt; /* proposed to Raft, not yet applied */
 	struct kvpend *kvq;         /* kv writes waiting for runs here (kv_apply) */
-	uint64_t ended[ENDED_SLOTS];
+	struct idset open;          /* calls applied and not ended: DB_OPEN's keys */
 	/* The members' addresses: --peer, then what the log said (ENT_MEMBER).
 	 * gone: removed; the leader takes it out of the configuration. */
 	struct member {
@@ -344,7 +344,6 @@ struct node {
 	int nmem;
 	uint64_t members_term; /* the term whose leader put --peer members in the log */
 	uint64_t slots_out;    /* calls not run here for want of a slot */
-	uint64_t boot_applied; /* what recovery applied: older calls' state is on disk */
 	int64_t lead_heard_ms; /* when the leader was last heard from */
 	uint64_t lead_commit;  /* the highest commit index a leader has sent */
 	uint64_t *bend;        /* calls whose OUTCOME is in the batch applied now */
@@ -2894,6 +2893,28 @@ handle_frame(struct session *s, const struct wire_frame *f)
 
 /* ---- applying the log ---- */
 
+/* A CALL is applied: the call is open, in the state and here, until the
+ * first OUTCOME for it (the one that decides; a later one changes
+ * nothing). */
+static void
+call_opened(struct node *n, uint64_t index)
+{
+	uint8_t k[8];
+	be64_put(k, index);
+	commit_put(n->cm, DB_OPEN, k, 8, "", 0);
+	if (idset_add(&n->open, index))
+		fatalx("out of memory");
+}
+
+static void
+call_closed(struct node *n, uint64_t index)
+{
+	uint8_t k[8];
+	be64_put(k, index);
+	commit_del(n->cm, DB_OPEN, k, 8);
+	idset_del(&n->open, index);
+}
+
 /* The record a finished call leaves in DB_CALLS. */
 static void
 record_call(struct node *n, const uint8_t sid[32], uint64_t index, uint64_t time_ms,
@@ -3057,9 +3078,7 @@ kv_flush(struct node *n)
 static void
 outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
 {
-	uint8_t k[8];
-	be64_put(k, c->index);
-	commit_del(n->cm, DB_OPEN, k, 8);
+	call_closed(n, c->index);
 	record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
 	if (o->nwrites && o->why == ENT_WHY_NONE) /* a cancelled run changes nothing */
 		kv_apply(n, c->svc->sid, c->index, !c->outcome_proposed || !c->lua, o);
@@ -3233,9 +3252,7 @@ apply_prop(struct node *n, struct prop *p)
 	switch (e->type) {
 	case ENT_CALL: {
 		struct call *c = p->owner;
-		uint8_t k[8];
-		be64_put(k, e->index);
-		commit_put(n->cm, DB_OPEN, k, 8, "", 0);
+		call_opened(n, e->index);
 		if (!c && n->cluster)
 			c = call_shadow(n, e);
 		if (c)
@@ -3490,11 +3507,9 @@ outcome_record(struct node *n, const uint8_t sid[32], uint64_t time_ms, const ui
 static void
 outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *o, int idem)
 {
-	uint8_t k[8];
 	struct entry ce;
 	struct ent_call ec;
-	be64_put(k, o->call);
-	commit_del(n->cm, DB_OPEN, k, 8);
+	call_closed(n, o->call);
 	if (store_entry(t, o->call, &ce) || ent_dec_call(&ce, &ec))
 		return;
 	struct svc *s;
@@ -3505,6 +3520,16 @@ outcome_from_log(struct node *n, struct store_txn *t, const struct ent_outcome *
 	outcome_record(n, ec.sid, ec.time_ms, ec.reqid, vn, o, n->kvc && idem == 0);
 	if (idem && ec.idkey.len && o->why == ENT_WHY_NONE)
 		recover_idem(n, t, &ec, o);
+}
+
+static int
+open_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	(void)v;
+	(void)vl;
+	if (kl == 8 && idset_add(arg, be64_get(k)))
+		fatalx("out of memory");
+	return 0;
 }
 
 /*
@@ -3521,6 +3546,8 @@ recover(struct node *n, uint64_t limit)
 	if (rc)
 		return rc;
 	store_meta_get(t, "applied", &applied);
+	idset_clear(&n->open);
+	store_scan(t, DB_OPEN, NULL, 0, 0, open_one, &n->open);
 	store_tail(n->st, &tail, NULL, NULL);
 	if (tail > limit)
 		tail = limit; /* replicated: only what is committed */
@@ -3541,12 +3568,11 @@ recover(struct node *n, uint64_t limit)
 			    reg_apply(&n->reg, n->cm, &d, i, NULL, why, sizeof why) == 0)
 				log_info("recovered deploy at log index %" PRIu64, i);
 		} else if (e.type == ENT_CALL) {
-			uint8_t k[8];
-			be64_put(k, i);
-			commit_put(n->cm, DB_OPEN, k, 8, "", 0);
+			call_opened(n, i);
 		} else if (e.type == ENT_OUTCOME) {
 			struct ent_outcome o, cut;
-			if (ent_dec_outcome(&e, &o) == 0) {
+			/* The first OUTCOME for a call decides, as live. */
+			if (ent_dec_outcome(&e, &o) == 0 && idset_has(&n->open, o.call)) {
 				const struct ent_outcome *eo = n->cluster ? outcome_effective(&o, &cut) : &o;
 				outcome_from_log(n, t, eo, !n->cluster);
 				if (n->cluster)
@@ -3662,8 +3688,10 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 	if (kl != 8)
 		return 0;
 	uint64_t idx = be64_get(k);
-	if (call_by_index(n, idx))
-		return 0; /* running here (a replicated leader looks while serving) */
+	/* Running here, or ended since the state was written (a replicated
+	 * leader looks while serving). */
+	if (call_by_index(n, idx) || !idset_has(&n->open, idx))
+		return 0;
 	if (store_entry(x->t, idx, &ce) || ent_dec_call(&ce, &ec))
 		return 0;
 	char hex[65], why[256];
@@ -3674,7 +3702,7 @@ orphan_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		/* Its service is unknown here: nothing to record it under. */
 		log_warnx("call %" PRIu64 " was cut short by the last stop, but its version is unknown: %s",
 		    idx, why);
-		commit_del(n->cm, DB_OPEN, k, kl);
+		call_closed(n, idx);
 		return 0;
 	}
 	if (!n->cluster && ver->b.kind == BUNDLE_LUA && orphan_rerun(n, x->t, &ce))
@@ -3856,20 +3884,6 @@ call_shadow(struct node *n, const struct entry *e)
 	return c;
 }
 
-/* Calls whose end was applied, the last ENDED_SLOTS log indexes' worth:
- * a call's slot is its index mod ENDED_SLOTS. */
-static int
-ended_seen(struct node *n, uint64_t call)
-{
-	return n->ended[call % ENDED_SLOTS] == call;
-}
-
-static void
-ended_add(struct node *n, uint64_t call)
-{
-	n->ended[call % ENDED_SLOTS] = call;
-}
-
 /* The --id key of the call whose CALL entry is at index (0 if it has none). */
 static int
 call_ikey(struct node *n, uint64_t index, uint8_t ikey[32], uint64_t *time_ms)
@@ -3972,8 +3986,8 @@ static void
 cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 {
 	struct ent_outcome cut;
-	if (c && c->has_remote)
-		return;
+	if (!idset_has(&n->open, c ? c->index : o->call))
+		return; /* a second OUTCOME: the first decided */
 	o = outcome_effective(o, &cut);
 	if (o->why != ENT_WHY_NONE || !o->nwrites) {
 		/* This node's own run may have cached writes the log does not
@@ -3991,37 +4005,26 @@ cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o)
 		/* Not run here: the state its OUTCOME makes, from what its CALL
 		 * said when it was applied (as outcome_from_log does from the
 		 * entry itself, which a member catching up need not read again). */
-		uint8_t k[8];
-		be64_put(k, c->index);
-		ended_add(n, c->index);
 		if (c->idkey)
 			idem_put(n, c->ikey, c->time_ms, o);
-		commit_del(n->cm, DB_OPEN, k, 8);
+		call_closed(n, c->index);
 		outcome_record(n, c->svc->sid, c->time_ms, c->reqid, c->ver->n, o, n->kvc != NULL);
 		call_free(c);
 		return;
 	}
 	if (!c) {
 		struct store_txn *t;
-		if (ended_seen(n, o->call))
+		if (store_begin(n->st, 0, &t)) {
+			log_warnx("call %" PRIu64 ": its end cannot be recorded: the store cannot be read",
+			    o->call);
+			call_closed(n, o->call);
 			return;
-		ended_add(n, o->call);
-		if (store_begin(n->st, 0, &t))
-			return;
-		/* A call from before this start that is not open ended then:
-		 * this is a second OUTCOME for it, which changes nothing. */
-		uint8_t k[8];
-		const void *v;
-		size_t vl;
-		be64_put(k, o->call);
-		if (o->call > n->boot_applied || store_get(t, DB_OPEN, k, 8, &v, &vl) == 0) {
-			idem_record(n, o);
-			outcome_from_log(n, t, o, 0);
 		}
+		idem_record(n, o);
+		outcome_from_log(n, t, o, 0);
 		store_abort(t);
 		return;
 	}
-	ended_add(n, c->index);
 	idem_record(n, o);
 	if (c->outcome_proposed) {
 		apply_outcome(n, c, o);
@@ -5733,7 +5736,6 @@ cluster_open(struct node *n)
 	uint64_t limit = rs.hs.commit > rs.applied ? rs.hs.commit : rs.applied;
 	if ((e = recover(n, limit)))
 		fatalx("recovery failed: %s", babl_strerror(e));
-	n->boot_applied = n->applied;
 	raft_config_default(&rc);
 	rc.id = cfg->node_id;
 	randombytes_buf(&rc.seed, sizeof rc.seed);
@@ -5995,6 +5997,7 @@ node_run(const struct node_config *cfg)
 	close(n->sig_fd);
 	free(n->slots);
 	free(n->bend);
+	idset_clear(&n->open);
 	free(n);
 	log_info("stopped");
 	return status;
@@ -6221,6 +6224,7 @@ out:
 	store_close(n->st);
 	if (n->wake_fd >= 0)
 		close(n->wake_fd);
+	idset_clear(&n->open);
 	free(n);
 	return status;
 }

@@ -59,4 +59,24 @@ head -c 100000 /dev/urandom >"$T/garbage.log"
 check_exit 1 meshd replay --log "$T/garbage.log" --data "$T/f"
 check_stderr_contains "not an exported babl log"
 check_exit 64 meshd replay --data "$T/g"
+
+# A second OUTCOME for a call (a mesh whose leader changed can log one)
+# changes nothing: the first decides, when a rebuild meets both and when it
+# meets the second alone, the first applied before.  The last OUTCOME in
+# mesh.log is babl cat's; the second says a restart cut it short.
+call=$("$BABL_BUILD/tests/logedit" dup-outcome "$T/mesh.log" "$T/dup.log" "$T/dup-tail.log")
+check "logedit adds a second OUTCOME for a call" test -n "$call"
+check "meshd replay of the edited log" meshd replay --log "$T/dup.log" --data "$T/h"
+check "meshd replay of the log" meshd replay --log "$T/mesh.log" --data "$T/i"
+check "then of the second OUTCOME alone" meshd replay --log "$T/dup-tail.log" --data "$T/i"
+for d in h i; do
+	start_meshd "$d" || finish
+	babl log cat >"$T/calls.$d" 2>&1
+	check "rebuilt $d: babl cat's call ended as it first did (exit 0)" \
+		grep -q "exit 0" "$T/calls.$d"
+	check "rebuilt $d: no call of cat is recorded as cut short" \
+		bash -c "! grep -q 'restarted\\|signal' '$T/calls.$d'"
+	echo "    $d: $(tail -n 1 "$T/calls.$d")"
+	stop_meshd "$d"
+done
 finish
