@@ -19,7 +19,8 @@ struct idset {
 	size_t n;
 };
 
-/* Add id (nonzero): 0, or BABL_ENOMEM with the set unchanged. */
+/* Add id: 0, or BABL_ENOMEM with the set unchanged (BABL_EINTERNAL for
+ * id 0, which marks a free slot). */
 int idset_add(struct idset *s, uint64_t id);
 int idset_has(const struct idset *s, uint64_t id);
 /* Remove id: 1 if it was there, else 0. */
