@@ -14,9 +14,12 @@
 #define T_H
 
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct t_case {
 	const char *name;
@@ -52,6 +55,32 @@ static const char *t_cur;
 			       t_a_ ? t_a_ : "(null)", t_b_ ? t_b_ : "(null)"); \
 	} while (0)
 #define T_EQ_MEM(a, b, n) T_ASSERT(memcmp((a), (b), (n)) == 0)
+
+/*
+ * The seed of a randomized test: BABL_TEST_SEED if set, else from the clock
+ * and the pid; never 0.  Printed on stderr as "WHAT: BABL_TEST_SEED=N", so
+ * that a failed run can be repeated.
+ */
+static inline uint64_t
+t_seed(const char *what)
+{
+	const char *e = getenv("BABL_TEST_SEED");
+	uint64_t seed = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 16;
+	if (!seed)
+		seed = 1;
+	fprintf(stderr, "  %s: BABL_TEST_SEED=%llu\n", what, (unsigned long long)seed);
+	return seed;
+}
+
+/* xorshift64: small, and a run repeats from its seed (*s must not be 0). */
+static inline uint64_t
+t_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
 
 static int
 t_run(int argc, char **argv, const struct t_case *cases)

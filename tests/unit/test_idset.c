@@ -11,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "err.h"
 #include "idset.h"
 
 #include "t.h"
@@ -25,10 +23,7 @@ static uint64_t rng;
 static uint64_t
 next(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return t_rand(&rng);
 }
 
 /* The ids of a case: 1 to UNIVERSE, or random ones (homes anywhere, so
@@ -129,11 +124,6 @@ static const struct t_case cases[] = {
 int
 main(int argc, char **argv)
 {
-	const char *e = getenv("BABL_TEST_SEED");
-	rng = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL) ^ 0x5eed;
-	if (!rng)
-		rng = 1;
-	printf("seed %llu (BABL_TEST_SEED=%llu repeats it)\n", (unsigned long long)rng,
-	    (unsigned long long)rng);
+	rng = t_seed("test_idset");
 	return t_run(argc, argv, cases);
 }

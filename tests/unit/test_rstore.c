@@ -584,10 +584,7 @@ static uint64_t rng_state;
 static uint64_t
 rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return t_rand(&rng_state);
 }
 
 #define NN 3
@@ -828,9 +825,7 @@ static void
 case_random_raft(void)
 {
 	setup();
-	uint64_t seed = getenv("BABL_TEST_SEED") ? strtoull(getenv("BABL_TEST_SEED"), NULL, 10)
-	    : (uint64_t)time(NULL);
-	fprintf(stderr, "  random_raft: BABL_TEST_SEED=%llu\n", (unsigned long long)seed);
+	uint64_t seed = t_seed("random_raft");
 	rng_state = seed * 2654435761u + 1;
 	memset(truth, 0, sizeof truth);
 	memset(nodes, 0, sizeof nodes);

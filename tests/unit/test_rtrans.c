@@ -508,15 +508,6 @@ case_full_queue_drops(void)
 	tn_free(&b);
 }
 
-static uint64_t
-xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void
 raw_send(nng_socket s, const void *p, size_t n)
 {
@@ -579,9 +570,9 @@ case_garbage_counted(void)
 	uint64_t s = 0x9e3779b97f4a7c15ull;
 	static uint8_t blob[4096];
 	for (int i = 0; i < 200; i++) {
-		size_t len = 2 + xorshift(&s) % (sizeof(blob) - 2);
+		size_t len = 2 + t_rand(&s) % (sizeof(blob) - 2);
 		for (size_t x = 0; x < len; x++)
-			blob[x] = (uint8_t)xorshift(&s);
+			blob[x] = (uint8_t)t_rand(&s);
 		if (i % 2)
 			blob[0] = 1; /* a valid version, then garbage frames */
 		raw_send(raw, blob, len);

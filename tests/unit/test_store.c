@@ -961,31 +961,14 @@ case_child_exits_without_close(void)
 	remove_dir();
 }
 
-static uint64_t
-seed_once(void)
-{
-	static uint64_t seed;
-	if (!seed) {
-		const char *e = getenv("BABL_TEST_SEED");
-		seed = e ? strtoull(e, NULL, 10) : ((uint64_t)time(NULL) ^ (uint64_t)getpid() << 16);
-		if (!seed)
-			seed = 1;
-		fprintf(stderr, "  test_store: BABL_TEST_SEED=%llu\n", (unsigned long long)seed);
-	}
-	return seed;
-}
-
-/* A small xorshift generator, so that runs repeat from their seed. */
+/* Random numbers from one seed per run (t.h), so that a run repeats. */
 static uint64_t
 rnd(void)
 {
 	static uint64_t x;
 	if (!x)
-		x = seed_once();
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return x;
+		x = t_seed("test_store");
+	return t_rand(&x);
 }
 
 /* Read exactly 8 bytes, or return 0 at end of file. */
