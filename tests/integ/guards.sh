@@ -43,6 +43,11 @@ caught_up() {
 		sed -n 's/^calls: *\([0-9]*\) running.*/\1/p')" = 0 ]
 }
 
+# diverged_is URL N: the node at URL counts N calls whose reports name it.
+diverged_is() {
+	[ "$(babl -n "$1" -t 3 status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')" = "$2" ]
+}
+
 # ---- the mesh and its guard
 _run "$CLUSTER" start 3
 [ "$RC" -eq 0 ] || { _bad "scripts/cluster start 3" "$(_said)"; finish; }
@@ -99,8 +104,8 @@ check_eq "... each saying that stdout differs, from which byte or in which range
 	"$(grep -cE "$out_diff" "$T/out")"
 check_eq "... and nothing else" 0 "$(grep -cE 'stderr differs|exit differs|kv writes differ' "$T/out")"
 check_eq "babl verify cat: no report" 0 "$(babl verify cat >/dev/null 2>&1; echo $?)"
-check_eq "babl status counts 3 diverged calls for node 1" 3 \
-	"$(babl -n "${N[0]}" status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')"
+# Node 1 applies the reports in its own time (the wait above read node 2).
+check "babl status counts 3 diverged calls for node 1" wait_until "$W" diverged_is "${N[0]}" 3
 
 # ---- --verify K: output only when K executing nodes signed the same digest
 check_eq "--verify 3 cat: the output, once all three agree" hello "$(echo hello | babl --verify 3 cat)"
@@ -109,8 +114,12 @@ check_eq "--verify 2 rnd: nothing on stdout" "" "$(cat "$T/out")"
 check_stderr_contains "output is withheld"
 check_exit 64 babl --verify 4 cat
 check_stderr_contains "the mesh has 3 executing nodes"
-# The rnd calls now: the three above and the one --verify refused.
+# The rnd calls now: the three above and the one --verify refused, whose
+# runs and reports are awaited before a node is restarted below.
 rnd_idx=$(babl -n "$LEADER_URL" log rnd | grep -E '^[0-9]+ ' | awk '{ print $1 }' | sort -n | tr '\n' ' ')
+check "the guard reports on the fourth rnd call too (4 calls x 3 executing nodes)" \
+	wait_until $((30 * _slow)) sh -c \
+	"[ \$(babl -n '$LEADER_URL' verify rnd | grep -c '^  node [0-9]* signed ') -ge 12 ]"
 
 # ---- 3. a patched program on one node
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
@@ -144,8 +153,8 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	keep
 	check_eq "only node $victim differs" 0 "$(grep '^  node ' "$T/view" | grep -vc "^  node $victim ")"
 	check "the others agree with the guard" grep -qE '^  agree with the guard: [0-9,]+; differ: '"$victim"'$' "$T/view"
-	check_eq "babl status marks node $victim (4 rnd calls, 2 tool calls)" 6 \
-		"$(babl -n "${N[$((victim - 1))]}" status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')"
+	check "babl status marks node $victim (4 rnd calls, 2 tool calls)" \
+		wait_until "$W" diverged_is "${N[$((victim - 1))]}" 6
 else
 	echo "    skipped: a patched program on one node needs root and mount namespaces"
 fi
