@@ -20,17 +20,11 @@
 
 #define MAX_FILE (256u << 20)
 
-static uint32_t
-be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static int
 put_entry(FILE *f, const uint8_t hdr[ENTRY_HDR], const struct wbuf *payload)
 {
-	uint32_t n = ENTRY_HDR + (uint32_t)payload->len;
-	uint8_t lenb[4] = {n >> 24, n >> 16, n >> 8, n};
+	uint8_t lenb[4];
+	be32_put(lenb, ENTRY_HDR + (uint32_t)payload->len);
 	return fwrite(lenb, 4, 1, f) == 1 && fwrite(hdr, ENTRY_HDR, 1, f) == 1 &&
 	    (!payload->len || fwrite(payload->p, payload->len, 1, f) == 1) ? 0 : -1;
 }
@@ -58,7 +52,7 @@ main(int argc, char **argv)
 	struct entry e, last = {0}, out = {0};
 	int found = 0;
 	for (size_t off = 8; off < len;) {
-		uint32_t n = off + 4 <= len ? be32(buf + off) : 0;
+		uint32_t n = off + 4 <= len ? be32_get(buf + off) : 0;
 		if (!n || off + 4 + n > len || entry_open(buf + off + 4, n, &e)) {
 			fprintf(stderr, "logedit: %s: a bad entry at byte %zu\n", argv[2], off);
 			return 1;

@@ -20,12 +20,6 @@
 
 static uint64_t rng;
 
-static uint64_t
-next(void)
-{
-	return t_rand(&rng);
-}
-
 /* The ids of a case: 1 to UNIVERSE, or random ones (homes anywhere, so
  * that probe runs also cross the table's end). */
 static uint64_t ids[UNIVERSE];
@@ -34,7 +28,7 @@ static void
 pick_ids(int random_ids)
 {
 	for (size_t i = 0; i < UNIVERSE; i++)
-		ids[i] = random_ids ? next() | 1 : i + 1;
+		ids[i] = random_ids ? t_rand(&rng) | 1 : i + 1;
 }
 
 static void
@@ -46,10 +40,10 @@ against_flags(size_t universe, int random_ids)
 	memset(in, 0, sizeof in);
 	pick_ids(random_ids);
 	for (int step = 0; step < 200000; step++) {
-		size_t i = next() % universe;
+		size_t i = t_rand(&rng) % universe;
 		uint64_t id = ids[i];
 		/* add more than remove in the first half, the reverse after */
-		int add = (int)(next() % 100) < (step < 100000 ? 65 : 30);
+		int add = (int)(t_rand(&rng) % 100) < (step < 100000 ? 65 : 30);
 		if (add) {
 			T_EQ_INT(idset_add(&s, id), 0);
 			n += !in[i];
