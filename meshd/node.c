@@ -4137,10 +4137,17 @@ cluster_apply(struct node *n, const struct raft_entry *re)
 }
 
 static int
-persist_job(void *arg)
+pre_ops(void *arg, struct store_txn *t)
+{
+	return commit_ops_write(t, arg);
+}
+
+/* On the commit thread: the ready, with the state writes queued before it. */
+static int
+persist_job(void *arg, const struct kvop *ops)
 {
 	struct node *n = arg;
-	return rstore_persist(n->rs, &n->rd, NULL, NULL);
+	return rstore_persist_pre(n->rs, &n->rd, NULL, NULL, ops ? pre_ops : NULL, (void *)ops);
 }
 
 /*
