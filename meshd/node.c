@@ -4137,7 +4137,7 @@ cluster_apply(struct node *n, const struct raft_entry *re)
 }
 
 static int
-pre_ops(void *arg, struct store_txn *t)
+pre_ops(const void *arg, struct store_txn *t)
 {
 	return commit_ops_write(t, arg);
 }
@@ -4147,7 +4147,7 @@ static int
 persist_job(void *arg, const struct kvop *ops)
 {
 	struct node *n = arg;
-	return rstore_persist_pre(n->rs, &n->rd, NULL, NULL, ops ? pre_ops : NULL, (void *)ops);
+	return rstore_persist_pre(n->rs, &n->rd, NULL, NULL, ops ? pre_ops : NULL, ops);
 }
 
 /*

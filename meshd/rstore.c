@@ -426,7 +426,7 @@ struct persist_ctx {
 	rstore_install_fn install;
 	void *arg;
 	rstore_pre_fn pre;
-	void *parg;
+	const void *parg;
 };
 
 static int
@@ -501,7 +501,7 @@ rstore_persist(struct rstore *rs, const struct raft_ready *rd,
 
 int
 rstore_persist_pre(struct rstore *rs, const struct raft_ready *rd,
-    rstore_install_fn install, void *arg, rstore_pre_fn pre, void *parg)
+    rstore_install_fn install, void *arg, rstore_pre_fn pre, const void *parg)
 {
 	struct persist_ctx c = {rd, install, arg, pre, parg};
 	uint64_t need = 4096;

@@ -128,9 +128,9 @@ int rstore_persist(struct rstore *rs, const struct raft_ready *rd,
  * everything): state writes that would otherwise cost a sync of their own.
  * When the map is full they are made again with the rest after it grows.
  */
-typedef int (*rstore_pre_fn)(void *arg, struct store_txn *t);
+typedef int (*rstore_pre_fn)(const void *arg, struct store_txn *t);
 int rstore_persist_pre(struct rstore *rs, const struct raft_ready *rd,
-    rstore_install_fn install, void *arg, rstore_pre_fn pre, void *parg);
+    rstore_install_fn install, void *arg, rstore_pre_fn pre, const void *parg);
 
 /*
  * Record a snapshot the caller took (after raft_compact gave meta): its

@@ -933,14 +933,14 @@ case_random_raft(void)
 }
 
 static int
-pre_put(void *arg, struct store_txn *t)
+pre_put(const void *arg, struct store_txn *t)
 {
 	const char *k = arg;
 	return store_put(t, DB_META, k, strlen(k), "v", 1);
 }
 
 static int
-pre_fail(void *arg, struct store_txn *t)
+pre_fail(const void *arg, struct store_txn *t)
 {
 	int rc = pre_put(arg, t);
 	return rc ? rc : BABL_EIO;
