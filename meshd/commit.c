@@ -36,7 +36,7 @@ struct committer {
 	int done_err;
 	uint64_t txns, entries;
 	/* One job at a time (commit_job): run after what was queued before it. */
-	commit_job_fn job;
+	int (*job)(void *);
 	void *job_arg;
 	int job_done, job_rc;
 };
@@ -50,26 +50,6 @@ prop_free(struct prop *p)
 	free(p);
 }
 
-int
-commit_ops_write(struct store_txn *t, const struct kvop *ops)
-{
-	int rc = 0;
-	for (const struct kvop *o = ops; o && !rc; o = o->next)
-		rc = o->del ? store_del(t, o->db, o->k, o->kl)
-		            : store_put(t, o->db, o->k, o->kl, o->v, o->vl);
-	return rc;
-}
-
-static void
-ops_free(struct kvop *ops)
-{
-	while (ops) {
-		struct kvop *o = ops->next;
-		free(ops);
-		ops = o;
-	}
-}
-
 static int
 write_batch(struct committer *c, struct prop *props, struct kvop *ops)
 {
@@ -81,8 +61,9 @@ write_batch(struct committer *c, struct prop *props, struct kvop *ops)
 		struct iovec iov = {p->buf, p->e.len};
 		rc = store_append(t, &p->e, &iov, p->e.len ? 1 : 0);
 	}
-	if (!rc)
-		rc = commit_ops_write(t, ops);
+	for (struct kvop *o = ops; o && !rc; o = o->next)
+		rc = o->del ? store_del(t, o->db, o->k, o->kl)
+		            : store_put(t, o->db, o->k, o->kl, o->v, o->vl);
 	if (rc) {
 		store_abort(t);
 		return rc;
@@ -100,21 +81,13 @@ commit_main(void *arg)
 			pthread_cond_wait(&c->cv, &c->mu);
 		if (!c->q && !c->ops && !c->job && c->stopping)
 			break;
-		if (c->job && !c->q) {
-			/* The state writes queued before the job go into its
-			 * transaction: they need no sync of their own. */
-			commit_job_fn fn = c->job;
+		if (c->job && !c->q && !c->ops) {
+			int (*fn)(void *) = c->job;
 			void *jarg = c->job_arg;
-			struct kvop *ops = c->ops;
-			c->ops = NULL;
-			c->opt = &c->ops;
 			c->writing = 1;
 			pthread_mutex_unlock(&c->mu);
-			int rc = fn(jarg, ops);
-			ops_free(ops);
+			int rc = fn(jarg);
 			pthread_mutex_lock(&c->mu);
-			if (rc == 0)
-				c->txns++;
 			c->job = NULL;
 			c->job_rc = rc;
 			c->job_done = 1;
@@ -176,7 +149,11 @@ commit_main(void *arg)
 		if (rc && !failed)
 			log_warnx("commit failed: %s (%s); no further writes will be made",
 			    babl_strerror(rc), store_errstr(c->st));
-		ops_free(ops);
+		while (ops) {
+			struct kvop *o = ops->next;
+			free(ops);
+			ops = o;
+		}
 
 		pthread_mutex_lock(&c->mu);
 		if (rc)
@@ -377,7 +354,7 @@ commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries)
 }
 
 int
-commit_job(struct committer *c, commit_job_fn fn, void *arg)
+commit_job(struct committer *c, int (*fn)(void *), void *arg)
 {
 	commit_flush(c);
 	pthread_mutex_lock(&c->mu);

@@ -84,23 +84,14 @@ size_t commit_backlog(struct committer *c);
 void commit_stats(struct committer *c, uint64_t *txns, uint64_t *entries);
 
 /*
- * Run fn(arg, ops) on the commit thread once the proposals queued before it
- * are written (a replicated node persists its Raft batches so: fn does its
- * own durable transaction).  ops are the state writes queued before it (NULL
- * if none): fn must make them in its transaction, first, with
- * commit_ops_write, so that they share its sync instead of costing one of
- * their own; the committer frees them afterwards.  One job at a time:
- * BABL_EBUSY while one is queued or its result has not been taken.
- * commit_job_done gives 1 and fn's result once it ran (wake_fd is written
- * then), else 0.  A job that returns 0 counts as a transaction in
- * commit_stats.
+ * Run fn(arg) on the commit thread once what was queued before it is
+ * written (a replicated node persists its Raft batches so: fn does its own
+ * durable transaction).  One job at a time: BABL_EBUSY while one is queued
+ * or its result has not been taken.  commit_job_done gives 1 and fn's
+ * result once it ran (wake_fd is written then), else 0.
  */
-struct store_txn;
-typedef int (*commit_job_fn)(void *arg, const struct kvop *ops);
-int commit_job(struct committer *c, commit_job_fn fn, void *arg);
+int commit_job(struct committer *c, int (*fn)(void *), void *arg);
 int commit_job_done(struct committer *c, int *rc);
-/* Make the writes of ops in t, in order: 0 or the store's error. */
-int commit_ops_write(struct store_txn *t, const struct kvop *ops);
 
 void prop_free(struct prop *p);
 

@@ -327,7 +327,6 @@ struct node {
 	struct proxy_set *px;
 	struct raft_ready rd;
 	int rd_busy;              /* rd is being persisted by the commit thread */
-	int rd_early;             /* rd's early messages went out (raft_early) */
 	uint64_t saved_term, saved_vote;
 	int64_t next_tick_ms, next_duty_ms, orphan_scan_ms;
 	int leader;
@@ -349,8 +348,6 @@ struct node {
 	uint64_t lead_commit;  /* the highest commit index a leader has sent */
 	uint64_t *bend;        /* calls whose OUTCOME is in the batch applied now */
 	size_t nbend, cbend;
-	const struct raft_entry *ahead; /* committed entries after the one applied */
-	size_t ahead_n;
 	uint64_t lead_bad;     /* a leader a proxy could not reach ... */
 	int64_t lead_bad_ms;   /* ... then: not used again until heard from */
 	struct backitem *back; /* clients the proxies handed back (under rlock) */
@@ -3223,24 +3220,14 @@ static const struct ent_outcome *outcome_effective(const struct ent_outcome *o,
 static void apply_report(struct node *n, const struct entry *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
-#define EOF_AHEAD_MAX 64 /* entries after a CALL looked at for its EOF */
-
-/* Whether call's EOF follows p closely in the batch being applied: the
- * proposals linked after p, or on a member the rest of the ready's
- * committed entries (cluster_finish). */
+/* Whether call's EOF follows p closely in the batch being applied. */
 static int
-eof_ahead(const struct node *n, const struct prop *p, uint64_t call)
+eof_ahead(const struct prop *p, uint64_t call)
 {
 	int k = 0;
-	for (const struct prop *q = p->next; q && k < EOF_AHEAD_MAX; q = q->next, k++)
+	for (const struct prop *q = p->next; q && k < 64; q = q->next, k++)
 		if (q->e.type == ENT_EOF && q->e.len >= 8 && be64_get(q->buf) == call)
 			return 1;
-	for (size_t i = 0; i < n->ahead_n && i < EOF_AHEAD_MAX; i++) {
-		const struct raft_entry *re = &n->ahead[i];
-		if (re->type == RAFT_ENT_NORMAL && re->len >= 9 && re->data[0] == ENT_EOF &&
-		    be64_get(re->data + 1) == call)
-			return 1;
-	}
 	return 0;
 }
 
@@ -3269,7 +3256,7 @@ apply_prop(struct node *n, struct prop *p)
 		if (!c && n->cluster)
 			c = call_shadow(n, e);
 		if (c)
-			c->input_whole = eof_ahead(n, p, e->index);
+			c->input_whole = eof_ahead(p, e->index);
 		if (c && !c->placeholder)
 			call_start(c);
 		break;
@@ -4137,17 +4124,10 @@ cluster_apply(struct node *n, const struct raft_entry *re)
 }
 
 static int
-pre_ops(const void *arg, struct store_txn *t)
-{
-	return commit_ops_write(t, arg);
-}
-
-/* On the commit thread: the ready, with the state writes queued before it. */
-static int
-persist_job(void *arg, const struct kvop *ops)
+persist_job(void *arg)
 {
 	struct node *n = arg;
-	return rstore_persist_pre(n->rs, &n->rd, NULL, NULL, ops ? pre_ops : NULL, ops);
+	return rstore_persist(n->rs, &n->rd, NULL, NULL);
 }
 
 /*
@@ -4177,39 +4157,19 @@ batch_ended(struct node *n, const struct raft_ready *rd)
 	qsort(n->bend, n->nbend, sizeof *n->bend, u64_cmp);
 }
 
-/* Send the ready's messages that may go before it is durable (early = 1),
- * or the others (early = 0). */
 static void
-cluster_send(struct node *n, const struct raft_ready *rd, int early)
+cluster_finish(struct node *n)
 {
+	struct raft_ready *rd = &n->rd;
 	for (size_t i = 0; i < rd->nmsgs; i++) {
-		if (raft_early(n->raft, rd, &rd->msgs[i]) != early)
-			continue;
 		int rc = rtrans_send(n->rt, &rd->msgs[i]);
 		if (rc && rc != BABL_ENOENT)
 			log_debug("raft: cannot send %s to %" PRIu64 ": %s",
 			    raft_msg_type_name(rd->msgs[i].type), rd->msgs[i].to, babl_strerror(rc));
 	}
-}
-
-/* rd is durable (or had nothing to write): the rest of its messages, its
- * committed entries applied, and the core told. */
-static void
-cluster_finish(struct node *n)
-{
-	struct raft_ready *rd = &n->rd;
-	if (!n->rd_early)
-		cluster_send(n, rd, 1);
-	n->rd_early = 0;
-	cluster_send(n, rd, 0);
 	batch_ended(n, rd);
-	for (size_t i = 0; i < rd->ncommitted; i++) {
-		n->ahead = rd->committed + i + 1;
-		n->ahead_n = rd->ncommitted - i - 1;
+	for (size_t i = 0; i < rd->ncommitted; i++)
 		cluster_apply(n, &rd->committed[i]);
-	}
-	n->ahead = NULL;
-	n->ahead_n = 0;
 	n->nbend = 0; /* (call_shadow looks only within the batch) */
 	if (rd->ncommitted) {
 		uint8_t a[8];
@@ -4658,10 +4618,6 @@ cluster_pump(struct node *n)
 			if (commit_job(n->cm, persist_job, n))
 				fatalx("raft: the commit thread is busy");
 			n->rd_busy = 1;
-			/* A leader's appends go out while it writes them: the
-			 * followers' writes overlap its own (raft_early). */
-			cluster_send(n, rd, 1);
-			n->rd_early = 1;
 			return;
 		}
 		cluster_finish(n);

@@ -425,8 +425,6 @@ struct persist_ctx {
 	const struct raft_ready *rd;
 	rstore_install_fn install;
 	void *arg;
-	rstore_pre_fn pre;
-	const void *parg;
 };
 
 static int
@@ -436,8 +434,6 @@ persist_fn(struct rstore *rs, struct store_txn *t, void *ctx)
 	const struct raft_ready *rd = c->rd;
 	uint64_t tail, first;
 	int rc;
-	if (c->pre && (rc = c->pre(c->parg, t)))
-		return store_fail(rs, rc, "writing the state that waited for this transaction");
 	store_tail(rs->s, &tail, NULL, NULL);
 	if (rd->snap) {
 		const struct raft_snap_meta *m = &rd->snap->meta;
@@ -496,14 +492,7 @@ int
 rstore_persist(struct rstore *rs, const struct raft_ready *rd,
     rstore_install_fn install, void *arg)
 {
-	return rstore_persist_pre(rs, rd, install, arg, NULL, NULL);
-}
-
-int
-rstore_persist_pre(struct rstore *rs, const struct raft_ready *rd,
-    rstore_install_fn install, void *arg, rstore_pre_fn pre, const void *parg)
-{
-	struct persist_ctx c = {rd, install, arg, pre, parg};
+	struct persist_ctx c = {rd, install, arg};
 	uint64_t need = 4096;
 	if (rd->snap)
 		need += rd->snap->meta.size * 2;

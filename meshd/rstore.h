@@ -123,16 +123,6 @@ int rstore_persist(struct rstore *rs, const struct raft_ready *rd,
     rstore_install_fn install, void *arg);
 
 /*
- * rstore_persist with the caller's own writes in the same transaction,
- * made first by pre(parg, t) (0 or a negative code, which aborts
- * everything): state writes that would otherwise cost a sync of their own.
- * When the map is full they are made again with the rest after it grows.
- */
-typedef int (*rstore_pre_fn)(const void *arg, struct store_txn *t);
-int rstore_persist_pre(struct rstore *rs, const struct raft_ready *rd,
-    rstore_install_fn install, void *arg, rstore_pre_fn pre, const void *parg);
-
-/*
  * Record a snapshot the caller took (after raft_compact gave meta): its
  * meta becomes "raft.snap" and the entries before meta->index leave the
  * log (the entry at meta->index stays as the chain's anchor).

@@ -932,69 +932,7 @@ case_random_raft(void)
 	remove_dirs();
 }
 
-static int
-pre_put(const void *arg, struct store_txn *t)
-{
-	const char *k = arg;
-	return store_put(t, DB_META, k, strlen(k), "v", 1);
-}
-
-static int
-pre_fail(const void *arg, struct store_txn *t)
-{
-	int rc = pre_put(arg, t);
-	return rc ? rc : BABL_EIO;
-}
-
-static int
-has_meta(struct rstore *rs, const char *k)
-{
-	struct store_txn *t;
-	const void *v;
-	size_t vl;
-	if (store_begin(rstore_store(rs), 0, &t))
-		return -1;
-	int rc = store_get(t, DB_META, k, strlen(k), &v, &vl);
-	store_abort(t);
-	return rc == 0;
-}
-
-/* rstore_persist_pre: the caller's writes and the ready's are one
- * transaction; a failing write of the caller's leaves out the ready too. */
-static void
-case_pre_writes(void)
-{
-	setup();
-	struct rstore *rs = reopen(0, 4 * MiB, 0, NULL);
-	struct raft_entry ents[2] = {normal(1, 1, 10), normal(2, 1, 12)};
-	struct raft_ready rd;
-	memset(&rd, 0, sizeof rd);
-	rd.entries = ents;
-	rd.nentries = 2;
-	rd.hs_changed = 1;
-	rd.hs = (struct raft_hard_state){1, 1, 0};
-	T_EQ_INT(rstore_persist_pre(rs, &rd, NULL, NULL, pre_put, "with-1-2"), 0);
-	check_log(rs, 1, 2);
-	T_EQ_INT(has_meta(rs, "with-1-2"), 1);
-
-	struct raft_entry three = normal(3, 1, 9);
-	memset(&rd, 0, sizeof rd);
-	rd.entries = &three;
-	rd.nentries = 1;
-	T_EQ_INT(rstore_persist_pre(rs, &rd, NULL, NULL, pre_fail, "with-3"), BABL_EIO);
-	T_ASSERT(strstr(rstore_errstr(rs), "waited for this transaction") != NULL);
-	check_log(rs, 1, 2);
-	T_EQ_INT(has_meta(rs, "with-3"), 0);
-
-	/* After a restart, the same. */
-	rs = reopen(0, 4 * MiB, 0, NULL);
-	check_log(rs, 1, 2);
-	T_EQ_INT(has_meta(rs, "with-1-2"), 1);
-	T_EQ_INT(has_meta(rs, "with-3"), 0);
-}
-
 static const struct t_case cases[] = {
-	{"pre_writes", case_pre_writes},
 	{"mapping", case_mapping},
 	{"round_trip", case_round_trip},
 	{"snapshot", case_snapshot},
