@@ -5387,7 +5387,7 @@ start_listeners(struct node *n)
 			}
 			unlink(url + 6);
 		}
-		if ((rv = conn_listener_alloc(&l->l, url)) ||
+		if ((rv = nng_stream_listener_alloc(&l->l, url)) ||
 		    (rv = nng_stream_listener_listen(l->l))) {
 			log_warnx("cannot listen on %s: %s", url, nng_strerror(rv));
 			return -1;
