@@ -166,12 +166,41 @@ conn_counts(const struct conn *c, uint64_t *sent, uint64_t *received)
 	*received = c->received;
 }
 
+/* TCP_NODELAY's result: a transport without the option (ipc) is fine. */
+static int
+nodelay_rc(int rv)
+{
+	return rv == NNG_ENOTSUP ? 0 : rv;
+}
+
+int
+conn_dialer_alloc(nng_stream_dialer **d, const char *url)
+{
+	int rv = nng_stream_dialer_alloc(d, url);
+	if (rv == 0 && (rv = nodelay_rc(nng_stream_dialer_set_bool(*d, NNG_OPT_TCP_NODELAY, true)))) {
+		nng_stream_dialer_free(*d);
+		*d = NULL;
+	}
+	return rv;
+}
+
+int
+conn_listener_alloc(nng_stream_listener **l, const char *url)
+{
+	int rv = nng_stream_listener_alloc(l, url);
+	if (rv == 0 && (rv = nodelay_rc(nng_stream_listener_set_bool(*l, NNG_OPT_TCP_NODELAY, true)))) {
+		nng_stream_listener_free(*l);
+		*l = NULL;
+	}
+	return rv;
+}
+
 static int
 dial_one(const char *url, int timeout_ms, nng_stream **out)
 {
 	nng_stream_dialer *d;
 	nng_aio *aio;
-	int rv = nng_stream_dialer_alloc(&d, url);
+	int rv = conn_dialer_alloc(&d, url);
 	if (rv)
 		return rv;
 	if ((rv = nng_aio_alloc(&aio, NULL, NULL))) {

@@ -9,6 +9,7 @@
 #ifndef BABL_CONN_H
 #define BABL_CONN_H
 
+#include <nng/nng.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,5 +46,16 @@ void conn_shutdown(struct conn *c);
 
 /* Bytes sent and received so far (for --progress). */
 void conn_counts(const struct conn *c, uint64_t *sent, uint64_t *received);
+
+/*
+ * nng_stream_dialer_alloc and nng_stream_listener_alloc for babl's frames:
+ * on tcp, TCP_NODELAY is set.  nng leaves it off for byte streams, and then
+ * a small frame sent right behind another (a call's EOF behind its input, an
+ * EXIT behind the output) waits for the peer's delayed acknowledgement,
+ * about 40 ms on Linux.  Transports without the option (ipc) skip it.
+ * Returns nng's error code.
+ */
+int conn_dialer_alloc(nng_stream_dialer **d, const char *url);
+int conn_listener_alloc(nng_stream_listener **l, const char *url);
 
 #endif

@@ -674,9 +674,12 @@ session_flush(struct session *s)
 		/*
 		 * All sent: wait for the client to close first (reading and
 		 * dropping whatever it still sends), so that closing with its
-		 * last bytes unread cannot make it lose our final frame.
+		 * last bytes unread cannot make it lose our final frame.  That
+		 * holds for a refusal too: a greeted client may have sent its
+		 * call's input right behind the CALL.  Only a peer that never
+		 * said HELLO is closed on at once.
 		 */
-		if (s->closing && !s->asked) { /* a client that never asked: go */
+		if (s->closing && !s->asked && !s->greeted) {
 			s->dead = 1;
 			nng_stream_close(s->s);
 		} else if (s->closing && !s->linger) {
@@ -5387,7 +5390,7 @@ start_listeners(struct node *n)
 			}
 			unlink(url + 6);
 		}
-		if ((rv = nng_stream_listener_alloc(&l->l, url)) ||
+		if ((rv = conn_listener_alloc(&l->l, url)) ||
 		    (rv = nng_stream_listener_listen(l->l))) {
 			log_warnx("cannot listen on %s: %s", url, nng_strerror(rv));
 			return -1;

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conn.h"
 #include "err.h"
 #include "logmsg.h"
 #include "proxy.h"
@@ -728,7 +729,7 @@ proxy_start(struct proxy_set *ps, nng_stream *client, const char *url,
 		rc = BABL_ENOMEM;
 	if (rc) {
 		to_done(p);
-	} else if (!url || (rv = nng_stream_dialer_alloc(&p->dialer, url)) != 0) {
+	} else if (!url || (rv = conn_dialer_alloc(&p->dialer, url)) != 0) {
 		rc = rv == NNG_ENOMEM ? BABL_ENOMEM : BABL_EINPUT;
 		unreachable(p, url ? nng_strerror(rv) : "no URL");
 	} else if (prelen > PROXY_PRE_MAX || (prelen && !pre)) {

@@ -128,6 +128,23 @@ check_eq "--verify 2 rnd: nothing on stdout" "" "$(cat "$T/out")"
 check_stderr_contains "output is withheld"
 check_exit 64 babl --verify 4 cat
 check_stderr_contains "the mesh has 3 executing nodes"
+# A refusal reaches the client through a follower even when the leader
+# refuses with the client's input still unread: it waits for the client
+# to close, rather than closing (and resetting the connection) first.
+refusals_seen() {
+	local i k ok=0
+	for i in 0 1 2; do
+		[ "$i" = $((L - 1)) ] && continue
+		for ((k = 0; k < 40; k++)); do
+			head -c 300000 /dev/zero | babl -n "${N[$i]}" nosuch >/dev/null 2>"$T/err"
+			[ $? = 69 ] && grep -q 'no such service: nosuch' "$T/err" && ok=$((ok + 1))
+		done
+	done
+	echo "$ok"
+}
+relead
+check_eq "80 calls to an unknown service through the followers: each refused as such" 80 \
+	"$(refusals_seen)"
 # The rnd calls now: the three above and the one --verify refused, whose
 # runs and reports are awaited before a node is restarted below.
 relead

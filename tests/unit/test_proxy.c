@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "err.h"
 #include "proxy.h"
 #include "wire.h"
@@ -154,7 +155,7 @@ dial_wait(const char *url)
 	nng_stream_dialer *d;
 	nng_aio *aio;
 	nng_stream *s = NULL;
-	if (nng_stream_dialer_alloc(&d, url) != 0)
+	if (conn_dialer_alloc(&d, url) != 0)
 		return NULL;
 	if (nng_aio_alloc(&aio, NULL, NULL) == 0) {
 		nng_aio_set_timeout(aio, IO_MS);
@@ -173,7 +174,7 @@ static nng_stream_listener *
 listen_on(char *url, size_t n)
 {
 	nng_stream_listener *l;
-	if (nng_stream_listener_alloc(&l, url) != 0)
+	if (conn_listener_alloc(&l, url) != 0)
 		return NULL;
 	if (nng_stream_listener_listen(l) != 0) {
 		nng_stream_listener_free(l);
@@ -1053,7 +1054,42 @@ case_several_at_once(void)
 	proxy_set_close(ps);
 }
 
+/*
+ * Streams from conn_dialer_alloc and conn_listener_alloc send small frames
+ * at once on tcp (TCP_NODELAY on both ends: no frame waits behind another
+ * for a delayed acknowledgement), and ipc, which has no such option, works.
+ */
+static void
+case_nodelay(void)
+{
+	char url[128] = "tcp://127.0.0.1:0";
+	nng_stream_listener *l = listen_on(url, sizeof url);
+	T_ASSERT(l != NULL);
+	nng_stream *c = dial_wait(url), *a = accept_wait(l, IO_MS);
+	T_ASSERT(c != NULL && a != NULL);
+	bool on = false;
+	T_EQ_INT(nng_stream_get_bool(c, NNG_OPT_TCP_NODELAY, &on), 0);
+	T_ASSERT(on);
+	on = false;
+	T_EQ_INT(nng_stream_get_bool(a, NNG_OPT_TCP_NODELAY, &on), 0);
+	T_ASSERT(on);
+	nng_stream_free(c);
+	nng_stream_free(a);
+	nng_stream_listener_free(l);
+
+	char ipc[256];
+	ipc_url(ipc, sizeof ipc, "nodelay");
+	T_ASSERT((l = listen_on(ipc, sizeof ipc)) != NULL);
+	c = dial_wait(ipc);
+	a = accept_wait(l, IO_MS);
+	T_ASSERT(c != NULL && a != NULL);
+	nng_stream_free(c);
+	nng_stream_free(a);
+	nng_stream_listener_free(l);
+}
+
 static const struct t_case cases[] = {
+	{"nodelay", case_nodelay},
 	{"echo_exact", case_echo_exact},
 	{"exit_then_close", case_exit_then_close},
 	{"large_tcp", case_large_tcp},
