@@ -3125,6 +3125,14 @@ outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
 			    c->svc->name, c->msg[0] ? c->msg : w);
 		else if (o->why == ENT_WHY_TIMEOUT)
 			send_exit(s, o->kind, o->code, c->msg);
+		else if (o->why == ENT_WHY_CANCELLED)
+			/* Not the run's exit status, which may be 0: the log
+			 * counts none of this run (its writes do not apply), so
+			 * the caller must not take it for a success. */
+			send_error(s, BABL_ECANCELED, "%s: %s", c->svc->name, c->msg[0] ? c->msg :
+			    (o->flags & ENT_OUT_UNOWNED) ? "the leader changed during this --id call, "
+			    "and this run does not count; call again (it runs once)" :
+			    "the call was cancelled; call again");
 		else if (c->verify_k && (o->why == ENT_WHY_NONE || o->why == ENT_WHY_PROGRAM))
 			verify_hold(n, s, c, o);
 		else if (c->idkey && o->why == ENT_WHY_NONE && !(o->flags & ENT_OUT_PARTIAL) &&

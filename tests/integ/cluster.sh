@@ -514,6 +514,44 @@ else
 	echo "    node $K1 did not become leader again (node ${L:-none} leads): its retry is not checked"
 fi
 
+# The leader is frozen (SIGSTOP) while an --id call runs there.  The next
+# leader ends the call (its own run, whose output it did not record from
+# the start, counts as cancelled; or it cancels the run).  Once the frozen
+# node resumes, its caller must not hear that the call succeeded: the log
+# counts none of that run.  A retry then runs the id, once.
+check "deploy stamp (a native service taking a second, printing a fresh stamp)" \
+	babl -n "$ALL" deploy stamp -- /bin/sh -c 'sleep 1; od -An -N8 -tx8 /dev/urandom'
+L=$("$CLUSTER" leader)
+lpid=$(pid_of "$L")
+others=()
+for i in 1 2 3; do [ "$i" = "$L" ] || others+=("${N[$i]}"); done
+timeout 90 babl -n "${N[$L]}" -t 60 --id st1 stamp </dev/null >"$T/st1.out" 2>"$T/st1.err" &
+st1=$!
+sleep 0.4
+say "SIGSTOP the leader, node $L, while --id st1 runs there"
+kill -STOP "$lpid"
+check "frozen leader: another node becomes leader" within "$W" another_leader
+# (its run ends there within a second, and its end is committed)
+sleep $((2 * _slow))
+kill -CONT "$lpid"
+bounded_wait "$st1" 90
+st1rc=$?
+echo "    the frozen leader's caller: exit $st1rc, said: $(head -c 200 "$T/st1.err")"
+check "the frozen leader's caller is not told that --id st1 succeeded" test "$st1rc" -ne 0
+check "... it is told to call again" grep -q 'call again' "$T/st1.err"
+st1out=""
+for ((t = 0; t < 20; t++)); do
+	st1out=$(timeout 30 babl -n "$ALL" -t 10 --id st1 stamp </dev/null 2>/dev/null) && break
+	st1out=""
+	sleep 0.3
+done
+check "a retry of --id st1 is acknowledged" test -n "$st1out"
+check_eq "a second retry of --id st1 prints the same stamp" "$st1out" \
+	"$(timeout 30 babl -n "$ALL" -t 10 --id st1 stamp </dev/null 2>&1)"
+check "the mesh converges" within "$((2 * W))" converged "${N[1]}" "${N[2]}" "${N[3]}"
+check_eq "babl log stamp lists one successful call" 1 \
+	"$(calls_of "${N[1]}" stamp | grep -c 'exit 0$')"
+
 check "scripts/cluster stop" "$CLUSTER" stop
 for i in 1 2 3; do
 	check "meshd --check --data n$i: the log verifies" timeout 60 meshd --check --data "$T/n$i"
