@@ -327,6 +327,7 @@ struct node {
 	struct proxy_set *px;
 	struct raft_ready rd;
 	int rd_busy;              /* rd is being persisted by the commit thread */
+	int rd_early;             /* rd's early messages went out (raft_early) */
 	uint64_t saved_term, saved_vote;
 	int64_t next_tick_ms, next_duty_ms, orphan_scan_ms;
 	int leader;
@@ -4168,16 +4169,31 @@ batch_ended(struct node *n, const struct raft_ready *rd)
 	qsort(n->bend, n->nbend, sizeof *n->bend, u64_cmp);
 }
 
+/* Send the ready's messages that may go before it is durable (early = 1),
+ * or the others (early = 0). */
 static void
-cluster_finish(struct node *n)
+cluster_send(struct node *n, const struct raft_ready *rd, int early)
 {
-	struct raft_ready *rd = &n->rd;
 	for (size_t i = 0; i < rd->nmsgs; i++) {
+		if (raft_early(n->raft, rd, &rd->msgs[i]) != early)
+			continue;
 		int rc = rtrans_send(n->rt, &rd->msgs[i]);
 		if (rc && rc != BABL_ENOENT)
 			log_debug("raft: cannot send %s to %" PRIu64 ": %s",
 			    raft_msg_type_name(rd->msgs[i].type), rd->msgs[i].to, babl_strerror(rc));
 	}
+}
+
+/* rd is durable (or had nothing to write): the rest of its messages, its
+ * committed entries applied, and the core told. */
+static void
+cluster_finish(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	if (!n->rd_early)
+		cluster_send(n, rd, 1);
+	n->rd_early = 0;
+	cluster_send(n, rd, 0);
 	batch_ended(n, rd);
 	for (size_t i = 0; i < rd->ncommitted; i++)
 		cluster_apply(n, &rd->committed[i]);
@@ -4629,6 +4645,10 @@ cluster_pump(struct node *n)
 			if (commit_job(n->cm, persist_job, n))
 				fatalx("raft: the commit thread is busy");
 			n->rd_busy = 1;
+			/* A leader's appends go out while it writes them: the
+			 * followers' writes overlap its own (raft_early). */
+			cluster_send(n, rd, 1);
+			n->rd_early = 1;
 			return;
 		}
 		cluster_finish(n);

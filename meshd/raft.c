@@ -1655,6 +1655,14 @@ raft_advance(struct raft *r, const struct raft_ready *rd)
 }
 
 int
+raft_early(const struct raft *r, const struct raft_ready *rd, const struct raft_msg *m)
+{
+	return r->in_ready && r->role == RAFT_LEADER && m->from == r->id && m->term == r->term &&
+	    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) && !rd->snap &&
+	    !rd->truncate && rd->hs.term == r->hs_saved.term && rd->hs.vote == r->hs_saved.vote;
+}
+
+int
 raft_compact(struct raft *r, uint64_t index, uint64_t size,
     struct raft_snap_meta *meta)
 {

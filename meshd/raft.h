@@ -13,7 +13,8 @@
  *		   if rd.truncate: drop stored entries with index >= rd.truncate;
  *		   append rd.entries; if rd.hs_changed: store rd.hs.
  *		   All of step 1 must be durable before step 2.
- *		2. send rd.msgs (in any order; any may be lost);
+ *		2. send rd.msgs (in any order; any may be lost); those for
+ *		   which raft_early says so may go before step 1 is durable;
  *		3. apply rd.committed, in order;
  *		4. raft_advance(r, &rd);
  *	}
@@ -282,6 +283,16 @@ int raft_transfer_leader(struct raft *r, uint64_t to);
 int raft_ready(struct raft *r, struct raft_ready *rd);
 /* The caller did all of rd (see the top of this file). */
 int raft_advance(struct raft *r, const struct raft_ready *rd);
+
+/*
+ * 1 if message m of ready rd may be sent while rd's step 1 is still being
+ * made durable: a leader's APPEND or HEARTBEAT in a ready that changes
+ * neither term nor vote and installs or drops nothing.  Its entries then
+ * reach the followers while the leader writes them, and the leader counts
+ * itself as a replica only once raft_advance says they are durable, so
+ * nothing commits on a copy that a crash could take back.
+ */
+int raft_early(const struct raft *r, const struct raft_ready *rd, const struct raft_msg *m);
 
 /*
  * A snapshot of the state machine up to index (at most what was applied)

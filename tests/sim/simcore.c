@@ -665,6 +665,10 @@ handle_ready(struct sim *s, struct node *n)
 	int rc = 0;
 	while (n->up && !s->failed && (rc = raft_ready(n->r, &rd)) > 0) {
 		int crash = s->faults && chance(s, 4) ? 1 + rnd(s, 3) : 0;
+		/* As meshd does: a leader's appends go out while it writes. */
+		for (size_t i = 0; i < rd.nmsgs && !s->failed; i++)
+			if (raft_early(n->r, &rd, &rd.msgs[i]))
+				send_msg(s, n, &rd.msgs[i]);
 		if (crash == 1) {
 			node_crash(s, n, "before persisting a ready");
 			return;
@@ -676,7 +680,8 @@ handle_ready(struct sim *s, struct node *n)
 			return;
 		}
 		for (size_t i = 0; i < rd.nmsgs && !s->failed; i++)
-			send_msg(s, n, &rd.msgs[i]);
+			if (!raft_early(n->r, &rd, &rd.msgs[i]))
+				send_msg(s, n, &rd.msgs[i]);
 		if (rd.snap)
 			apply_snapshot(s, n, rd.snap);
 		for (size_t i = 0; i < rd.ncommitted && !s->failed; i++)
