@@ -349,6 +349,8 @@ struct node {
 	uint64_t lead_commit;  /* the highest commit index a leader has sent */
 	uint64_t *bend;        /* calls whose OUTCOME is in the batch applied now */
 	size_t nbend, cbend;
+	const struct raft_entry *ahead; /* committed entries after the one applied */
+	size_t ahead_n;
 	uint64_t lead_bad;     /* a leader a proxy could not reach ... */
 	int64_t lead_bad_ms;   /* ... then: not used again until heard from */
 	struct backitem *back; /* clients the proxies handed back (under rlock) */
@@ -3232,14 +3234,24 @@ static const struct ent_outcome *outcome_effective(const struct ent_outcome *o,
 static void apply_report(struct node *n, const struct entry *e);
 static void cluster_outcome(struct node *n, struct call *c, const struct ent_outcome *o);
 
-/* Whether call's EOF follows p closely in the batch being applied. */
+#define EOF_AHEAD_MAX 64 /* entries after a CALL looked at for its EOF */
+
+/* Whether call's EOF follows p closely in the batch being applied: the
+ * proposals linked after p, or in a mesh the rest of the ready's
+ * committed entries (cluster_finish). */
 static int
-eof_ahead(const struct prop *p, uint64_t call)
+eof_ahead(const struct node *n, const struct prop *p, uint64_t call)
 {
 	int k = 0;
-	for (const struct prop *q = p->next; q && k < 64; q = q->next, k++)
+	for (const struct prop *q = p->next; q && k < EOF_AHEAD_MAX; q = q->next, k++)
 		if (q->e.type == ENT_EOF && q->e.len >= 8 && be64_get(q->buf) == call)
 			return 1;
+	for (size_t i = 0; i < n->ahead_n && i < EOF_AHEAD_MAX; i++) {
+		const struct raft_entry *re = &n->ahead[i];
+		if (re->type == RAFT_ENT_NORMAL && re->len >= 9 && re->data[0] == ENT_EOF &&
+		    be64_get(re->data + 1) == call)
+			return 1;
+	}
 	return 0;
 }
 
@@ -3268,7 +3280,7 @@ apply_prop(struct node *n, struct prop *p)
 		if (!c && n->cluster)
 			c = call_shadow(n, e);
 		if (c)
-			c->input_whole = eof_ahead(p, e->index);
+			c->input_whole = eof_ahead(n, p, e->index);
 		if (c && !c->placeholder)
 			call_start(c);
 		break;
@@ -4195,8 +4207,13 @@ cluster_finish(struct node *n)
 	n->rd_early = 0;
 	cluster_send(n, rd, 0);
 	batch_ended(n, rd);
-	for (size_t i = 0; i < rd->ncommitted; i++)
+	for (size_t i = 0; i < rd->ncommitted; i++) {
+		n->ahead = rd->committed + i + 1;
+		n->ahead_n = rd->ncommitted - i - 1;
 		cluster_apply(n, &rd->committed[i]);
+	}
+	n->ahead = NULL;
+	n->ahead_n = 0;
 	n->nbend = 0; /* (call_shadow looks only within the batch) */
 	if (rd->ncommitted) {
 		uint8_t a[8];
