@@ -327,7 +327,6 @@ struct node {
 	struct proxy_set *px;
 	struct raft_ready rd;
 	int rd_busy;              /* rd is being persisted by the commit thread */
-	int rd_early;             /* rd's early messages went out (raft_early) */
 	uint64_t saved_term, saved_vote;
 	int64_t next_tick_ms, next_duty_ms, orphan_scan_ms;
 	int leader;
@@ -4196,15 +4195,15 @@ cluster_send(struct node *n, const struct raft_ready *rd, int early)
 	}
 }
 
-/* rd is durable (or had nothing to write): the rest of its messages, its
- * committed entries applied, and the core told. */
+/* rd is durable (or had nothing to write): the rest of its messages (the
+ * early ones too unless early_sent), its committed entries applied, and
+ * the core told. */
 static void
-cluster_finish(struct node *n)
+cluster_finish(struct node *n, int early_sent)
 {
 	struct raft_ready *rd = &n->rd;
-	if (!n->rd_early)
+	if (!early_sent)
 		cluster_send(n, rd, 1);
-	n->rd_early = 0;
 	cluster_send(n, rd, 0);
 	batch_ended(n, rd);
 	for (size_t i = 0; i < rd->ncommitted; i++) {
@@ -4637,7 +4636,7 @@ cluster_pump(struct node *n)
 			n->saved_term = n->rd.hs.term;
 			n->saved_vote = n->rd.hs.vote;
 			n->rd_busy = 0;
-			cluster_finish(n);
+			cluster_finish(n, 1);
 			cluster_role(n);
 		}
 		rtrans_recv(n->rt, on_raft_msg, n);
@@ -4665,10 +4664,9 @@ cluster_pump(struct node *n)
 			/* A leader's appends go out while it writes them: the
 			 * followers' writes overlap its own (raft_early). */
 			cluster_send(n, rd, 1);
-			n->rd_early = 1;
 			return;
 		}
-		cluster_finish(n);
+		cluster_finish(n, 0);
 		cluster_role(n);
 	}
 }

@@ -456,6 +456,17 @@ check_eq "retry of --id w$K through node $F: what was acknowledged ($vK)" "$vK" 
 # that call (finished by the next leader, or cancelled), once a retry is
 # acknowledged, the id has run once: later retries print the same output,
 # also once the killed node (restarted) leads again.
+# acked_retry ID SERVICE: call SERVICE with --id ID through any node until
+# a call is acknowledged (at most 20 tries); print what it printed.
+acked_retry() {
+	local t out
+	for ((t = 0; t < 20; t++)); do
+		out=$(timeout 30 babl -n "$ALL" -t 10 --id "$1" "$2" </dev/null 2>/dev/null) &&
+			{ printf '%s\n' "$out"; return 0; }
+		sleep 0.3
+	done
+	return 1
+}
 check "deploy slow (a native service taking a second)" \
 	babl -n "$ALL" deploy slow -- /bin/sh -c 'sleep 1; echo "run $BABL_REQUEST_ID"'
 L=$("$CLUSTER" leader)
@@ -469,12 +480,7 @@ echo "    the interrupted call said: $(head -c 200 "$T/s1.first")"
 sleep 0.5
 check "restart node $L" "$CLUSTER" restart "$L"
 check "node $L is back (its status answers)" within "$W" answers "${N[$L]}"
-s1out=""
-for ((t = 0; t < 20; t++)); do
-	s1out=$(timeout 30 babl -n "$ALL" -t 10 --id s1 slow </dev/null 2>/dev/null) && break
-	s1out=""
-	sleep 0.3
-done
+s1out=$(acked_retry s1 slow)
 check "a retry of --id s1 is acknowledged" test -n "$s1out"
 check_eq "a second retry of --id s1 prints the same" "$s1out" \
 	"$(timeout 30 babl -n "$ALL" -t 10 --id s1 slow </dev/null 2>&1)"
@@ -539,12 +545,7 @@ st1rc=$?
 echo "    the frozen leader's caller: exit $st1rc, said: $(head -c 200 "$T/st1.err")"
 check "the frozen leader's caller is not told that --id st1 succeeded" test "$st1rc" -ne 0
 check "... it is told to call again" grep -q 'call again' "$T/st1.err"
-st1out=""
-for ((t = 0; t < 20; t++)); do
-	st1out=$(timeout 30 babl -n "$ALL" -t 10 --id st1 stamp </dev/null 2>/dev/null) && break
-	st1out=""
-	sleep 0.3
-done
+st1out=$(acked_retry st1 stamp)
 check "a retry of --id st1 is acknowledged" test -n "$st1out"
 check_eq "a second retry of --id st1 prints the same stamp" "$st1out" \
 	"$(timeout 30 babl -n "$ALL" -t 10 --id st1 stamp </dev/null 2>&1)"

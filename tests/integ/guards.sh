@@ -50,10 +50,11 @@ relead() {
 	l=$("$CLUSTER" leader 2>/dev/null) && [ -n "$l" ] && L=$l && LEADER_URL=${N[$((L - 1))]}
 	return 0
 }
-# rnd_logged N: the leader's log lists at least N calls to rnd.
-rnd_logged() {
-	[ "$(babl -n "$LEADER_URL" -t 3 log rnd | grep -cE '^[0-9]+ ')" -ge "$1" ]
-}
+# rnd_calls: the calls to rnd the leader's log lists; rnd_logged N: at
+# least N of them; rnd_indexes: their log indexes, in order, on one line.
+rnd_calls() { babl -n "$LEADER_URL" -t 3 log rnd | grep -E '^[0-9]+ '; }
+rnd_logged() { [ "$(rnd_calls | wc -l)" -ge "$1" ]; }
+rnd_indexes() { rnd_calls | awk '{ print $1 }' | sort -n | tr '\n' ' '; }
 
 # diverged_is URL N: the node at URL counts N calls whose reports name it.
 diverged_is() {
@@ -101,7 +102,7 @@ for i in 1 2 3; do
 done
 relead
 check "the leader's log lists the 3 rnd calls" wait_until "$W" rnd_logged 3
-rnd_idx=$(babl -n "$LEADER_URL" log rnd | grep -E '^[0-9]+ ' | awk '{ print $1 }' | sort -n | tr '\n' ' ')
+rnd_idx=$(rnd_indexes)
 check "the guard catches up again" wait_until $((30 * _slow)) caught_up
 check "the reports reach the log (3 calls x 3 executing nodes)" wait_until $((10 * _slow)) sh -c \
 	"[ \$(babl -n '${N[1]}' verify rnd | grep -c '^  node [0-9]* signed ') -ge 9 ]"
@@ -149,7 +150,7 @@ check_eq "80 calls to an unknown service through the followers: each refused as 
 # runs and reports are awaited before a node is restarted below.
 relead
 check "the leader's log lists the 4 rnd calls" wait_until "$W" rnd_logged 4
-rnd_idx=$(babl -n "$LEADER_URL" log rnd | grep -E '^[0-9]+ ' | awk '{ print $1 }' | sort -n | tr '\n' ' ')
+rnd_idx=$(rnd_indexes)
 check "the guard reports on the fourth rnd call too (4 calls x 3 executing nodes)" \
 	wait_until $((30 * _slow)) sh -c \
 	"[ \$(babl -n '$LEADER_URL' verify rnd | grep -c '^  node [0-9]* signed ') -ge 12 ]"

@@ -229,49 +229,87 @@ cl_init(int nv)
 		snapdata[i] = (uint8_t)(i * 7);
 }
 
+/* A message in flight. */
+static void
+cl_queue(const struct raft_msg *m)
+{
+	struct wbuf b = {0};
+	T_EQ_INT(raft_msg_encode(&b, m), 0);
+	T_ASSERT(C.nq < 4096);
+	C.q[C.nq] = b.p;
+	C.qn[C.nq] = b.len;
+	C.qto[C.nq++] = (int)m->to;
+}
+
+/* Step 1 to 3 of a ready of node i (persist, send, apply); with
+ * early_sent, the messages raft_early let go before are not sent again. */
+static void
+cl_persist(int i, const struct raft_ready *rd, int early_sent)
+{
+	if (rd->snap) {
+		for (size_t j = 0; j < C.nlog[i]; j++)
+			free(C.log[i][j].data);
+		C.nlog[i] = 0;
+		C.snap[i] = rd->snap->meta;
+		T_EQ_MEM(rd->snap->data, snapdata, rd->snap->meta.size);
+		C.applied[i] = rd->snap->meta.index;
+	}
+	uint64_t first = C.snap[i].index + 1;
+	if (rd->nentries) {
+		size_t keep = (size_t)(rd->entries[0].index - first);
+		T_ASSERT(keep <= C.nlog[i]);
+		while (C.nlog[i] > keep)
+			free(C.log[i][--C.nlog[i]].data);
+	}
+	for (size_t j = 0; j < rd->nentries; j++) {
+		struct raft_entry *e = &C.log[i][C.nlog[i]++];
+		T_ASSERT(C.nlog[i] < 512);
+		*e = rd->entries[j];
+		e->data = exact_copy(rd->entries[j].data, e->len);
+	}
+	if (rd->hs_changed)
+		C.hs[i] = rd->hs;
+	for (size_t j = 0; j < rd->nmsgs; j++)
+		if (!early_sent || !raft_early(C.r[i], rd, &rd->msgs[j]))
+			cl_queue(&rd->msgs[j]);
+	for (size_t j = 0; j < rd->ncommitted; j++) {
+		T_EQ_INT(rd->committed[j].index, C.applied[i] + 1);
+		C.applied[i]++;
+		if (rd->committed[j].type == RAFT_ENT_NORMAL)
+			C.napplied_normal[i]++;
+	}
+}
+
 static void
 cl_ready(int i)
 {
 	struct raft_ready rd;
 	while (C.r[i] && raft_ready(C.r[i], &rd) > 0) {
-		if (rd.snap) {
-			for (size_t j = 0; j < C.nlog[i]; j++)
-				free(C.log[i][j].data);
-			C.nlog[i] = 0;
-			C.snap[i] = rd.snap->meta;
-			T_EQ_MEM(rd.snap->data, snapdata, rd.snap->meta.size);
-			C.applied[i] = rd.snap->meta.index;
-		}
-		uint64_t first = C.snap[i].index + 1;
-		if (rd.nentries) {
-			size_t keep = (size_t)(rd.entries[0].index - first);
-			T_ASSERT(keep <= C.nlog[i]);
-			while (C.nlog[i] > keep)
-				free(C.log[i][--C.nlog[i]].data);
-		}
-		for (size_t j = 0; j < rd.nentries; j++) {
-			struct raft_entry *e = &C.log[i][C.nlog[i]++];
-			T_ASSERT(C.nlog[i] < 512);
-			*e = rd.entries[j];
-			e->data = exact_copy(rd.entries[j].data, e->len);
-		}
-		if (rd.hs_changed)
-			C.hs[i] = rd.hs;
-		for (size_t j = 0; j < rd.nmsgs; j++) {
-			struct wbuf b = {0};
-			T_EQ_INT(raft_msg_encode(&b, &rd.msgs[j]), 0);
-			T_ASSERT(C.nq < 4096);
-			C.q[C.nq] = b.p;
-			C.qn[C.nq] = b.len;
-			C.qto[C.nq++] = (int)rd.msgs[j].to;
-		}
-		for (size_t j = 0; j < rd.ncommitted; j++) {
-			T_EQ_INT(rd.committed[j].index, C.applied[i] + 1);
-			C.applied[i]++;
-			if (rd.committed[j].type == RAFT_ENT_NORMAL)
-				C.napplied_normal[i]++;
-		}
+		cl_persist(i, &rd, 0);
 		T_EQ_INT(raft_advance(C.r[i], &rd), 0);
+	}
+}
+
+/* Deliver the messages in flight now (those they cause wait). */
+static void
+cl_deliver(void)
+{
+	size_t n = C.nq;
+	uint8_t *q[4096];
+	size_t qn[4096];
+	int qto[4096];
+	memcpy(q, C.q, n * sizeof(q[0]));
+	memcpy(qn, C.qn, n * sizeof(qn[0]));
+	memcpy(qto, C.qto, n * sizeof(qto[0]));
+	C.nq = 0;
+	for (size_t j = 0; j < n; j++) {
+		struct raft_msg m;
+		T_EQ_INT(raft_msg_decode(q[j], qn[j], &m, dents, RAFT_MSG_MAX_ENTRIES), 0);
+		int to = qto[j];
+		if (C.r[to] && !C.cut[to] && !C.cut[m.from])
+			T_EQ_INT(raft_step(C.r[to], &m), 0);
+		free(q[j]);
+		cl_ready(to);
 	}
 }
 
@@ -284,23 +322,7 @@ cl_pump(void)
 			cl_ready(i);
 		if (!C.nq)
 			return;
-		size_t n = C.nq;
-		uint8_t *q[4096];
-		size_t qn[4096];
-		int qto[4096];
-		memcpy(q, C.q, n * sizeof(q[0]));
-		memcpy(qn, C.qn, n * sizeof(qn[0]));
-		memcpy(qto, C.qto, n * sizeof(qto[0]));
-		C.nq = 0;
-		for (size_t j = 0; j < n; j++) {
-			struct raft_msg m;
-			T_EQ_INT(raft_msg_decode(q[j], qn[j], &m, dents, RAFT_MSG_MAX_ENTRIES), 0);
-			int to = qto[j];
-			if (C.r[to] && !C.cut[to] && !C.cut[m.from])
-				T_EQ_INT(raft_step(C.r[to], &m), 0);
-			free(q[j]);
-			cl_ready(to);
-		}
+		cl_deliver();
 	}
 	T_FAIL("the cluster never went quiet");
 }
@@ -614,32 +636,21 @@ case_early_appends(void)
 	struct raft_ready rd;
 	T_ASSERT(raft_ready(C.r[l], &rd) > 0);
 	T_EQ_INT(rd.nentries, 1);
+	/* The early messages go first; the followers take them and make
+	 * them durable while the leader has not yet. */
 	int early = 0;
 	for (size_t j = 0; j < rd.nmsgs; j++) {
 		if (!raft_early(C.r[l], &rd, &rd.msgs[j]))
 			continue;
 		T_EQ_INT(rd.msgs[j].type, RAFT_MSG_APPEND);
 		early++;
-		/* The follower takes it and makes it durable (cl_ready). */
-		struct wbuf b = {0};
-		struct raft_msg m;
-		T_EQ_INT(raft_msg_encode(&b, &rd.msgs[j]), 0);
-		T_EQ_INT(raft_msg_decode(b.p, b.len, &m, dents, RAFT_MSG_MAX_ENTRIES), 0);
-		int to = (int)m.to;
-		T_EQ_INT(raft_step(C.r[to], &m), 0);
-		wbuf_free(&b);
-		cl_ready(to);
+		cl_queue(&rd.msgs[j]);
 	}
 	T_EQ_INT(early, 2);
+	cl_deliver();
 	/* The leader's ready made durable, the rest as usual: the entry
 	 * commits everywhere. */
-	for (size_t j = 0; j < rd.nentries; j++) {
-		struct raft_entry *e = &C.log[l][C.nlog[l]++];
-		*e = rd.entries[j];
-		e->data = exact_copy(rd.entries[j].data, e->len);
-	}
-	for (size_t j = 0; j < rd.ncommitted; j++)
-		C.applied[l]++;
+	cl_persist(l, &rd, 1);
 	T_EQ_INT(raft_advance(C.r[l], &rd), 0);
 	cl_pump();
 	cl_tick(2);
