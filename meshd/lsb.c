@@ -79,10 +79,14 @@ enum phase { PH_TOP, PH_HANDLE, PH_DONE };
 /* Registry keys: the addresses of these objects are unique. */
 static const char K_IDS, K_PCACHE, K_FROZEN, K_WS, K_RS, K_CO, K_REQ, K_STOP, K_WEAKMT;
 
+struct lsb_image;
+
 struct lsb_prog {
 	char *name;
 	char *bin; /* lua_dump of the chunk, with debug information */
 	size_t len;
+	struct lsb_image *idle; /* states kept for the next calls */
+	unsigned nidle;
 };
 
 /*
@@ -96,6 +100,12 @@ struct lsb_prog {
  * without walking the state's objects; slabs are kept for the next call.
  * Under AddressSanitizer every block comes from malloc, so that the
  * sanitizer still sees each one.
+ *
+ * A state kept as an image (struct lsb_image, below) owns the slabs and
+ * large blocks it had when the image was taken: they are "kept" and never
+ * go back while the image lives, so that the image's bytes can be copied
+ * back to the same addresses.  Lua freeing a kept large block only takes
+ * it off the list; growing one moves it to a new block.
  */
 #if defined(__SANITIZE_ADDRESS__)
 #define AR_SMALL 0
@@ -107,7 +117,9 @@ struct lsb_prog {
 #define AR_KEEP 16                /* slabs kept for later states (1 MiB) */
 
 struct ar_big {
-	struct ar_big *prev, *next; /* 16 bytes: the block after stays aligned */
+	struct ar_big *prev, *next;
+	size_t size; /* bytes after the header (32 bytes: they stay aligned) */
+	size_t kept; /* part of an image: never freed while the image lives */
 };
 
 struct ar_slab {
@@ -121,6 +133,7 @@ struct arena {
 	unsigned char *cur;
 	size_t left;
 	struct ar_big big; /* the list's head */
+	struct ar_slab *kept; /* the image's slabs: this one and those after */
 };
 
 struct lsb {
@@ -166,6 +179,7 @@ struct lsb {
 	size_t kv_nkeys;
 
 	lua_Integer next_id; /* tostring numbering */
+	struct lsb_image *img; /* the image this state comes back to, or NULL */
 };
 
 static struct lsb *
@@ -263,28 +277,49 @@ ar_put(struct arena *a, void *p, size_t n)
 	a->free[k] = p;
 }
 
+static void
+ar_big_link(struct arena *a, struct ar_big *h)
+{
+	h->next = a->big.next;
+	h->prev = &a->big;
+	a->big.next->prev = h;
+	a->big.next = h;
+}
+
+static void
+ar_big_unlink(struct ar_big *h)
+{
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+}
+
 static void *
 ar_big_realloc(struct arena *a, void *p, size_t n)
 {
 	struct ar_big *h = p ? (struct ar_big *)p - 1 : NULL;
-	if (h) {
-		h->prev->next = h->next;
-		h->next->prev = h->prev;
+	if (h && h->kept) {
+		/* An image's block stays where it is: a smaller request keeps
+		 * it, a larger one moves to a block of its own. */
+		if (n <= h->size)
+			return p;
+		void *q = ar_big_realloc(a, NULL, n);
+		if (!q)
+			return NULL;
+		memcpy(q, p, h->size);
+		ar_big_unlink(h);
+		return q;
 	}
+	if (h)
+		ar_big_unlink(h);
 	struct ar_big *nh = realloc(h, sizeof *nh + n);
 	if (!nh) {
-		if (h) { /* still there: back on the list */
-			h->next = a->big.next;
-			h->prev = &a->big;
-			a->big.next->prev = h;
-			a->big.next = h;
-		}
+		if (h) /* still there: back on the list */
+			ar_big_link(a, h);
 		return NULL;
 	}
-	nh->next = a->big.next;
-	nh->prev = &a->big;
-	a->big.next->prev = nh;
-	a->big.next = nh;
+	nh->size = n;
+	nh->kept = 0;
+	ar_big_link(a, nh);
 	return nh + 1;
 }
 
@@ -292,9 +327,9 @@ static void
 ar_big_free(void *p)
 {
 	struct ar_big *h = (struct ar_big *)p - 1;
-	h->prev->next = h->next;
-	h->next->prev = h->prev;
-	free(h);
+	ar_big_unlink(h);
+	if (!h->kept)
+		free(h);
 }
 
 /* Block p of old bytes (NULL, 0: none) as one of n > 0 bytes, or NULL
@@ -329,16 +364,19 @@ ar_free(struct arena *a, void *p, size_t old)
 		ar_big_free(p);
 }
 
-/* Everything the arena holds goes at once; slabs are kept for later. */
+/* Everything the arena holds goes at once; slabs are kept for later.  An
+ * image's slabs and blocks stay where they are, for the image. */
 static void
 ar_release(struct arena *a)
 {
-	while (a->big.next != &a->big) {
-		struct ar_big *h = a->big.next;
-		a->big.next = h->next;
-		free(h);
+	struct ar_big *h = a->big.next;
+	while (h != &a->big) {
+		struct ar_big *next = h->next;
+		if (!h->kept)
+			free(h);
+		h = next;
 	}
-	while (a->slabs) {
+	while (a->slabs && a->slabs != a->kept) {
 		struct ar_slab *sl = a->slabs;
 		a->slabs = sl->next;
 		if (ar_nspare < AR_KEEP) {
@@ -2139,12 +2177,12 @@ lazy_global(lua_State *L)
 	return 1;
 }
 
-/* Runs protected on the main thread: build the environment and req. */
+/* Runs protected on the main thread: build the environment and the thread
+ * that runs the script. */
 static int
 setup(lua_State *L)
 {
 	struct lsb *c = sb_of(L);
-	const struct lsb_req *req = lua_touserdata(L, 1);
 	lua_settop(L, 0);
 	luaL_requiref(L, LUA_GNAME, luaopen_base, 0); /* 1: the globals' backing */
 	luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0); /* 2 */
@@ -2230,7 +2268,17 @@ setup(lua_State *L)
 	lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
 	lua_settop(L, 0);
 
-	/* The request. */
+	c->co = lua_newthread(L);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &K_CO);
+	return 0;
+}
+
+/* Runs protected on the main thread: the request, for handle. */
+static int
+setup_req(lua_State *L)
+{
+	const struct lsb_req *req = lua_touserdata(L, 1);
+	lua_settop(L, 0);
 	lua_createtable(L, 0, 4);
 	lua_createtable(L, req->nargs > 0 ? req->nargs : 0, 0);
 	for (int i = 0; i < req->nargs; i++) {
@@ -2245,9 +2293,6 @@ setup(lua_State *L)
 	lua_pushstring(L, req->service ? req->service : "");
 	lua_setfield(L, -2, "service");
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &K_REQ);
-
-	c->co = lua_newthread(L);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &K_CO);
 	return 0;
 }
 
@@ -2456,29 +2501,127 @@ drive(struct lsb *c, int nargs)
 
 /* ----------------------------------------------------------------- API */
 
+/*
+ * Setting a state up costs more than a small call: a worker running many
+ * calls of one script keeps states as images.  An image is a state as it
+ * stood once set up, with the script loaded and nothing of it run: its
+ * struct lsb and the bytes of every slab and large block it had then,
+ * which stay at their addresses ("kept").  When a call ends, what it
+ * allocated beyond the image goes back and the image waits on its prog's
+ * list; the next call copies the image's bytes back and runs in a state
+ * exactly as a fresh one would be, down to the allocator's free lists.
+ */
+#define IMAGES_KEPT 64 /* idle images per prog */
+
+struct lsb_image {
+	struct lsb_image *next; /* on the prog's idle list */
+	struct lsb_prog *prog;
+	struct lsb *c;          /* where the state lives (its allocator's ud) */
+	struct lsb saved;       /* *c as the image has it */
+	struct ar_pin {
+		void *p;
+		size_t n;
+	} *pins;                /* the kept slabs and blocks */
+	size_t npins;
+	unsigned char *bytes;   /* their contents, back to back */
+};
+
+static void
+image_drop(struct lsb_image *img)
+{
+	for (size_t i = 0; i < img->npins; i++)
+		free(img->pins[i].p); /* a slab, or a large block's header */
+	free(img->pins);
+	free(img->bytes);
+	free(img->c);
+	free(img);
+}
+
+/* Make c's state, as it stands now, an image of prog (0), or leave c as it
+ * is (BABL_ENOMEM). */
 static int
-start(struct lsb **out, const struct lsb_limits *lim, const struct lsb_host *host, void *ud,
-    const char *chunkname, const char *src, size_t len, const char *mode,
-    const struct lsb_req *req, int *state, int *status)
+image_take(struct lsb *c, struct lsb_prog *prog)
+{
+	struct arena *a = &c->ar;
+	size_t n = 0, total = 0;
+	for (struct ar_slab *sl = a->slabs; sl; sl = sl->next)
+		n++;
+	for (struct ar_big *h = a->big.next; h != &a->big; h = h->next)
+		n++;
+	struct lsb_image *img = calloc(1, sizeof *img);
+	struct ar_pin *pins = calloc(n ? n : 1, sizeof *pins);
+	if (!img || !pins) {
+		free(img);
+		free(pins);
+		return BABL_ENOMEM;
+	}
+	n = 0;
+	for (struct ar_slab *sl = a->slabs; sl; sl = sl->next) {
+		/* The slab in use up to where it is cut; the others whole. */
+		pins[n].p = sl;
+		pins[n].n = sl == a->slabs ? (size_t)(a->cur - (unsigned char *)sl)
+		                           : sizeof *sl + AR_SLAB;
+		total += pins[n++].n;
+	}
+	for (struct ar_big *h = a->big.next; h != &a->big; h = h->next) {
+		pins[n].p = h;
+		pins[n].n = sizeof *h + h->size;
+		total += pins[n++].n;
+	}
+	if (!(img->bytes = malloc(total ? total : 1))) {
+		free(img);
+		free(pins);
+		return BABL_ENOMEM;
+	}
+	for (struct ar_big *h = a->big.next; h != &a->big; h = h->next)
+		h->kept = 1;
+	a->kept = a->slabs;
+	img->prog = prog;
+	img->c = c;
+	img->pins = pins;
+	img->npins = n;
+	c->img = img;
+	total = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(img->bytes + total, pins[i].p, pins[i].n);
+		total += pins[i].n;
+	}
+	img->saved = *c;
+	return 0;
+}
+
+/* The image's state back as it was taken. */
+static struct lsb *
+image_restore(struct lsb_image *img)
+{
+	size_t off = 0;
+	for (size_t i = 0; i < img->npins; i++) {
+		memcpy(img->pins[i].p, img->bytes + off, img->pins[i].n);
+		off += img->pins[i].n;
+	}
+	*img->c = img->saved;
+	return img->c;
+}
+
+/*
+ * A new state with the script loaded on its thread (0), or BABL_E* with
+ * nothing allocated.  A script that cannot be loaded is not a failure: the
+ * call is then over (PH_DONE) with the message on stderr.
+ */
+static int
+state_new(struct lsb **out, const char *chunkname, const char *src, size_t len,
+    const char *mode, const struct lsb_limits *lim, const struct lsb_host *host, void *ud)
 {
 	*out = NULL;
 	struct lsb *c = calloc(1, sizeof *c);
 	if (!c)
 		return BABL_ENOMEM;
 	c->lim = *lim;
-	if (!c->lim.mem_bytes)
-		c->lim.mem_bytes = DEF_MEM;
-	if (!c->lim.instructions)
-		c->lim.instructions = DEF_INSNS;
-	if (!c->lim.max_string)
-		c->lim.max_string = DEF_STRING;
-	c->cap = c->lim.mem_bytes;
+	c->cap = lim->mem_bytes;
 	if (host)
 		c->host = *host;
 	c->ud = ud;
 	snprintf(c->name, sizeof c->name, "%s", chunkname ? chunkname : "script");
-	c->time_ms = req->time_ms;
-	c->seed = req->seed;
 	ar_init(&c->ar);
 	c->L = lua_newstate(sb_alloc, c);
 	if (!c->L) {
@@ -2487,8 +2630,7 @@ start(struct lsb **out, const struct lsb_limits *lim, const struct lsb_host *hos
 		return BABL_ENOMEM;
 	}
 	lua_pushcfunction(c->L, setup);
-	lua_pushlightuserdata(c->L, (void *)req);
-	int r = lua_pcall(c->L, 1, 0, 0);
+	int r = lua_pcall(c->L, 0, 0, 0);
 	if (r != LUA_OK) {
 		sb_close(c);
 		free(c);
@@ -2515,13 +2657,44 @@ start(struct lsb **out, const struct lsb_limits *lim, const struct lsb_host *hos
 			finish(c, LSB_EXIT_ERROR);
 		}
 		lua_settop(c->co, 0);
-		*state = LSB_DONE;
-		*status = c->status;
-		return 0;
 	}
-	*state = drive(c, 0);
+	return 0;
+}
+
+/* Give the loaded script its request and run it until it waits or ends. */
+static int
+call_begin(struct lsb **out, struct lsb *c, const struct lsb_req *req, int *state,
+    int *status)
+{
+	c->time_ms = req->time_ms;
+	c->seed = req->seed;
+	if (c->phase != PH_DONE) {
+		lua_pushcfunction(c->L, setup_req);
+		lua_pushlightuserdata(c->L, (void *)req);
+		int r = lua_pcall(c->L, 1, 0, 0);
+		if (r != LUA_OK) {
+			lsb_free(c);
+			return r == LUA_ERRMEM ? BABL_ENOMEM : BABL_EINTERNAL;
+		}
+		c->pend = 0;
+	}
+	*out = c;
+	*state = c->phase == PH_DONE ? LSB_DONE : drive(c, 0);
 	*status = c->status;
 	return 0;
+}
+
+static struct lsb_limits
+limits_of(const struct lsb_limits *lim)
+{
+	struct lsb_limits l = *lim;
+	if (!l.mem_bytes)
+		l.mem_bytes = DEF_MEM;
+	if (!l.instructions)
+		l.instructions = DEF_INSNS;
+	if (!l.max_string)
+		l.max_string = DEF_STRING;
+	return l;
 }
 
 int
@@ -2529,15 +2702,37 @@ lsb_start(struct lsb **out, const struct lsb_limits *lim, const struct lsb_host 
     const char *chunkname, const char *src, size_t len, const struct lsb_req *req, int *state,
     int *status)
 {
-	return start(out, lim, host, ud, chunkname, src, len, "t", req, state, status);
+	struct lsb_limits l = limits_of(lim);
+	struct lsb *c;
+	*out = NULL;
+	int rc = state_new(&c, chunkname, src, len, "t", &l, host, ud);
+	return rc ? rc : call_begin(out, c, req, state, status);
 }
 
 int
 lsb_start_prog(struct lsb **out, const struct lsb_limits *lim, const struct lsb_host *host,
-    void *ud, const struct lsb_prog *prog, const struct lsb_req *req, int *state, int *status)
+    void *ud, struct lsb_prog *prog, const struct lsb_req *req, int *state, int *status)
 {
-	return start(out, lim, host, ud, prog->name, prog->bin, prog->len, "b", req, state,
-	    status);
+	struct lsb_limits l = limits_of(lim);
+	struct lsb *c;
+	struct lsb_image *img = prog->idle;
+	*out = NULL;
+	if (img) {
+		prog->idle = img->next;
+		prog->nidle--;
+		c = image_restore(img);
+		c->lim = l;
+		c->cap = l.mem_bytes;
+		c->host = host ? *host : (struct lsb_host){0};
+		c->ud = ud;
+	} else {
+		int rc = state_new(&c, prog->name, prog->bin, prog->len, "b", &l, host, ud);
+		if (rc)
+			return rc;
+		if (c->phase != PH_DONE)
+			(void)image_take(c, prog); /* without one, the state is used once */
+	}
+	return call_begin(out, c, req, state, status);
 }
 
 int
@@ -2755,7 +2950,16 @@ lsb_free(struct lsb *c)
 	free(c->kv_val);
 	free(c->kv_blob);
 	free(c->kv_lens);
-	free(c);
+	struct lsb_image *img = c->img;
+	if (!img) {
+		free(c);
+	} else if (img->prog->nidle < IMAGES_KEPT) {
+		img->next = img->prog->idle;
+		img->prog->idle = img;
+		img->prog->nidle++;
+	} else {
+		image_drop(img);
+	}
 }
 
 /* Compile src in a bare state; on success leave the function on its stack. */
@@ -2860,6 +3064,11 @@ lsb_prog_free(struct lsb_prog *p)
 {
 	if (!p)
 		return;
+	while (p->idle) {
+		struct lsb_image *img = p->idle;
+		p->idle = img->next;
+		image_drop(img);
+	}
 	free(p->name);
 	free(p->bin);
 	free(p);

@@ -32,8 +32,9 @@
  * the entry's time.  Read-only: the library tables, the string metatable,
  * and the global table once the script's top level has run (handle and
  * its helpers are defined there; a call that assigns a global afterwards
- * gets an error naming it).  Each call has its own state, so calls and
- * services never see each other's globals.
+ * gets an error naming it).  Each call has its own state (a fresh one, or
+ * one copied back from an image of a fresh one: lsb_start_prog), so calls
+ * and services never see each other's globals.
  * Other details: babl.now() is seconds (a float with millisecond
  * precision), os.time() whole seconds, req.time milliseconds; os.date
  * formats in UTC whatever the format says ("!" is accepted); os.clock() is
@@ -187,12 +188,17 @@ int lsb_compile(const char *chunkname, const char *src, size_t len, char *err,
  * so messages still name lines).  lsb_start_prog is lsb_start with the
  * image loaded instead of the source parsed; the binary form is used only
  * internally and scripts still cannot load binary chunks themselves.
+ * lsb_free of a state started from a prog keeps it, as it stood before
+ * the call, for a later lsb_start_prog of the same prog (up to 64 idle
+ * states per prog): the next call copies it back instead of setting a
+ * state up again, and runs in a state no different from a fresh one.
+ * Free every state of a prog before the prog.
  */
 struct lsb_prog;
 int lsb_prepare(struct lsb_prog **out, const char *chunkname, const char *src, size_t len,
     char *err, size_t errlen);
 int lsb_start_prog(struct lsb **out, const struct lsb_limits *lim,
-    const struct lsb_host *host, void *ud, const struct lsb_prog *prog,
+    const struct lsb_host *host, void *ud, struct lsb_prog *prog,
     const struct lsb_req *req, int *state, int *status);
 void lsb_prog_free(struct lsb_prog *p);
 

@@ -201,7 +201,7 @@ struct opts {
 	int nargs;
 	uint64_t seed, time_ms;
 	struct lsb_limits lim;   /* zeros: defaults of lsb.h */
-	const struct lsb_prog *prog;
+	struct lsb_prog *prog;
 };
 
 static int last_writes;
@@ -998,6 +998,81 @@ case_compile(void)
 	lsb_prog_free(p);
 }
 
+/*
+ * A prog's states come back from images (lsb_start_prog): whatever a call
+ * did to its state (tables in globals, upvalues, large blocks, new slabs,
+ * an error, the memory cap, being freed while it waited), the next call
+ * sees a fresh state, byte for byte what lsb_start gives; and calls of
+ * one prog can wait at the same time.
+ */
+static void
+case_images(void)
+{
+	const char src[] =
+	    "local n = 0\n"
+	    "seen = {}\n"
+	    "function handle(req)\n"
+	    "  n = n + 1\n"
+	    "  local mode = req.args[1]\n"
+	    "  seen[#seen + 1] = mode\n"
+	    "  local t, k = {}, mode == 'big' and 20000 or 10\n"
+	    "  for i = 1, k do t[i] = {i, tostring(i)} end\n"
+	    "  local s = string.rep('x', mode == 'big' and 100000 or 10)\n"
+	    "  print(n, #seen, tostring(t), tostring({}), math.random(1000), #s)\n"
+	    "  if mode == 'error' then error('boom') end\n"
+	    "  if mode == 'mem' then local u = {} for i = 1, 1e9 do u[i] = s .. i end end\n"
+	    "  if mode == 'wait' then babl.write(babl.readall()) end\n"
+	    "end\n";
+	struct lsb_prog *p;
+	char e[256];
+	T_EQ_INT(lsb_prepare(&p, "img.lua", src, strlen(src), e, sizeof e), 0);
+	static const char *const modes[] = {"plain", "big", "plain", "error", "plain", "mem",
+	    "plain", "big", "big", "plain"};
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+			struct opts o = {.name = "img.lua", .args = &modes[i], .nargs = 1,
+			    .seed = 7 + i, .lim = {8u << 20, 0, 0}};
+			int fresh = run(src, &o);
+			char *fout = strdup(out.p), *ferr = strdup(err.p);
+			o.prog = p;
+			T_EQ_INT(run(NULL, &o), fresh);
+			T_EQ_STR(out.p, fout);
+			T_EQ_STR(err.p, ferr);
+			T_ASSERT(strncmp(out.p, "1\t1\ttable: 1\ttable: 2\t", 22) == 0);
+			free(fout);
+			free(ferr);
+		}
+	}
+
+	/* Three calls waiting at once; one is dropped while it waits. */
+	static const char *const w[] = {"wait"};
+	struct lsb_req req = {"svc", "00ff", 1700000000123ull, 42, 1, w};
+	struct lsb_limits lim = {0, 0, 0};
+	struct lsb *c[3];
+	int state, status;
+	for (int i = 0; i < 3; i++) {
+		buf_reset(&out);
+		T_EQ_INT(lsb_start_prog(&c[i], &lim, &host, NULL, p, &req, &state, &status), 0);
+		T_EQ_INT(state, LSB_WAIT_INPUT);
+		buf_add(&out, "", 1);
+		T_ASSERT(strncmp(out.p, "1\t1\ttable: 1\ttable: 2\t", 22) == 0);
+	}
+	lsb_free(c[1]);
+	for (int i = 0; i < 3; i += 2) {
+		buf_reset(&out);
+		char in[32];
+		snprintf(in, sizeof in, "input %d\n", i);
+		T_EQ_INT(lsb_feed(c[i], in, strlen(in)), 0);
+		lsb_feed_eof(c[i]);
+		T_EQ_INT(lsb_resume(c[i], &status), LSB_DONE);
+		T_EQ_INT(status, 0);
+		buf_add(&out, "", 1);
+		T_EQ_STR(out.p, in);
+		lsb_free(c[i]);
+	}
+	lsb_prog_free(p);
+}
+
 /* ------------------------------------------------------------ speed */
 
 static void
@@ -1077,6 +1152,7 @@ static const struct t_case cases[] = {
 	{"pairs_big", case_pairs_big},
 	{"examples", case_examples},
 	{"compile", case_compile},
+	{"images", case_images},
 	{"speed", case_speed},
 	{"cleanup", case_cleanup},
 	{0},
