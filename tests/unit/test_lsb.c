@@ -1022,22 +1022,40 @@ case_images(void)
 	    "  if mode == 'error' then error('boom') end\n"
 	    "  if mode == 'mem' then local u = {} for i = 1, 1e9 do u[i] = s .. i end end\n"
 	    "  if mode == 'wait' then babl.write(babl.readall()) end\n"
+	    "  if mode == 'loop' then while true do end end\n"
+	    "  if mode == 'kvset' then babl.kv.set('k', 'v') error('after a write') end\n"
 	    "end\n";
 	struct lsb_prog *p;
 	char e[256];
 	T_EQ_INT(lsb_prepare(&p, "img.lua", src, strlen(src), e, sizeof e), 0);
 	static const char *const modes[] = {"plain", "big", "plain", "error", "plain", "mem",
-	    "plain", "big", "big", "plain"};
+	    "plain", "big", "loop", "big", "kvset", "plain"};
 	for (int round = 0; round < 3; round++) {
 		for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
 			struct opts o = {.name = "img.lua", .args = &modes[i], .nargs = 1,
-			    .seed = 7 + i, .lim = {8u << 20, 0, 0}};
+			    .seed = 7 + i, .lim = {8u << 20, 2000000, 0}};
+			/* The source in a fresh state; the prog in a fresh state
+			 * (a prog of its own: its first call makes its image);
+			 * the prog in a state copied back from its image. */
 			int fresh = run(src, &o);
+			const char *m = modes[i];
+			T_EQ_INT(fresh, !strcmp(m, "mem") ? LSB_EXIT_MEMORY
+			    : !strcmp(m, "loop") ? LSB_EXIT_INSNS
+			    : !strcmp(m, "error") || !strcmp(m, "kvset") ? LSB_EXIT_ERROR : 0);
 			char *fout = strdup(out.p), *ferr = strdup(err.p);
+			struct lsb_prog *once;
+			T_EQ_INT(lsb_prepare(&once, "img.lua", src, strlen(src), e, sizeof e), 0);
+			o.prog = once;
+			T_EQ_INT(run(NULL, &o), fresh);
+			lsb_prog_free(once);
+			uint64_t insns = last_insns, peak = last_peak;
 			o.prog = p;
 			T_EQ_INT(run(NULL, &o), fresh);
 			T_EQ_STR(out.p, fout);
 			T_EQ_STR(err.p, ferr);
+			T_EQ_INT(last_insns, insns);
+			T_EQ_INT(last_peak, peak);
+			T_EQ_INT(last_writes, 0);
 			T_ASSERT(strncmp(out.p, "1\t1\ttable: 1\ttable: 2\t", 22) == 0);
 			free(fout);
 			free(ferr);
