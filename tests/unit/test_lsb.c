@@ -1001,9 +1001,11 @@ case_compile(void)
 /*
  * A prog's states come back from images (lsb_start_prog): whatever a call
  * did to its state (tables in globals, upvalues, large blocks, new slabs,
- * an error, the memory cap, being freed while it waited), the next call
- * sees a fresh state, byte for byte what lsb_start gives; and calls of
- * one prog can wait at the same time.
+ * an error, the instruction or memory limit, a kv write, being freed
+ * while it waited), the next call sees a fresh state: its output and
+ * errors byte for byte what lsb_start gives, its instruction count and
+ * peak memory those of a fresh state of the prog; and calls of one prog
+ * can wait at the same time.
  */
 static void
 case_images(void)
