@@ -2603,6 +2603,16 @@ image_restore(struct lsb_image *img)
 	return img->c;
 }
 
+/* What a call brings to its state, new or copied back: limits and host. */
+static void
+call_host(struct lsb *c, const struct lsb_limits *lim, const struct lsb_host *host, void *ud)
+{
+	c->lim = *lim;
+	c->cap = lim->mem_bytes;
+	c->host = host ? *host : (struct lsb_host){0};
+	c->ud = ud;
+}
+
 /*
  * A new state with the script loaded on its thread (0), or BABL_E* with
  * nothing allocated.  A script that cannot be loaded is not a failure: the
@@ -2616,11 +2626,7 @@ state_new(struct lsb **out, const char *chunkname, const char *src, size_t len,
 	struct lsb *c = calloc(1, sizeof *c);
 	if (!c)
 		return BABL_ENOMEM;
-	c->lim = *lim;
-	c->cap = lim->mem_bytes;
-	if (host)
-		c->host = *host;
-	c->ud = ud;
+	call_host(c, lim, host, ud);
 	snprintf(c->name, sizeof c->name, "%s", chunkname ? chunkname : "script");
 	ar_init(&c->ar);
 	c->L = lua_newstate(sb_alloc, c);
@@ -2721,10 +2727,7 @@ lsb_start_prog(struct lsb **out, const struct lsb_limits *lim, const struct lsb_
 		prog->idle = img->next;
 		prog->nidle--;
 		c = image_restore(img);
-		c->lim = l;
-		c->cap = l.mem_bytes;
-		c->host = host ? *host : (struct lsb_host){0};
-		c->ud = ud;
+		call_host(c, &l, host, ud);
 	} else {
 		int rc = state_new(&c, prog->name, prog->bin, prog->len, "b", &l, host, ud);
 		if (rc)
