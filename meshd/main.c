@@ -171,12 +171,13 @@ main(int argc, char **argv)
 	int o, check = 0;
 
 	/*
-	 * Input and output move in chunks of a few hundred KiB: keep such
-	 * buffers in the heap, reused, rather than mapped and unmapped (and
-	 * zeroed by the kernel) for every chunk.
+	 * Input and output move in chunks of a few hundred KiB, and Raft
+	 * messages of up to 4 MiB (batches of such chunks) come and go: keep
+	 * such buffers in the heap, reused, rather than mapped and unmapped
+	 * (and zeroed by the kernel) for every chunk and message.
 	 */
-	mallopt(M_MMAP_THRESHOLD, 4 << 20);
-	mallopt(M_TRIM_THRESHOLD, 32 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	cfg.max_calls = 512;
 	cfg.id_retention_ms = 86400ull * 1000;
 	cfg.sandbox_want = ~0u;
