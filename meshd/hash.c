@@ -117,11 +117,11 @@ many_portable(const uint8_t *p, size_t stride, int nblocks, uint64_t counter, in
 
 #ifdef __x86_64__
 /*
- * many_portable's work with lane k of each vector doing the k'th: a block's
- * word j of every input is gathered into one vector.  One body, written as a
- * macro, for AVX-512 (16 lanes) and AVX2 (8): T is the vector type, L the
- * lanes, and P the prefix of its operations ADD, XOR, ROR, SET1, GATHER,
- * LOAD, STORE.
+ * many_portable's work with lane k of each vector doing the k'th: m[j] holds
+ * a block's word j of every input.  One body, written as a macro, for
+ * AVX-512 (16 lanes) and AVX2 (8): T is the vector type, L the lanes, and P
+ * the prefix of its operations ADD, XOR, ROR, SET1, LOAD, STORE and MSG (which
+ * fills m for the blocks at w, w + stride, ...).
  */
 #define VG(P, a, b, c, d, x, y) do { \
 	v[a] = P##ADD(v[a], P##ADD(v[b], (x))); v[d] = P##ROR(P##XOR(v[d], v[a]), 16); \
@@ -156,15 +156,14 @@ name(const uint8_t *p, size_t stride, int nblocks, uint64_t counter, int step, \
 		on[k] = k < n ? -1 : 0; \
 	} \
 	const T idx = P##LOAD(off), lanes = P##LOAD(on), clo = P##LOAD(lo), chi = P##LOAD(hi); \
+	(void)idx; \
+	(void)lanes; \
 	T h[8], m[16], v[16]; \
 	_Pragma("GCC unroll 8") \
 	for (int i = 0; i < 8; i++) \
 		h[i] = P##SET1(IV[i]); \
 	for (int b = 0; b < nblocks; b++) { \
-		const int *w = (const int *)(const void *)(p + b * BLOCK); \
-		_Pragma("GCC unroll 16") \
-		for (int j = 0; j < 16; j++) \
-			m[j] = P##GATHER(w + j, idx, lanes); \
+		P##MSG(m, p + b * BLOCK, stride, n, idx, lanes); \
 		_Pragma("GCC unroll 8") \
 		for (int i = 0; i < 8; i++) \
 			v[i] = h[i]; \
@@ -193,22 +192,64 @@ name(const uint8_t *p, size_t stride, int nblocks, uint64_t counter, int step, \
 			out[k][i] = t[i][k]; \
 }
 
-/* AVX-512: V16_ ops; AVX2: V8_ ops (no rotate instruction: two shifts). */
+/*
+ * AVX-512 loads each input's 64-byte block whole, one per row, and
+ * transposes the 16 x 16 words in registers: per 128-bit lane first (words
+ * 4i..4i+3 of four rows), then the lanes themselves.  A gather of word j
+ * from 16 places, as AVX2 does, costs more than this on the CPUs we run on.
+ */
+__attribute__((target("avx512f"))) static inline void
+msg16(__m512i m[16], const uint8_t *p, size_t stride, int n)
+{
+	__m512i r[16], t[16];
+	for (int k = 0; k < 16; k++)
+		r[k] = _mm512_maskz_loadu_epi32(k < n ? 0xffff : 0, p + (size_t)k * stride);
+	/* Rows 4g..4g+3: t[4g + q] holds, in lane i, their words 4i + q. */
+	for (int g = 0; g < 16; g += 4) {
+		__m512i a = _mm512_unpacklo_epi32(r[g], r[g + 1]);
+		__m512i b = _mm512_unpackhi_epi32(r[g], r[g + 1]);
+		__m512i c = _mm512_unpacklo_epi32(r[g + 2], r[g + 3]);
+		__m512i d = _mm512_unpackhi_epi32(r[g + 2], r[g + 3]);
+		t[g] = _mm512_unpacklo_epi64(a, c);
+		t[g + 1] = _mm512_unpackhi_epi64(a, c);
+		t[g + 2] = _mm512_unpacklo_epi64(b, d);
+		t[g + 3] = _mm512_unpackhi_epi64(b, d);
+	}
+	/* Word 4i + q of every row: lane i of t[q], t[4 + q], t[8 + q],
+	 * t[12 + q], side by side. */
+	for (int q = 0; q < 4; q++) {
+		__m512i u0 = _mm512_shuffle_i32x4(t[q], t[4 + q], 0x44);
+		__m512i u1 = _mm512_shuffle_i32x4(t[q], t[4 + q], 0xee);
+		__m512i u2 = _mm512_shuffle_i32x4(t[8 + q], t[12 + q], 0x44);
+		__m512i u3 = _mm512_shuffle_i32x4(t[8 + q], t[12 + q], 0xee);
+		m[q] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+		m[4 + q] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
+		m[8 + q] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+		m[12 + q] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
+	}
+}
+
+/* AVX-512: V16_ ops; AVX2: V8_ ops (no rotate instruction: two shifts; word
+ * j of each input gathered). */
 #define V16_ADD _mm512_add_epi32
 #define V16_XOR _mm512_xor_si512
 #define V16_ROR _mm512_ror_epi32
 #define V16_SET1(x) _mm512_set1_epi32((int)(x))
 #define V16_LOAD(a) _mm512_loadu_si512(a)
 #define V16_STORE(a, x) _mm512_storeu_si512(a, x)
-#define V16_GATHER(w, idx, on) \
-	_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), _mm512_test_epi32_mask(on, on), idx, w, 4)
+#define V16_MSG(m, w, stride, n, idx, on) msg16(m, w, stride, n)
 #define V8_ADD _mm256_add_epi32
 #define V8_XOR _mm256_xor_si256
 #define V8_ROR(x, k) _mm256_or_si256(_mm256_srli_epi32(x, k), _mm256_slli_epi32(x, 32 - (k)))
 #define V8_SET1(x) _mm256_set1_epi32((int)(x))
 #define V8_LOAD(a) _mm256_loadu_si256((const __m256i *)(const void *)(a))
 #define V8_STORE(a, x) _mm256_storeu_si256((__m256i *)(void *)(a), x)
-#define V8_GATHER(w, idx, on) _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), w, idx, on, 4)
+#define V8_MSG(m, w, stride, n, idx, on) do { \
+	_Pragma("GCC unroll 16") \
+	for (int j = 0; j < 16; j++) \
+		m[j] = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), \
+		    (const int *)(const void *)(w) + j, idx, on, 4); \
+} while (0)
 MANY_VECTOR(many_avx512, "avx512f", __m512i, 16, V16_)
 MANY_VECTOR(many_avx2, "avx2", __m256i, 8, V8_)
 #endif
