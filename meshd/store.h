@@ -102,7 +102,8 @@ int store_verify_span(struct store *s, uint64_t from, uint64_t max_bytes,
 int store_meta_get(struct store_txn *t, const char *key, uint64_t *v);
 int store_meta_put(struct store_txn *t, const char *key, uint64_t v);
 
-/* Size of the data file, bytes. */
+/* Bytes of data.mdb in use (the file runs on: zeros are kept written
+ * ahead of the end, so that a commit's sync need not grow the file). */
 uint64_t store_file_size(const struct store *s);
 
 /*

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -994,7 +995,7 @@ read8(int fd, uint8_t b[8])
  * writer also starts on a log left by a killed one.
  */
 static void
-case_child_killed(void)
+child_killed(int big)
 {
 	setup();
 	uint64_t reported = 0;
@@ -1005,7 +1006,7 @@ case_child_killed(void)
 		T_ASSERT(pid >= 0);
 		if (pid == 0) {
 			close(fds[0]);
-			_exit(child_append(1000000, 10, 1, fds[1]));
+			_exit(child_append(1000000, 10, big, fds[1]));
 		}
 		close(fds[1]);
 		/* Wait for a random number of commits, then a random while. */
@@ -1041,7 +1042,83 @@ case_child_killed(void)
 	struct store *s = reopen(1024 * MiB);
 	uint64_t tail;
 	store_tail(s, &tail, NULL, NULL);
-	check_entries(s, tail, 1);
+	check_entries(s, tail, big);
+	remove_dir();
+}
+
+static void
+case_child_killed(void)
+{
+	child_killed(1);
+}
+
+/* The same with small entries: the writer is often killed while it writes
+ * zeros ahead of the data (see below). */
+static void
+case_child_killed_small(void)
+{
+	child_killed(0);
+}
+
+/* data.mdb's length, and the bytes its blocks hold. */
+static void
+file_size(uint64_t *len, uint64_t *alloc)
+{
+	char p[128];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/data.mdb", dir);
+	T_EQ_INT(stat(p, &st), 0);
+	*len = (uint64_t)st.st_size;
+	*alloc = (uint64_t)st.st_blocks * 512;
+}
+
+/*
+ * Small commits keep written zeros (not a hole) ahead of the data, so that
+ * their syncs need not grow the file; the log reads and grows the same
+ * across them and across reopening.  Bulk commits leave the file alone.
+ */
+static void
+case_prezero(void)
+{
+	uint8_t h[32];
+	uint64_t len, alloc;
+	setup();
+	struct store *s = reopen(64 * MiB);
+	append_range(s, 1, 2000, 1, h);
+	file_size(&len, &alloc);
+	uint64_t used = store_file_size(s);
+	if (len < used + 2 * MiB || alloc < len)
+		T_FAIL("after small commits: %llu bytes used, file of %llu with "
+		    "%llu allocated; want 2 MiB or more of written zeros after "
+		    "the data", (unsigned long long)used, (unsigned long long)len,
+		    (unsigned long long)alloc);
+	s = reopen(64 * MiB);
+	check_tail(s, 2000, h);
+	append_range(s, 2001, 30000, 3, h);
+	s = reopen(64 * MiB);
+	check_tail(s, 30000, h);
+	check_entries(s, 30000, 0);
+	verify_ok(s, 30000);
+	T_ASSERT(store_file_size(s) > used + 4 * MiB); /* past the first zeros */
+	remove_dir();
+
+	setup();
+	s = reopen(256 * MiB);
+	uint64_t i = 1;
+	while (store_file_size(s) < 48 * MiB) {
+		struct store_txn *t;
+		T_EQ_INT(store_begin(s, 1, &t), 0);
+		for (int k = 0; k < 32; k++, i++)
+			T_EQ_INT(append_one(t, i, 1, h), 0);
+		T_EQ_INT(store_commit(t), 0);
+	}
+	file_size(&len, &alloc);
+	used = store_file_size(s);
+	if (len > used + MiB)
+		T_FAIL("after bulk commits: %llu bytes used, file of %llu",
+		    (unsigned long long)used, (unsigned long long)len);
+	s = reopen(256 * MiB);
+	check_entries(s, i - 1, 1);
 	remove_dir();
 }
 
@@ -1061,6 +1138,8 @@ static const struct t_case cases[] = {
 	{"map_full", case_map_full},
 	{"child_exits_without_close", case_child_exits_without_close},
 	{"child_killed", case_child_killed},
+	{"child_killed_small", case_child_killed_small},
+	{"prezero", case_prezero},
 	{0},
 };
 
