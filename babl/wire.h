@@ -30,7 +30,7 @@ struct wbuf;
 #define WIRE_MAGIC "BABL"
 #define WIRE_VERSION 1
 #define WIRE_HDR 4                    /* length prefix */
-#define WIRE_CHUNK (256u * 1024)      /* data moved per DATA/OUT frame, at most */
+#define WIRE_CHUNK (512u * 1024)      /* data moved per DATA/OUT frame, at most */
 #define WIRE_MAX_BODY (WIRE_CHUNK + 64 * 1024) /* largest body accepted */
 #define WIRE_MAX_ARGS 256
 #define WIRE_MAX_STR (64u * 1024)     /* names, args, messages */
