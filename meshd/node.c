@@ -2657,7 +2657,7 @@ q_status(struct node *n, struct text *t)
 	} else {
 		text_add(t, "role:        single node (leader), term 1\n");
 	}
-	text_add(t, "data:        %s (%.1f MiB)\n", n->data, store_file_size(n->st) / 1048576.0);
+	text_add(t, "data:        %s (%.1f MiB)\n", n->data, store_used_bytes(n->st) / 1048576.0);
 	for (int i = 0; i < n->nlst; i++)
 		text_add(t, "listening:   %s\n", n->lst[i].url);
 	text_add(t, "log:         %" PRIu64 " entries, applied %" PRIu64 "\n", tail, n->applied);

@@ -104,7 +104,7 @@ int store_meta_put(struct store_txn *t, const char *key, uint64_t v);
 
 /* Bytes of data.mdb in use (the file runs on: zeros are kept written
  * ahead of the end, so that a commit's sync need not grow the file). */
-uint64_t store_file_size(const struct store *s);
+uint64_t store_used_bytes(const struct store *s);
 
 /*
  * Additions for the Raft storage adapter (rstore.h).

@@ -1086,7 +1086,7 @@ case_prezero(void)
 	struct store *s = reopen(64 * MiB);
 	append_range(s, 1, 2000, 1, h);
 	file_size(&len, &alloc);
-	uint64_t used = store_file_size(s);
+	uint64_t used = store_used_bytes(s);
 	if (len < used + 2 * MiB || alloc < len)
 		T_FAIL("after small commits: %llu bytes used, file of %llu with "
 		    "%llu allocated; want 2 MiB or more of written zeros after "
@@ -1099,13 +1099,13 @@ case_prezero(void)
 	check_tail(s, 30000, h);
 	check_entries(s, 30000, 0);
 	verify_ok(s, 30000);
-	T_ASSERT(store_file_size(s) > used + 4 * MiB); /* past the first zeros */
+	T_ASSERT(store_used_bytes(s) > used + 4 * MiB); /* past the first zeros */
 	remove_dir();
 
 	setup();
 	s = reopen(256 * MiB);
 	uint64_t i = 1;
-	while (store_file_size(s) < 48 * MiB) {
+	while (store_used_bytes(s) < 48 * MiB) {
 		struct store_txn *t;
 		T_EQ_INT(store_begin(s, 1, &t), 0);
 		for (int k = 0; k < 32; k++, i++)
@@ -1113,7 +1113,7 @@ case_prezero(void)
 		T_EQ_INT(store_commit(t), 0);
 	}
 	file_size(&len, &alloc);
-	used = store_file_size(s);
+	used = store_used_bytes(s);
 	if (len > used + MiB)
 		T_FAIL("after bulk commits: %llu bytes used, file of %llu",
 		    (unsigned long long)used, (unsigned long long)len);
