@@ -25,7 +25,9 @@ struct store {
 	pthread_mutex_t tail_lock;
 	uint64_t tail, tail_term;
 	uint8_t tail_hash[32];
-	/* Zeroed space kept past the used end of data.mdb (prezero). */
+	/* Zeroed space kept past the used end of data.mdb (prezero), also
+	 * under tail_lock. */
+	size_t psize;
 	uint64_t zero_end;
 	uint64_t used_ref, commits; /* the data's size at the last look, and
 	                               commits since */
@@ -57,10 +59,9 @@ static uint64_t
 used_bytes(struct store *s)
 {
 	MDB_envinfo info;
-	MDB_stat st;
-	if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st))
+	if (mdb_env_info(s->env, &info))
 		return 0;
-	return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	return ((uint64_t)info.me_last_pgno + 1) * s->psize;
 }
 
 const char *
@@ -148,8 +149,11 @@ store_open(struct store **out, const char *dir, uint64_t map_bytes)
 		goto lmdb_fail;
 	int fd;
 	struct stat fst;
+	MDB_stat mst;
 	if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &fst) == 0)
 		s->zero_end = (uint64_t)fst.st_size;
+	if (mdb_env_stat(s->env, &mst) == 0)
+		s->psize = mst.ms_psize;
 	s->used_ref = used_bytes(s);
 	if ((rc = load_tail(s))) {
 		/* s->err says why; keep it for the caller. */

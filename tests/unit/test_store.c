@@ -219,6 +219,16 @@ verify_bad(struct store *s, uint64_t at, const char *reason_has)
 		    reason_has ? reason_has : "");
 }
 
+/* The log holds entries 1..n, read back whole, ending in hash, and it
+ * verifies. */
+static void
+check_log(struct store *s, uint64_t n, const uint8_t *hash, int big)
+{
+	check_tail(s, n, hash);
+	check_entries(s, n, big);
+	verify_ok(s, n);
+}
+
 /* Replace the stored value of log entry `index` with v[0..n). */
 static void
 put_raw(struct store *s, uint64_t index, const void *v, size_t n)
@@ -286,13 +296,9 @@ case_append_one_txn(void)
 	/* Until the commit, the committed tail has not moved. */
 	check_tail(s, 0, NULL);
 	T_EQ_INT(store_commit(t), 0);
-	check_tail(s, 60, hash);
-	check_entries(s, 60, 0);
-	verify_ok(s, 60);
+	check_log(s, 60, hash, 0);
 	s = reopen(64 * MiB);
-	check_tail(s, 60, hash);
-	check_entries(s, 60, 0);
-	verify_ok(s, 60);
+	check_log(s, 60, hash, 0);
 	remove_dir();
 }
 
@@ -312,9 +318,7 @@ case_append_across_txns(void)
 	check_tail(s, 45, hash);
 	append_range(s, 46, 100, 1, hash);
 	s = reopen(64 * MiB);
-	check_tail(s, 100, hash);
-	check_entries(s, 100, 0);
-	verify_ok(s, 100);
+	check_log(s, 100, hash, 0);
 	remove_dir();
 }
 
@@ -378,9 +382,7 @@ case_abort_keeps_tail(void)
 	check_tail(s, 5, hash);
 	/* The next append continues from entry 5 and chains to it. */
 	append_range(s, 6, 8, 3, hash);
-	check_tail(s, 8, hash);
-	check_entries(s, 8, 0);
-	verify_ok(s, 8);
+	check_log(s, 8, hash, 0);
 	remove_dir();
 }
 
@@ -1096,9 +1098,7 @@ case_prezero(void)
 	check_tail(s, 2000, h);
 	append_range(s, 2001, 30000, 3, h);
 	s = reopen(64 * MiB);
-	check_tail(s, 30000, h);
-	check_entries(s, 30000, 0);
-	verify_ok(s, 30000);
+	check_log(s, 30000, h, 0);
 	T_ASSERT(store_used_bytes(s) > used + 4 * MiB); /* past the first zeros */
 	remove_dir();
 
