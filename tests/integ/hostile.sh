@@ -108,6 +108,14 @@ check_eq "writefs x in its own work dir: written (exit 0)" 0 "$RC"
 hostile writefs "$T/a/run/x"
 check_eq "writefs into the node's run dir, outside its own: refused (exit 9)" 9 "$RC"
 
+# A slot's work dir is kept from call to call: what one call leaves there,
+# and the mode it set, are gone when the next call (same slot) starts.
+check "deploy sh" babl deploy sh -- /bin/sh -c
+check "a call leaves a file, a dir with a file, and its dir mode 755" \
+	babl sh 'echo x > f && mkdir d && echo y > d/g && chmod 755 .'
+check_eq "the next call's work dir: mode 700, empty" "700 0" \
+	"$(babl sh 'echo $(stat -c %a .) $(ls -A | wc -l)' 2>&1)"
+
 hostile net
 check_eq "net: exit 0" 0 "$RC"
 check_eq "net: only lo" lo "$(cat "$T/view")"
