@@ -226,6 +226,7 @@ struct call {
 	uint8_t *obuf, *ebuf;
 	int obusy, ebusy;
 	int out_eof, err_eof, exited;
+	int spawned;       /* started by the spawner: no pid here, see sbx.h */
 	int status;
 	int64_t start_ms, deadline_ms;
 	char workdir[PATH_MAX];
@@ -1164,6 +1165,10 @@ call_kill(struct call *c, uint8_t why, const char *msg)
 		kill(-c->pid, SIGKILL);
 		c->killed = 1;
 	}
+	if (c->spawned && !c->exited && !c->killed) {
+		(void)sbx_stop(c->n->sbx, c->slot);
+		c->killed = 1;
+	}
 }
 
 static void
@@ -1669,7 +1674,13 @@ call_start(struct call *c)
 		.lim = {b->lim.mem_bytes, b->lim.cpu_secs, b->lim.fsize, b->lim.nproc, 256},
 		.fd_in = in[0], .fd_out = out[1], .fd_err = err[1],
 	};
-	int rc = sbx_spawn(n->sbx, &spec, &c->pid);
+	int rc;
+	if (sbx_spawner(n->sbx)) {
+		rc = sbx_start(n->sbx, &spec, c->slot);
+		c->spawned = rc == 0;
+	} else {
+		rc = sbx_spawn(n->sbx, &spec, &c->pid);
+	}
 	free(argv);
 	close(exe);
 	close(in[0]);
@@ -5372,6 +5383,16 @@ check_feed(struct node *n)
 
 /* ---- the loop ---- */
 
+/* A native call's program ended with wait status st. */
+static void
+call_ended(struct call *c, int st)
+{
+	c->exited = 1;
+	c->status = st;
+	call_drop_input(c);
+	call_maybe_finish(c);
+}
+
 static void
 reap_children(struct node *n)
 {
@@ -5389,13 +5410,32 @@ reap_children(struct node *n)
 		}
 		for (struct call *c = n->calls; c; c = c->next) {
 			if (c->pid == pid) {
-				c->exited = 1;
-				c->status = st;
 				c->pid = -pid; /* keep the group id for a final kill */
 				/* Anything the service left running in its group goes too. */
 				kill(pid * -1, SIGKILL);
-				call_drop_input(c);
-				call_maybe_finish(c);
+				call_ended(c, st);
+				break;
+			}
+		}
+	}
+}
+
+/* The spawner's word that calls ended (it has killed their groups). */
+static void
+reap_spawned(struct node *n)
+{
+	uint32_t id;
+	int st, r;
+
+	while ((r = sbx_reaped(n->sbx, &id, &st)) != 0) {
+		if (r < 0) {
+			log_warnx("the sandbox spawner is gone; its calls are killed, "
+			    "and calls start through the launcher from now on");
+			continue;
+		}
+		for (struct call *c = n->calls; c; c = c->next) {
+			if (c->spawned && !c->exited && c->slot == id) {
+				call_ended(c, st);
 				break;
 			}
 		}
@@ -5656,7 +5696,7 @@ run_loop(struct node *n)
 		size_t nw = 0;
 		for (struct lw *w = n->workers; w; w = w->next)
 			nw++;
-		size_t need = 2 + 2 * nw + 3 * (size_t)n->ncalls;
+		size_t need = 3 + 2 * nw + 3 * (size_t)n->ncalls;
 		if (need > pcap) {
 			pcap = need * 2;
 			pfd = realloc(pfd, pcap * sizeof *pfd);
@@ -5674,6 +5714,7 @@ run_loop(struct node *n)
 		size_t k = 0;
 		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
 		pfd[k++] = (struct pollfd){n->sig_fd, POLLIN, 0};
+		pfd[k++] = (struct pollfd){sbx_fd(n->sbx), POLLIN, 0};
 		/* A worker is not read while its caller is far behind in
 		 * reading its output (memory stays bounded). */
 		for (struct lw *w = n->workers; w; w = w->next)
@@ -5729,10 +5770,12 @@ run_loop(struct node *n)
 					begin_shutdown(n, (int)si.ssi_signo);
 			}
 		}
+		if (rc > 0 && pfd[2].revents)
+			reap_spawned(n);
 		if (rc > 0) {
 			/* Service pipes: a call may end (and be freed) while we
 			 * walk, so each is looked up before use. */
-			for (size_t i = 2; i < k; i++) {
+			for (size_t i = 3; i < k; i++) {
 				if (!pfd[i].revents)
 					continue;
 				if (pstream[i] >= 3) {
@@ -6064,9 +6107,12 @@ node_run(const struct node_config *cfg)
 	sender_stop(n->snd);
 	gd_close(n->gd);
 	wbuf_free(&n->dg_items);
-	for (struct call *c = n->calls; c; c = c->next)
+	for (struct call *c = n->calls; c; c = c->next) {
 		if (c->pid)
 			kill(c->pid > 0 ? -c->pid : c->pid, SIGKILL);
+		if (c->spawned && !c->exited)
+			(void)sbx_stop(n->sbx, c->slot);
+	}
 	while (n->calls)
 		call_free(n->calls);
 	for (struct lw *w = n->workers, *nx; w; w = nx) {

@@ -7,6 +7,7 @@
  *                 [-x EXEFD] [-N NSFD] -A NARGS -- PATH ARG... ENV...
  *   meshd-sandbox -P -L LAYERS [-u UID -g GID] [-s BPFFD]
  *   meshd-sandbox -H -L LAYERS [-d PPID] -w RUNDIR
+ *   meshd-sandbox -S -L LAYERS [-d PPID] [-s BPFFD] -w RUNDIR
  *
  * The first form runs PATH with the NARGS arguments that follow it (argv[0]
  * included) and the rest as its environment.  The second prints the subset
@@ -17,6 +18,9 @@
  * empty read-only tmpfs on /proc, writes "ok" to fd 1 and waits for EOF on
  * fd 0; meshd opens /proc/PID/ns/{net,ipc,uts,mnt} meanwhile and keeps the
  * namespaces alive through those fds, so the holder then simply exits.
+ * The fourth is the holder as a spawner (see sbx.h): it also unshares a
+ * pid namespace, whose pid 1 serves the requests that come on fd 0 and
+ * says "ok" on fd 1 once it is ready; the holder waits for it and so stays.
  *
  * With -N, fds NSFD..NSFD+3 are those four namespaces: the launcher enters
  * them with setns() instead of creating its own, and unshares only a pid
@@ -39,6 +43,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +53,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/filter.h>
@@ -85,7 +91,7 @@ mount_setattr(int fd, const char *path, unsigned flags, struct mount_attr *a, si
 
 struct opts {
 	unsigned layers;
-	int probe, hold;
+	int probe, hold, spawner;
 	pid_t ppid;
 	uid_t uid;
 	gid_t gid;
@@ -136,10 +142,11 @@ parse(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof *o);
 	o->bpf_fd = o->exe_fd = o->ns_fd = -1;
-	while ((c = getopt(argc, argv, "+PHL:d:u:g:w:m:c:f:p:n:s:x:N:A:")) != -1) {
+	while ((c = getopt(argc, argv, "+PHSL:d:u:g:w:m:c:f:p:n:s:x:N:A:")) != -1) {
 		switch (c) {
 		case 'P': o->probe = 1; break;
 		case 'H': o->hold = 1; break;
+		case 'S': o->hold = o->spawner = 1; break;
 		case 'L': o->layers = number(optarg, UINT_MAX); break;
 		case 'd': o->ppid = number(optarg, INT_MAX); break;
 		case 'u': o->uid = number(optarg, UINT_MAX - 1); o->have_ids |= 1; break;
@@ -163,7 +170,7 @@ parse(int argc, char **argv, struct opts *o)
 		return;
 	if (o->hold) {
 		if (!o->workdir || o->workdir[0] != '/')
-			usage("-H needs -w RUNDIR, an absolute path");
+			usage("-H and -S need -w RUNDIR, an absolute path");
 		return;
 	}
 	if (nargs < 1 || argc - optind < nargs + 1)
@@ -382,6 +389,276 @@ enter_shared(int first, unsigned layers)
 		die("unshare");
 }
 
+/* ---- the spawner (-S) ---- */
+
+/* Where the spawner keeps its own fds, clear of what a request brings. */
+enum { SP_SOCK = 100, SP_SIG = 101 };
+
+static pid_t sp_pid[SBX_SLOTS]; /* by call id: its program, or 0 */
+
+static void
+sp_send_exit(uint32_t id, int status)
+{
+	struct sbx_msg m = {.op = SBX_OP_EXIT, .id = id, .status = status};
+
+	/* meshd reads these as they come; if it is gone, so are we soon. */
+	while (send(SP_SOCK, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* Move fd to at least min (close-on-exec); -1 on failure. */
+static int
+sp_lift(int fd, int min)
+{
+	int high;
+
+	if (fd >= min)
+		return fd;
+	high = fcntl(fd, F_DUPFD_CLOEXEC, min);
+	close(fd);
+	return high;
+}
+
+/* The program's own process: what the launcher's run() and pid 1 do. */
+static void __attribute__((noreturn))
+sp_child(struct opts *o, const int fd[4])
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setsid() < 0)
+		die("setsid");
+	if (dup2(fd[0], 0) < 0 || dup2(fd[1], 1) < 0 || dup2(fd[2], 2) < 0)
+		die("stdio");
+	if (fd[3] >= 0 && dup3(fd[3], 3, O_CLOEXEC) < 0)
+		die("exe fd");
+	o->exe_fd = fd[3] >= 0 ? 3 : -1;
+	confine_and_exec(o);
+}
+
+/*
+ * vfork, as posix_spawn does (the spawner is small, but its parent waits
+ * only until the exec), in a function of its own so that no caller's
+ * variable lives across it.
+ */
+static pid_t __attribute__((noinline))
+sp_fork(struct opts *o, const int fd[4])
+{
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		sp_child(o, fd);
+	return pid;
+}
+
+/* One request from meshd; its fds are closed before this returns. */
+static void
+sp_request(const struct opts *base, char *buf, size_t len, int *fds, int nfds)
+{
+	struct sbx_msg m;
+	struct opts o = *base;
+	char *p, *end = buf + len, *strs[2];
+	char **vec = NULL;
+	size_t want, i;
+	pid_t pid;
+
+	if (len < sizeof m)
+		goto done;
+	memcpy(&m, buf, sizeof m);
+	if (m.id >= SBX_SLOTS)
+		goto done;
+	if (m.op == SBX_OP_KILL) {
+		if (sp_pid[m.id] > 0)
+			kill(-sp_pid[m.id], SIGKILL);
+		goto done;
+	}
+	want = 3 + (m.have_exe ? 1 : 0);
+	if (m.op != SBX_OP_START || (size_t)nfds != want || m.nargs < 1 ||
+	    m.nargs > SBX_MSG_MAX / 2 || m.nenv > SBX_MSG_MAX / 2)
+		goto refuse;
+	vec = calloc((size_t)m.nargs + m.nenv + 2, sizeof *vec);
+	if (!vec)
+		goto refuse;
+	/* path, work dir, arguments, environment: each NUL-terminated. */
+	p = buf + sizeof m;
+	for (i = 0; i < 2 + (size_t)m.nargs + m.nenv; i++) {
+		char *z = memchr(p, '\0', (size_t)(end - p));
+		if (p >= end || !z)
+			goto refuse;
+		if (i < 2)
+			strs[i] = p;
+		else if (i < 2 + (size_t)m.nargs)
+			vec[i - 2] = p;
+		else
+			vec[i - 1] = p;
+		p = z + 1;
+	}
+	if (sp_pid[m.id] > 0 || strs[0][0] != '/' || strs[1][0] != '/')
+		goto refuse;
+	o.path = strs[0];
+	o.workdir = strs[1];
+	o.argv = vec;
+	vec[m.nargs] = NULL;
+	o.envp = vec + m.nargs + 1;
+	o.uid = m.uid;
+	o.gid = m.gid;
+	o.have_ids = (o.layers & SBX_SETUID) ? 3 : 0;
+	o.lim = m.lim;
+	/* The program's fds must not sit where it gets them (0..3). */
+	for (i = 0; i < want; i++)
+		if ((fds[i] = sp_lift(fds[i], 4)) < 0)
+			goto refuse;
+	if (want == 3)
+		fds[3] = -1;
+	pid = sp_fork(&o, fds);
+	if (pid < 0) {
+		dprintf(fds[2], "meshd-sandbox: fork: %s\n", strerror(errno));
+		sp_send_exit(m.id, 127 << 8);
+	} else {
+		sp_pid[m.id] = pid;
+	}
+	goto done;
+refuse:
+	if (nfds >= 3 && fds[2] >= 0)
+		dprintf(fds[2], "meshd-sandbox: a malformed request from meshd\n");
+	if (len >= sizeof m && m.op == SBX_OP_START && m.id < SBX_SLOTS && sp_pid[m.id] <= 0)
+		sp_send_exit(m.id, 127 << 8);
+done:
+	free(vec);
+	for (int j = 0; j < nfds; j++)
+		if (fds[j] >= 0)
+			close(fds[j]);
+}
+
+/* Reap every child (orphans of the namespace come here too). */
+static void
+sp_reap(void)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (uint32_t id = 0; id < SBX_SLOTS; id++) {
+			if (sp_pid[id] != pid)
+				continue;
+			/* What it left running in its group goes with it. */
+			kill(-pid, SIGKILL);
+			sp_pid[id] = 0;
+			sp_send_exit(id, status);
+			break;
+		}
+	}
+}
+
+/* pid 1 of the services' pid namespace; ends when meshd closes fd 0. */
+static void __attribute__((noreturn))
+sp_serve(const struct opts *o)
+{
+	static char buf[SBX_MSG_MAX];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	struct pollfd pfd[2];
+	sigset_t chld;
+	int null;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		die("PR_SET_PDEATHSIG");
+	/* A /proc of this pid namespace, in a copy of the shared view. */
+	if (unshare(CLONE_NEWNS) != 0)
+		die("unshare");
+	if (mount("proc", "/proc", "proc", PROC_FLAGS, "hidepid=2") != 0)
+		die("mount /proc");
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &chld, NULL) != 0)
+		die("sigprocmask");
+	if (dup3(0, SP_SOCK, O_CLOEXEC) < 0)
+		die("socket fd");
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0)
+		die("/dev/null");
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || dup3(sfd, SP_SIG, O_CLOEXEC) < 0)
+		die("signalfd");
+	close(sfd);
+	if (write(1, "ok\n", 3) != 3)
+		die("report");
+	if (dup2(null, 1) < 0)
+		die("/dev/null");
+	if (null > 2)
+		close(null);
+	pfd[0] = (struct pollfd){.fd = SP_SOCK, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = SP_SIG, .events = POLLIN};
+	for (;;) {
+		struct signalfd_siginfo si;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		if (pfd[1].revents) {
+			while (read(SP_SIG, &si, sizeof si) > 0)
+				;
+			sp_reap();
+		}
+		if (pfd[0].revents) {
+			struct iovec iov = {buf, sizeof buf};
+			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+					    .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+			int fds[4] = {-1, -1, -1, -1}, nfds = 0;
+			ssize_t n = recvmsg(SP_SOCK, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				_exit(0); /* meshd is gone: so is every service */
+			if (n < 0)
+				continue;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+				if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+					continue;
+				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				int *in = (int *)(void *)CMSG_DATA(c);
+				for (size_t j = 0; j < k; j++) {
+					if (nfds < 4)
+						fds[nfds++] = in[j];
+					else
+						close(in[j]);
+				}
+			}
+			if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+				for (int j = 0; j < nfds; j++)
+					close(fds[j]);
+				continue;
+			}
+			sp_request(o, buf, (size_t)n, fds, nfds);
+		}
+	}
+}
+
+/*
+ * The holder as a spawner, after unshare and the mounts: fork pid 1 of
+ * the new pid namespace (sp_serve), which says "ok" on fd 1; this process
+ * keeps the namespaces and waits for it, and exits when it does.
+ */
+static void __attribute__((noreturn))
+hold_spawner(const struct opts *o)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0)
+		sp_serve(o);
+	close(0);
+	close(1);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid");
+	_exit(0);
+}
+
 /*
  * The holder of the shared namespaces; see the top of this file.  Never
  * runs service code: it only sets up what every call then enters.
@@ -404,9 +681,13 @@ hold(const struct opts *o)
 		errno = EINVAL;
 		die("shared namespaces need a mount namespace");
 	}
-	if (unshare(f) != 0)
+	if (o->spawner && o->bpf_fd >= 0)
+		load_filter(o->bpf_fd);
+	if (unshare(f | (o->spawner ? CLONE_NEWPID : 0)) != 0)
 		die("unshare");
 	setup_mounts(o->workdir, PROC_EMPTY);
+	if (o->spawner)
+		hold_spawner(o);
 	if (write(1, "ok\n", 3) != 3)
 		die("report");
 	/* meshd opens our namespaces now, then closes its end of fd 0. */

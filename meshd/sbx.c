@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,7 +50,10 @@ struct sbx {
 	size_t rundir_len;
 	unsigned layers;
 	uid_t uid_base;
-	char desc[160];
+	char desc[224];
+	pid_t sp_pid;      /* the spawner's holder, or 0 */
+	int sp_fd;         /* its socket, or -1 */
+	uint32_t sp_live[SBX_SLOTS / 32]; /* ids started and not yet reaped */
 };
 
 /*
@@ -366,7 +370,8 @@ describe(struct sbx *s)
 		{SBX_USERNS, "userns"},   {SBX_SETUID, NULL},
 		{SBX_NETNS, "netns"},     {SBX_PIDNS, "pidns"},
 		{SBX_MNTNS, "mntns(ro)"}, {SBX_IPCNS, "ipcns"},
-		{SBX_SHARED, "net/ipc/uts/mnt ns shared, pidns+/proc per call"},
+		{SBX_SHARED, "net/ipc/uts/mnt ns shared"},
+		{SBX_SPAWNER, "native calls: one pid ns, a spawner, /proc hidepid"},
 	};
 	size_t len = 0;
 
@@ -389,23 +394,29 @@ describe(struct sbx *s)
 	    len < sizeof s->desc)
 		snprintf(s->desc + len, sizeof s->desc - len, "%sno namespaces",
 			 len ? ", " : "");
+	if ((s->layers & (SBX_SHARED | SBX_SPAWNER)) == SBX_SHARED && len < sizeof s->desc)
+		snprintf(s->desc + len, sizeof s->desc - len, ", pidns+/proc per call");
 	if (s->layers == 0)
 		snprintf(s->desc, sizeof s->desc, "none");
 }
 
 /*
  * Start the holder of the shared namespaces (meshd-sandbox -H), open its
- * /proc/PID/ns/{net,ipc,uts,mnt} into s->ns_fd and let it exit.  Returns
- * 0, or a negative BABL_E* code with nothing left open.
+ * /proc/PID/ns/{net,ipc,uts,mnt} into s->ns_fd and let it exit.  With
+ * spawner, start it as the spawner (-S) instead, which stays: s->sp_pid
+ * and s->sp_fd are set, and the spawner's programs get the filter built
+ * for layers without SBX_PIDNS (they may not leave their process group).
+ * Returns 0, or a negative BABL_E* code with nothing left open or running.
  */
 static int
-start_holder(struct sbx *s)
+start_holder(struct sbx *s, int spawner)
 {
 	static const char *const names[NS_COUNT] = {"net", "ipc", "uts", "mnt"};
 	char lbuf[16], pbuf[24], got[8];
-	char *argv[] = {"meshd-sandbox", "-H", "-L", lbuf, "-d", pbuf, "-w", s->rundir, NULL};
+	char *argv[] = {"meshd-sandbox", spawner ? "-S" : "-H", "-L", lbuf, "-d", pbuf,
+			"-w", s->rundir, "-s", "3", NULL};
 	char *envp[] = {NULL};
-	int to[2] = {-1, -1}, from[2] = {-1, -1}, r = BABL_EINTERNAL, st;
+	int to[2] = {-1, -1}, from[2] = {-1, -1}, r = BABL_EINTERNAL, st, bpf = -1;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	struct stat mine, theirs;
@@ -415,7 +426,16 @@ start_holder(struct sbx *s)
 
 	snprintf(lbuf, sizeof lbuf, "%u", s->layers & ~SBX_SHARED);
 	snprintf(pbuf, sizeof pbuf, "%ld", (long)getpid());
-	if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0)
+	if (spawner && (s->layers & SBX_SECCOMP)) {
+		bpf = build_filter(s->layers & ~SBX_PIDNS);
+		if (bpf < 0)
+			return bpf;
+	}
+	if (!spawner || bpf < 0)
+		argv[8] = NULL;
+	if ((spawner ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, to) :
+		       pipe2(to, O_CLOEXEC)) != 0 ||
+	    pipe2(from, O_CLOEXEC) != 0)
 		goto close_pipes;
 	if ((r = spawn_attr(&at)) != 0)
 		goto close_pipes;
@@ -426,7 +446,8 @@ start_holder(struct sbx *s)
 	/* Its stderr stays meshd's: a reason it fails is worth a line there. */
 	if (posix_spawn_file_actions_adddup2(&fa, to[0], 0) ||
 	    posix_spawn_file_actions_adddup2(&fa, from[1], 1) ||
-	    posix_spawn_file_actions_addclosefrom_np(&fa, 3)) {
+	    (bpf >= 0 && posix_spawn_file_actions_adddup2(&fa, bpf, BPF_FD)) ||
+	    posix_spawn_file_actions_addclosefrom_np(&fa, bpf >= 0 ? BPF_FD + 1 : 3)) {
 		r = BABL_ENOMEM;
 		goto destroy_fa;
 	}
@@ -473,6 +494,24 @@ start_holder(struct sbx *s)
 				r = BABL_EINTERNAL;
 		}
 	}
+	if (r == 0 && spawner) {
+		/* Requests go out blocking; a deep queue is room, not a wait. */
+		int big = 1 << 20;
+		(void)setsockopt(to[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+		if (to[1] < FIRST_FREE_FD) {
+			int high = fcntl(to[1], F_DUPFD_CLOEXEC, FIRST_FREE_FD);
+			close(to[1]);
+			to[1] = high;
+			if (high < 0)
+				r = BABL_EINTERNAL;
+		}
+	}
+	if (r == 0 && spawner) {
+		s->sp_pid = pid;
+		s->sp_fd = to[1];
+		to[1] = -1;
+		goto destroy_fa;
+	}
 	/* EOF on its fd 0 lets it exit; it dies anyway if something went wrong. */
 	if (r != 0)
 		kill(pid, SIGKILL);
@@ -499,6 +538,8 @@ close_pipes:
 		if (from[i] >= 0)
 			close(from[i]);
 	}
+	if (bpf >= 0)
+		close(bpf);
 	return r;
 }
 
@@ -519,7 +560,7 @@ sbx_open_run(struct sbx **out, const char *launcher, unsigned want, const char *
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return BABL_ENOMEM;
-	s->bpf_fd = -1;
+	s->bpf_fd = s->sp_fd = -1;
 	for (int i = 0; i < NS_COUNT; i++)
 		s->ns_fd[i] = -1;
 	s->uid_base = SBX_UID_BASE;
@@ -573,8 +614,12 @@ sbx_open_run(struct sbx **out, const char *launcher, unsigned want, const char *
 	 */
 	if ((want & SBX_SHARED) && s->rundir && s->rundir_len > 1 && geteuid() == 0 &&
 	    (s->layers & (SBX_SETUID | SBX_MNTNS)) == (SBX_SETUID | SBX_MNTNS) &&
-	    !(s->layers & SBX_USERNS) && start_holder(s) == 0)
-		s->layers |= SBX_SHARED;
+	    !(s->layers & SBX_USERNS)) {
+		if ((want & SBX_SPAWNER) && (s->layers & SBX_PIDNS) && start_holder(s, 1) == 0)
+			s->layers |= SBX_SHARED | SBX_SPAWNER;
+		else if (start_holder(s, 0) == 0)
+			s->layers |= SBX_SHARED;
+	}
 	describe(s);
 	*out = s;
 	return 0;
@@ -599,6 +644,14 @@ sbx_close(struct sbx *s)
 	for (int i = 0; i < NS_COUNT; i++)
 		if (s->ns_fd[i] >= 0)
 			close(s->ns_fd[i]);
+	/* The spawner's pid 1 ends on EOF, and every service with it. */
+	if (s->sp_fd >= 0)
+		close(s->sp_fd);
+	if (s->sp_pid > 0) {
+		kill(s->sp_pid, SIGKILL);
+		while (waitpid(s->sp_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	free(s->rundir);
 	free(s->launcher);
 	free(s);
@@ -777,4 +830,163 @@ free_fds:
 			close(tmp[j]);
 	free(argv);
 	return r;
+}
+
+/* ---- the spawner ---- */
+
+int
+sbx_spawner(const struct sbx *s)
+{
+	return s && s->sp_fd >= 0;
+}
+
+int
+sbx_fd(const struct sbx *s)
+{
+	return s ? s->sp_fd : -1;
+}
+
+static int
+sp_live(const struct sbx *s, uint32_t id)
+{
+	return (s->sp_live[id / 32] >> (id % 32)) & 1;
+}
+
+static void
+sp_mark(struct sbx *s, uint32_t id, int on)
+{
+	if (on)
+		s->sp_live[id / 32] |= 1u << (id % 32);
+	else
+		s->sp_live[id / 32] &= ~(1u << (id % 32));
+}
+
+/* Send one message with fds (nfds may be 0); 0 or a BABL_E* code. */
+static int
+sp_send(struct sbx *s, const void *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	struct iovec iov = {(void *)buf, len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof cm);
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	while ((n = sendmsg(s->sp_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 && (errno == ENOMEM || errno == ENOBUFS) ? BABL_ENOMEM :
+	       n < 0 && errno == EMSGSIZE ? BABL_ETOOBIG : BABL_EIO;
+}
+
+int
+sbx_start(struct sbx *s, const struct sbx_spec *spec, uint32_t id)
+{
+	struct sbx_msg m = {.op = SBX_OP_START, .id = id};
+	size_t nargs = 0, nenv = 0, len;
+	int fds[4], r;
+	char *buf, *p;
+
+	if (!sbx_spawner(s) || !spec || !spec->path || !spec->argv || !spec->argv[0] ||
+	    !spec->workdir || spec->fd_in < 0 || spec->fd_out < 0 || spec->fd_err < 0 ||
+	    id >= SBX_SLOTS || sp_live(s, id) || !in_rundir(s, spec->workdir))
+		return BABL_EUSAGE;
+	len = sizeof m + strlen(spec->path) + 1 + strlen(spec->workdir) + 1;
+	for (; spec->argv[nargs]; nargs++)
+		len += strlen(spec->argv[nargs]) + 1;
+	for (; spec->envp && spec->envp[nenv]; nenv++)
+		len += strlen(spec->envp[nenv]) + 1;
+	if (len > SBX_MSG_MAX)
+		return BABL_ETOOBIG;
+	m.uid = sbx_slot_uid(s, spec->slot);
+	m.gid = sbx_slot_gid(s, spec->slot);
+	m.nargs = (uint32_t)nargs;
+	m.nenv = (uint32_t)nenv;
+	m.have_exe = spec->exe_fd >= 0;
+	if (s->layers & SBX_RLIMITS)
+		m.lim = spec->lim;
+	buf = malloc(len);
+	if (!buf)
+		return BABL_ENOMEM;
+	memcpy(buf, &m, sizeof m);
+	p = buf + sizeof m;
+#define PUT(str) (p = stpcpy(p, (str)) + 1)
+	PUT(spec->path);
+	PUT(spec->workdir);
+	for (size_t i = 0; i < nargs; i++)
+		PUT(spec->argv[i]);
+	for (size_t i = 0; i < nenv; i++)
+		PUT(spec->envp[i]);
+#undef PUT
+	fds[0] = spec->fd_in;
+	fds[1] = spec->fd_out;
+	fds[2] = spec->fd_err;
+	fds[3] = spec->exe_fd;
+	r = sp_send(s, buf, len, fds, m.have_exe ? 4 : 3);
+	free(buf);
+	if (r == 0)
+		sp_mark(s, id, 1);
+	return r;
+}
+
+int
+sbx_stop(struct sbx *s, uint32_t id)
+{
+	struct sbx_msg m = {.op = SBX_OP_KILL, .id = id};
+
+	if (!sbx_spawner(s) || id >= SBX_SLOTS || !sp_live(s, id))
+		return BABL_EUSAGE;
+	return sp_send(s, &m, sizeof m, NULL, 0);
+}
+
+int
+sbx_reaped(struct sbx *s, uint32_t *id, int *status)
+{
+	struct sbx_msg m;
+	ssize_t n;
+
+	if (!sbx_spawner(s)) {
+		/* Gone: what was under way ends here, one call at a time. */
+		for (uint32_t i = 0; i < SBX_SLOTS; i++) {
+			if (sp_live(s, i)) {
+				sp_mark(s, i, 0);
+				*id = i;
+				*status = SIGKILL;
+				return 1;
+			}
+		}
+		return 0;
+	}
+	for (;;) {
+		n = recv(s->sp_fd, &m, sizeof m, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n != (ssize_t)sizeof m || m.op != SBX_OP_EXIT || m.id >= SBX_SLOTS) {
+			close(s->sp_fd);
+			s->sp_fd = -1;
+			s->layers &= ~SBX_SPAWNER;
+			describe(s);
+			return BABL_EIO;
+		}
+		if (!sp_live(s, m.id))
+			continue;
+		sp_mark(s, m.id, 0);
+		*id = m.id;
+		*status = m.status;
+		return 1;
+	}
 }

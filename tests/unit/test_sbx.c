@@ -6,8 +6,9 @@
  *
  * Work dirs are made the way meshd makes them: RUNDIR/N, mode 0700, owned
  * by the slot's uid, in a RUNDIR of mode 0711.  All cases run with
- * sbx_open_run(RUNDIR) (shared namespaces when root), then the confinement
- * properties run again with sbx_open (every namespace per call).
+ * sbx_open_run(RUNDIR) (shared namespaces when root), then, as root, the
+ * confinement properties run again through the spawner (sbx_start), and
+ * then with sbx_open (every namespace per call).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +39,7 @@
 static char launcher[PATH_MAX], hostile[PATH_MAX];
 static char rundir[] = "/tmp/sbxrun.XXXXXX";
 static struct sbx *S;
-static int is_root, shared_pass;
+static int is_root, shared_pass, spawner_pass;
 static unsigned next_slot = 1, next_dir = 1;
 
 static char *env_plain[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
@@ -233,6 +234,42 @@ start_plain(const struct job *j, const char *dir, int in, int out, int err)
 }
 
 /* Run a job to its end, feeding its input and collecting its output. */
+/* Kill a job's group: the launcher's, or through the spawner. */
+static void
+kill_job(pid_t pid, unsigned slot)
+{
+	if (pid > 0)
+		kill(-pid, SIGKILL);
+	else
+		T_EQ_INT(sbx_stop(S, slot % SBX_SLOTS), 0);
+}
+
+/* True once the job has ended, its wait status in *status. */
+static int
+reap_job(pid_t pid, unsigned slot, int *status, int block)
+{
+	uint32_t id;
+	int r;
+
+	if (pid > 0) {
+		pid_t w;
+		while ((w = waitpid(pid, status, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+			;
+		return w == pid;
+	}
+	for (int tries = 0; tries < 600; tries++) {
+		struct pollfd p = {sbx_fd(S), POLLIN, 0};
+		while ((r = sbx_reaped(S, &id, status)) == 1)
+			if (id == slot % SBX_SLOTS)
+				return 1;
+		T_EQ_INT(r, 0);
+		if (!block)
+			return 0;
+		poll(&p, 1, 100);
+	}
+	return 0;
+}
+
 static void
 run(const struct job *j, struct res *r)
 {
@@ -292,7 +329,12 @@ run(const struct job *j, struct res *r)
 			T_ASSERT(exe >= 0);
 			spec.exe_fd = exe;
 		}
-		T_EQ_INT(sbx_spawn(S, &spec, &pid), 0);
+		if (spawner_pass) {
+			T_EQ_INT(sbx_start(S, &spec, r->slot % SBX_SLOTS), 0);
+			pid = 0;
+		} else {
+			T_EQ_INT(sbx_spawn(S, &spec, &pid), 0);
+		}
 		if (exe >= 0)
 			close(exe);
 	}
@@ -312,15 +354,15 @@ run(const struct job *j, struct res *r)
 		char b[65536];
 		double t = now();
 		if (!killed && j->kill_after_ms && (t - t0) * 1000 > j->kill_after_ms) {
-			kill(-pid, SIGKILL);
+			kill_job(pid, r->slot);
 			killed = 1;
 		}
 		if (!killed && (t - t0) * 1000 > timeout) {
-			kill(-pid, SIGKILL);
+			kill_job(pid, r->slot);
 			killed = 1;
 			fprintf(stderr, "  (timed out, killed)\n");
 		}
-		if (!reaped && waitpid(pid, &r->status, WNOHANG) == pid) {
+		if (!reaped && reap_job(pid, r->slot, &r->status, 0)) {
 			reaped = 1;
 			t_reaped = t;
 			r->secs = t - t0;
@@ -363,8 +405,7 @@ run(const struct job *j, struct res *r)
 	if (in[1] >= 0)
 		close(in[1]);
 	if (!reaped) {
-		while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR)
-			;
+		T_ASSERT(reap_job(pid, r->slot, &r->status, 1));
 		r->secs = now() - t0;
 	}
 	/* The launcher's own failures, to see why a case fails. */
@@ -372,7 +413,8 @@ run(const struct job *j, struct res *r)
 	    strncmp(r->err.p, "meshd-sandbox: ", 15) == 0)
 		fprintf(stderr, "  (%.*s)\n", (int)strcspn(r->err.p, "\n"), r->err.p);
 	/* Whatever is left of the group (nothing, with a pid namespace). */
-	kill(-pid, SIGKILL);
+	if (pid > 0)
+		kill(-pid, SIGKILL);
 	if (j->check_file) {
 		char path[PATH_MAX];
 		r->found = (size_t)snprintf(path, sizeof path, "%s/%s", dir, j->check_file) <
@@ -419,6 +461,7 @@ case_open(void)
 		T_EQ_INT(sbx_slot_uid(S, 5), SBX_UID_BASE + 5);
 		/* The holder must work here; the fallback is tested separately. */
 		T_EQ_INT(!!(l & SBX_SHARED), shared_pass);
+		T_EQ_INT(!!(l & SBX_SPAWNER), spawner_pass);
 	} else {
 		T_ASSERT(!(l & SBX_SHARED));
 	}
@@ -707,6 +750,37 @@ case_pid(void)
 	run_hostile(&r, NULL, "pid", NULL);
 	T_ASSERT(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
 	T_EQ_STR(r.out.p, "2\n");
+	res_free(&r);
+}
+
+/*
+ * With the spawner: a pid namespace that is not ours, whose /proc shows the
+ * call's own processes only (sh, ls and grep here) and not pid 1.
+ */
+static void
+case_proc_spawner(void)
+{
+	char *argv[] = {"sh", "-c",
+			"readlink /proc/self/ns/pid; ls /proc | grep -c '^[0-9]'; "
+			"cat /proc/1/cmdline >/dev/null 2>&1 && echo shown || echo hidden",
+			NULL};
+	struct job j = {.path = "/bin/sh", .argv = argv};
+	char mine[64] = "", want[80];
+	struct res r;
+	ssize_t n;
+
+	T_ASSERT((n = readlink("/proc/self/ns/pid", mine, sizeof mine - 1)) > 0);
+	mine[n] = '\0';
+	run(&j, &r);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		T_FAIL("status %#x, stderr: %s", r.status, r.err.p ? r.err.p : "");
+	T_ASSERT(r.out.p != NULL);
+	snprintf(want, sizeof want, "%s\n", mine);
+	T_ASSERT(strncmp(r.out.p, "pid:[", 5) == 0);
+	T_ASSERT(strncmp(r.out.p, want, strlen(want)) != 0);
+	const char *l2 = strchr(r.out.p, '\n') + 1;
+	T_ASSERT(atoi(l2) >= 2 && atoi(l2) <= 4);
+	T_ASSERT(strstr(l2, "\nhidden\n") != NULL);
 	res_free(&r);
 }
 
@@ -1100,7 +1174,28 @@ static const struct t_case cases[] = {
 	{0},
 };
 
-/* The second pass, with every namespace per call (sbx_open). */
+/* With the spawner (sbx_start), root only. */
+static const struct t_case cases_spawner[] = {
+	{"open", case_open},
+	{"cat_bytes", case_cat_bytes},
+	{"exit_status", case_exit_status},
+	{"signal_segv", case_signal_segv},
+	{"sigpipe", case_sigpipe},
+	{"socket", case_socket},
+	{"fds", case_fds},
+	{"uid", case_uid},
+	{"writefs", case_writefs},
+	{"net", case_net},
+	{"proc_spawner", case_proc_spawner},
+	{"other_slot", case_other_slot},
+	{"kill_group", case_kill_group},
+	{"kill_escaped", case_kill_escaped},
+	{"setup_failure", case_setup_failure},
+	{"script", case_script},
+	{0},
+};
+
+/* The last pass, with every namespace per call (sbx_open). */
 static const struct t_case cases_per_call[] = {
 	{"open", case_open},
 	{"cat_bytes", case_cat_bytes},
@@ -1149,12 +1244,14 @@ setup(void)
 }
 
 static int
-open_sbx(int shared)
+open_sbx(int shared, int spawner)
 {
 	int r;
 
 	shared_pass = shared;
-	r = shared ? sbx_open_run(&S, launcher, ~0u, rundir) : sbx_open(&S, launcher, ~0u);
+	spawner_pass = spawner;
+	r = shared ? sbx_open_run(&S, launcher, spawner ? ~0u : ~0u & ~SBX_SPAWNER, rundir) :
+		     sbx_open(&S, launcher, ~0u);
 	if (r != 0)
 		fprintf(stderr, "sbx_open(%s): %s\n", launcher, babl_strerror(r));
 	return r;
@@ -1167,12 +1264,21 @@ main(int argc, char **argv)
 
 	if (setup() != 0)
 		return 1;
-	if (open_sbx(1) != 0)
+	if (open_sbx(1, 0) != 0)
 		return 1;
 	fprintf(stderr, "  -- shared namespaces (sbx_open_run)\n");
 	r = t_run(argc, argv, cases);
 	sbx_close(S);
-	if (open_sbx(0) != 0)
+	if (is_root) {
+		if (open_sbx(1, 1) != 0)
+			return 1;
+		fprintf(stderr, "  -- the spawner (sbx_open_run, sbx_start)\n");
+		r |= t_run(argc, argv, cases_spawner);
+		sbx_close(S);
+	} else {
+		fprintf(stderr, "  -- skip the spawner: it needs root\n");
+	}
+	if (open_sbx(0, 0) != 0)
 		return 1;
 	fprintf(stderr, "  -- namespaces per call (sbx_open)\n");
 	r |= t_run(argc, argv, cases_per_call);
