@@ -395,6 +395,7 @@ enter_shared(int first, unsigned layers)
 enum { SP_SOCK = 100, SP_SIG = 101 };
 
 static pid_t sp_pid[SBX_SLOTS]; /* by call id: its program, or 0 */
+static uid_t sp_uid[SBX_SLOTS]; /* and the uid it runs as */
 
 static void
 sp_send_exit(uint32_t id, int status)
@@ -417,6 +418,29 @@ sp_lift(int fd, int min)
 	high = fcntl(fd, F_DUPFD_CLOEXEC, min);
 	close(fd);
 	return high;
+}
+
+/*
+ * Kill call id's process group and every process of its uid (a slot's
+ * uid is that call's alone; a process cannot leave it, as it can leave its
+ * group): a helper takes the uid and sends SIGKILL to all it may signal,
+ * which kill(-1) limits to this pid namespace.
+ */
+static void
+sp_kill(uint32_t id)
+{
+	pid_t h;
+
+	kill(-sp_pid[id], SIGKILL);
+	if (sp_uid[id] == 0)
+		return;
+	h = vfork();
+	if (h == 0) {
+		if (setuid(sp_uid[id]) == 0)
+			kill(-1, SIGKILL);
+		_exit(0);
+	}
+	/* The helper is reaped with the orphans. */
 }
 
 /* The program's own process: what the launcher's run() and pid 1 do. */
@@ -470,7 +494,7 @@ sp_request(const struct opts *base, char *buf, size_t len, int *fds, int nfds)
 		goto done;
 	if (m.op == SBX_OP_KILL) {
 		if (sp_pid[m.id] > 0)
-			kill(-sp_pid[m.id], SIGKILL);
+			sp_kill(m.id);
 		goto done;
 	}
 	want = 3 + (m.have_exe ? 1 : 0);
@@ -517,6 +541,7 @@ sp_request(const struct opts *base, char *buf, size_t len, int *fds, int nfds)
 		sp_send_exit(m.id, 127 << 8);
 	} else {
 		sp_pid[m.id] = pid;
+		sp_uid[m.id] = o.have_ids ? o.uid : 0;
 	}
 	goto done;
 refuse:
@@ -542,8 +567,8 @@ sp_reap(void)
 		for (uint32_t id = 0; id < SBX_SLOTS; id++) {
 			if (sp_pid[id] != pid)
 				continue;
-			/* What it left running in its group goes with it. */
-			kill(-pid, SIGKILL);
+			/* What it left running goes with it. */
+			sp_kill(id);
 			sp_pid[id] = 0;
 			sp_send_exit(id, status);
 			break;
@@ -584,6 +609,16 @@ sp_serve(const struct opts *o)
 	if (sfd < 0 || dup3(sfd, SP_SIG, O_CLOEXEC) < 0)
 		die("signalfd");
 	close(sfd);
+	/*
+	 * The spawner runs under the services' filter itself: each program
+	 * then inherits it, already compiled, where installing it per call
+	 * cost more than the fork.  Every call the spawner makes from here is
+	 * one the filter allows.
+	 */
+	if (filter.filter) {
+		install_filter();
+		filter.filter = NULL;
+	}
 	if (write(1, "ok\n", 3) != 3)
 		die("report");
 	if (dup2(null, 1) < 0)

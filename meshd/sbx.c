@@ -404,8 +404,7 @@ describe(struct sbx *s)
  * Start the holder of the shared namespaces (meshd-sandbox -H), open its
  * /proc/PID/ns/{net,ipc,uts,mnt} into s->ns_fd and let it exit.  With
  * spawner, start it as the spawner (-S) instead, which stays: s->sp_pid
- * and s->sp_fd are set, and the spawner's programs get the filter built
- * for layers without SBX_PIDNS (they may not leave their process group).
+ * and s->sp_fd are set.
  * Returns 0, or a negative BABL_E* code with nothing left open or running.
  */
 static int
@@ -426,12 +425,9 @@ start_holder(struct sbx *s, int spawner)
 
 	snprintf(lbuf, sizeof lbuf, "%u", s->layers & ~SBX_SHARED);
 	snprintf(pbuf, sizeof pbuf, "%ld", (long)getpid());
-	if (spawner && (s->layers & SBX_SECCOMP)) {
-		bpf = build_filter(s->layers & ~SBX_PIDNS);
-		if (bpf < 0)
-			return bpf;
-	}
-	if (!spawner || bpf < 0)
+	if (spawner && s->bpf_fd >= 0)
+		bpf = s->bpf_fd;
+	if (bpf < 0)
 		argv[8] = NULL;
 	if ((spawner ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, to) :
 		       pipe2(to, O_CLOEXEC)) != 0 ||
@@ -538,8 +534,6 @@ close_pipes:
 		if (from[i] >= 0)
 			close(from[i]);
 	}
-	if (bpf >= 0)
-		close(bpf);
 	return r;
 }
 

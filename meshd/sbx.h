@@ -154,9 +154,13 @@ int sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid);
  *     /proc is mounted with hidepid=invisible: a call sees its own
  *     processes only (each slot has its own uid), and can signal no
  *     other's (uid, and no ptrace in the filter).
- *   - the process group holds the call's processes together: the filter
- *     refuses setsid and setpgid, and the spawner kills the group when the
- *     program ends or sbx_stop asks.
+ *   - the uid holds the call's processes together, not a pid namespace:
+ *     when the program ends, or sbx_stop asks, the spawner kills its group
+ *     and then every process of its uid (which needs SBX_SETUID: the
+ *     spawner is started only as root).
+ *   - the spawner installs the filter on itself once, and each program
+ *     inherits it, already compiled (compiling it per call cost more than
+ *     the fork).
  * Every other layer is the same: uid, rlimits, work dir, fds, the shared
  * read-only view, the network, no_new_privs and the filter.
  *

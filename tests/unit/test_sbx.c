@@ -926,6 +926,27 @@ case_kill_escaped(void)
 	res_free(&r);
 }
 
+/*
+ * A program that ends normally: what it started, in its group or not, dies
+ * with it (the launcher's pid 1, or the spawner's sweep of its uid).
+ */
+static void
+case_exit_escaped(void)
+{
+	char *argv[] = {"sh", "-c",
+			"/bin/sleep 987653 & setsid /bin/sleep 987653 & /bin/sleep 0.5; exit 0",
+			NULL};
+	struct job j = {.path = "/bin/sh", .argv = argv};
+	struct res r;
+
+	if (skip_unless(SBX_PIDNS, "exit_escaped"))
+		return;
+	run(&j, &r);
+	T_ASSERT(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+	T_ASSERT(arg_gone("987653", 2000));
+	res_free(&r);
+}
+
 static void
 case_setup_failure(void)
 {
@@ -1167,6 +1188,7 @@ static const struct t_case cases[] = {
 	{"outside_rundir", case_outside_rundir},
 	{"kill_group", case_kill_group},
 	{"kill_escaped", case_kill_escaped},
+	{"exit_escaped", case_exit_escaped},
 	{"setup_failure", case_setup_failure},
 	{"script", case_script},
 	{"filters", case_filters},
@@ -1190,6 +1212,7 @@ static const struct t_case cases_spawner[] = {
 	{"other_slot", case_other_slot},
 	{"kill_group", case_kill_group},
 	{"kill_escaped", case_kill_escaped},
+	{"exit_escaped", case_exit_escaped},
 	{"setup_failure", case_setup_failure},
 	{"script", case_script},
 	{0},
@@ -1212,6 +1235,7 @@ static const struct t_case cases_per_call[] = {
 	{"other_slot", case_other_slot},
 	{"kill_group", case_kill_group},
 	{"kill_escaped", case_kill_escaped},
+	{"exit_escaped", case_exit_escaped},
 	{"setup_failure", case_setup_failure},
 	{"script", case_script},
 	{0},
