@@ -970,8 +970,11 @@ sbx_reaped(struct sbx *s, uint32_t *id, int *status)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (n != (ssize_t)sizeof m || m.op != SBX_OP_EXIT || m.id >= SBX_SLOTS) {
+			/* Its holder exits with it and meshd reaps it: no kill
+			 * by a pid that may be another process's by then. */
 			close(s->sp_fd);
 			s->sp_fd = -1;
+			s->sp_pid = 0;
 			s->layers &= ~SBX_SPAWNER;
 			describe(s);
 			return BABL_EIO;
