@@ -1122,18 +1122,29 @@ slot_dir(struct node *n, const char *dir, unsigned slot)
 	uid_t uid = geteuid() == 0 ? sbx_slot_uid(n->sbx, slot) : geteuid();
 	gid_t gid = geteuid() == 0 ? sbx_slot_gid(n->sbx, slot) : getegid();
 	struct stat st;
+	int have = lstat(dir, &st) == 0;
 
-	if (lstat(dir, &st) < 0) {
-		if (errno != ENOENT || mkdir(dir, 0700) < 0)
+	if (!have && errno != ENOENT)
+		return -1;
+	if (have && (!S_ISDIR(st.st_mode) || empty_dir(dir) < 0)) {
+		/*
+		 * Something stays that meshd cannot remove (without root, a
+		 * call can make a dir it cannot enter): set it aside, under the
+		 * run dir that start-up removes, so the slot goes on serving.
+		 */
+		static unsigned long aside;
+		char away[PATH_MAX];
+		if ((size_t)snprintf(away, sizeof away, "%s/aside-%u-%lu", n->run_dir, slot,
+		    ++aside) >= sizeof away || rename(dir, away) < 0)
+			return -1;
+		log_warnx("work dir %s could not be emptied; set aside as %s", dir, away);
+		have = 0;
+	}
+	if (!have) {
+		if (mkdir(dir, 0700) < 0)
 			return -1;
 		return geteuid() == 0 ? chown(dir, uid, gid) : 0;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		return -1;
-	}
-	if (empty_dir(dir) < 0)
-		return -1;
 	if (st.st_uid != uid || st.st_gid != gid) {
 		if (chown(dir, uid, gid) < 0)
 			return -1;

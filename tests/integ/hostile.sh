@@ -115,6 +115,17 @@ check "a call leaves a file, a dir with a file, and its dir mode 755" \
 	babl sh 'echo x > f && mkdir d && echo y > d/g && chmod 755 .'
 check_eq "the next call's work dir: mode 700, empty" "700 0" \
 	"$(babl sh 'echo $(stat -c %a .) $(ls -A | wc -l)' 2>&1)"
+# One that meshd cannot empty (an immutable file) is set aside instead.
+stuck=$T/a/run/call-0/stuck
+if [ -d "$T/a/run/call-0" ] && touch "$stuck" && chattr +i "$stuck" 2>/dev/null; then
+	check_eq "a work dir that cannot be emptied: the next call runs" "700 0" \
+		"$(babl sh 'echo $(stat -c %a .) $(ls -A | wc -l)' 2>&1)"
+	check "meshd says it set that dir aside" grep -q 'could not be emptied; set aside' "$T/a.log"
+	chattr -i "$T"/a/run/aside-*/stuck "$stuck" 2>/dev/null
+else
+	rm -f "$stuck"
+	echo "    skip: no immutable file here (chattr), for a work dir that cannot be emptied"
+fi
 
 hostile net
 check_eq "net: exit 0" 0 "$RC"
