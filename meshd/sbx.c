@@ -494,19 +494,16 @@ start_holder(struct sbx *s, int spawner)
 		/* Requests go out blocking; a deep queue is room, not a wait. */
 		int big = 1 << 20;
 		(void)setsockopt(to[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-		if (to[1] < FIRST_FREE_FD) {
-			int high = fcntl(to[1], F_DUPFD_CLOEXEC, FIRST_FREE_FD);
-			close(to[1]);
-			to[1] = high;
-			if (high < 0)
-				r = BABL_EINTERNAL;
+		s->sp_fd = to[1] >= FIRST_FREE_FD ? to[1] :
+			   fcntl(to[1], F_DUPFD_CLOEXEC, FIRST_FREE_FD);
+		if (s->sp_fd >= 0) {
+			if (s->sp_fd != to[1])
+				close(to[1]);
+			to[1] = -1;
+			s->sp_pid = pid;
+			goto destroy_fa;
 		}
-	}
-	if (r == 0 && spawner) {
-		s->sp_pid = pid;
-		s->sp_fd = to[1];
-		to[1] = -1;
-		goto destroy_fa;
+		r = BABL_EINTERNAL;
 	}
 	/* EOF on its fd 0 lets it exit; it dies anyway if something went wrong. */
 	if (r != 0)

@@ -149,9 +149,9 @@ int sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid);
  * mount namespace and a /proc per call (64 B calls to cat at
  * concurrency 32 on 2 cores: about 1,000 calls/s through the launcher,
  * 1,500 through the spawner).  What a program then gets differs from
- * sbx_spawn's in two ways:
+ * sbx_spawn's in three ways:
  *   - the pid space is shared by the calls that run at the same time, and
- *     /proc is mounted with hidepid=invisible: a call sees its own
+ *     /proc is mounted with hidepid=2 (invisible): a call sees its own
  *     processes only (each slot has its own uid), and can signal no
  *     other's (uid, and no ptrace in the filter).
  *   - the uid holds the call's processes together, not a pid namespace:
@@ -167,7 +167,8 @@ int sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid);
  * sbx_start sends the call to the spawner under id (meshd uses the slot;
  * ids of calls under way must differ) and returns 0 or a negative
  * BABL_E* code; the program's confinement errors reach its fd_err as
- * with sbx_spawn.  sbx_stop kills the group of call id.  When sbx_fd is
+ * with sbx_spawn.  sbx_stop kills call id's group and every process of
+ * its uid.  When sbx_fd is
  * readable, sbx_reaped returns 1 and sets *id and *status (a wait status)
  * for each call that ended, 0 when none is left to read, and BABL_EIO if
  * the spawner is gone (every call under way then ended, killed; from then

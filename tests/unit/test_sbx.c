@@ -955,6 +955,104 @@ case_exit_escaped(void)
 	res_free(&r);
 }
 
+/* Our child running meshd-sandbox -S (the spawner's holder), or 0. */
+static pid_t
+find_spawner(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	while (d && (e = readdir(d)) && !found) {
+		char path[300], b[256];
+		long ppid = 0;
+		FILE *f;
+		size_t n;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fscanf(f, "%*d (%*[^)]) %*c %ld", &ppid) != 1)
+			ppid = 0;
+		fclose(f);
+		if (ppid != getpid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		n = fread(b, 1, sizeof b - 1, f);
+		fclose(f);
+		/* "meshd-sandbox\0-S\0..." */
+		if (n > 17 && memcmp(b, "meshd-sandbox\0-S\0", 17) == 0)
+			found = (pid_t)atol(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/*
+ * The spawner dies (its holder is killed) while a call runs: that call
+ * ends as killed, sbx_reaped says the spawner is gone, and later calls
+ * start through the launcher.  Last in the spawner's pass.
+ */
+static void
+case_spawner_gone(void)
+{
+	char *argv[] = {"sleep", "987654", NULL};
+	char dir[PATH_MAX];
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), r, st = 0, eio = 0, ended = 0;
+	uint32_t id;
+	pid_t h;
+
+	if (!spawner_pass) {
+		fprintf(stderr, "  skip spawner_gone: no spawner in this pass\n");
+		close(null);
+		return;
+	}
+	snprintf(dir, sizeof dir, "%s/%u", rundir, next_dir++);
+	T_ASSERT(mkdir(dir, 0700) == 0);
+	T_ASSERT(chown(dir, sbx_slot_uid(S, 777), sbx_slot_gid(S, 777)) == 0);
+	struct sbx_spec spec = {.path = "/bin/sleep", .exe_fd = -1, .argv = argv,
+				.envp = env_plain, .workdir = dir, .slot = 777,
+				.fd_in = null, .fd_out = null, .fd_err = null};
+	T_EQ_INT(sbx_start(S, &spec, 777), 0);
+	close(null);
+	T_ASSERT(!arg_gone("987654", 1000)); /* it runs */
+	h = find_spawner();
+	T_ASSERT(h > 0);
+	T_ASSERT(kill(h, SIGKILL) == 0);
+	while (waitpid(h, NULL, 0) < 0 && errno == EINTR)
+		;
+	for (int tries = 0; tries < 100 && !ended; tries++) {
+		struct pollfd p = {sbx_fd(S), POLLIN, 0};
+		if (p.fd >= 0)
+			poll(&p, 1, 100);
+		while ((r = sbx_reaped(S, &id, &st)) != 0) {
+			if (r == BABL_EIO) {
+				eio++;
+				continue;
+			}
+			T_EQ_INT(r, 1);
+			T_EQ_INT(id, 777);
+			ended = 1;
+		}
+	}
+	T_EQ_INT(eio, 1);
+	T_ASSERT(ended);
+	T_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	T_ASSERT(arg_gone("987654", 2000));
+	T_ASSERT(!sbx_spawner(S));
+	T_EQ_INT(sbx_fd(S), -1);
+	T_ASSERT(strstr(sbx_describe(S), "spawner") == NULL);
+	rmdir(dir);
+	/* The launcher serves from now on. */
+	spawner_pass = 0;
+	case_cat_bytes();
+	spawner_pass = 1;
+}
+
 static void
 case_setup_failure(void)
 {
@@ -1227,6 +1325,7 @@ static const struct t_case cases_again[] = {
 	{"exit_escaped", case_exit_escaped},
 	{"setup_failure", case_setup_failure},
 	{"script", case_script},
+	{"spawner_gone", case_spawner_gone},
 	{0},
 };
 
