@@ -392,7 +392,7 @@ enter_shared(int first, unsigned layers)
 /* ---- the spawner (-S) ---- */
 
 /* Where the spawner keeps its own fds, clear of what a request brings. */
-enum { SP_SOCK = 100, SP_SIG = 101 };
+enum { SP_SOCK = 100, SP_SIG = 101, SP_KIDS = 102 };
 
 static pid_t sp_pid[SBX_SLOTS]; /* by call id: its program, or 0 */
 static uid_t sp_uid[SBX_SLOTS]; /* and the uid it runs as */
@@ -421,26 +421,69 @@ sp_lift(int fd, int min)
 }
 
 /*
- * Kill call id's process group and every process of its uid (a slot's
- * uid is that call's alone; a process cannot leave it, as it can leave its
+ * Kill the process group grp and every process of uid (a slot's uid is
+ * that call's alone; a process cannot leave it, as it can leave its
  * group): a helper takes the uid and sends SIGKILL to all it may signal,
  * which kill(-1) limits to this pid namespace.
  */
 static void
-sp_kill(uint32_t id)
+sp_kill(pid_t grp, uid_t uid)
 {
 	pid_t h;
 
-	kill(-sp_pid[id], SIGKILL);
-	if (sp_uid[id] == 0)
+	kill(-grp, SIGKILL);
+	if (uid == 0)
 		return;
 	h = vfork();
 	if (h == 0) {
-		if (setuid(sp_uid[id]) == 0)
+		if (setuid(uid) == 0)
 			kill(-1, SIGKILL);
 		_exit(0);
 	}
 	/* The helper is reaped with the orphans. */
+}
+
+/*
+ * Whether the spawner has a child that is no running program's: as pid 1
+ * of the services' namespace it adopts every orphan, so whatever a call
+ * that ended left running hangs, directly or below such a child, off the
+ * spawner (a process reaches pid 1 only through the dead).  Without one,
+ * nothing of an ended call is left and the uid need not be swept, which
+ * saves a fork per call.  Says yes when it cannot tell.
+ */
+static int
+sp_strays(void)
+{
+	static char buf[8192];
+	static int fd = -1;
+	ssize_t len;
+	char *p, *end;
+
+	if (fd < 0) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+		int f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f < 0)
+			return 1;
+		fd = dup3(f, SP_KIDS, O_CLOEXEC);
+		close(f);
+		if (fd < 0)
+			return 1;
+	}
+	len = pread(fd, buf, sizeof buf - 1, 0);
+	if (len < 0 || (size_t)len >= sizeof buf - 1)
+		return 1;
+	buf[len] = '\0';
+	for (p = buf;; p = end) {
+		long pid = strtol(p, &end, 10);
+		uint32_t id;
+		if (end == p)
+			return 0;
+		for (id = 0; id < SBX_SLOTS && sp_pid[id] != pid; id++)
+			;
+		if (id == SBX_SLOTS)
+			return 1;
+	}
 }
 
 /* The program's own process: what the launcher's run() and pid 1 do. */
@@ -494,7 +537,7 @@ sp_request(const struct opts *base, char *buf, size_t len, int *fds, int nfds)
 		goto done;
 	if (m.op == SBX_OP_KILL) {
 		if (sp_pid[m.id] > 0)
-			sp_kill(m.id);
+			sp_kill(sp_pid[m.id], sp_uid[m.id]);
 		goto done;
 	}
 	want = 3 + (m.have_exe ? 1 : 0);
@@ -568,8 +611,9 @@ sp_reap(void)
 			if (sp_pid[id] != pid)
 				continue;
 			/* What it left running goes with it. */
-			sp_kill(id);
 			sp_pid[id] = 0;
+			if (sp_strays())
+				sp_kill(pid, sp_uid[id]);
 			sp_send_exit(id, status);
 			break;
 		}

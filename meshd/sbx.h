@@ -157,7 +157,10 @@ int sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid);
  *   - the uid holds the call's processes together, not a pid namespace:
  *     when the program ends, or sbx_stop asks, the spawner kills its group
  *     and then every process of its uid (which needs SBX_SETUID: the
- *     spawner is started only as root).
+ *     spawner is started only as root).  At a normal end the uid is swept
+ *     only when something is left: the spawner, as the namespace's pid 1,
+ *     adopts every orphan, so it looks for a child that is no running
+ *     program's (in /proc/self/task/PID/children).
  *   - the spawner installs the filter on itself once, and each program
  *     inherits it, already compiled (compiling it per call cost more than
  *     the fork).

@@ -942,7 +942,8 @@ static void
 case_exit_escaped(void)
 {
 	char *argv[] = {"sh", "-c",
-			"/bin/sleep 987653 & setsid /bin/sleep 987653 & /bin/sleep 0.5; exit 0",
+			"/bin/sleep 987653 & setsid /bin/sleep 987653 & "
+			"(setsid /bin/sleep 987653 & wait) & /bin/sleep 0.5; exit 0",
 			NULL};
 	struct job j = {.path = "/bin/sh", .argv = argv};
 	struct res r;
