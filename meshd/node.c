@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -212,6 +213,7 @@ struct call {
 	unsigned slot;
 	pid_t pid;
 	int fd_in, fd_out, fd_err;
+	unsigned rdy;      /* CALL_RDY_*: what its pipes last said they allow */
 	struct chunk *inq, **inqt;
 	int eof_applied;
 	uint64_t eof_index;
@@ -292,6 +294,7 @@ struct node {
 	struct sbx *sbx;
 	struct registry reg;
 	int wake_fd, sig_fd;
+	int ep_fd;         /* the native calls' pipes (epoll, edge-triggered) */
 	pthread_mutex_t rlock;
 	struct waker *ready, **readyt;
 	struct listener lst[NODE_MAX_LISTEN];
@@ -1018,6 +1021,7 @@ call_new(struct node *n, struct svc *svc, struct svc_version *ver, unsigned slot
 }
 
 static void props_forget(struct node *n, const void *owner);
+static void call_close_fd(struct call *c, int *fd);
 
 static void
 call_free(struct call *c)
@@ -1025,6 +1029,11 @@ call_free(struct call *c)
 	struct node *n = c->n;
 	if (c->early)
 		n->early_open--;
+	/* (the pipes leave the epoll set before the call is gone) */
+	int *fds[] = {&c->fd_in, &c->fd_out, &c->fd_err};
+	for (int i = 0; i < 3; i++)
+		if (*fds[i] >= 0)
+			call_close_fd(c, fds[i]);
 	props_forget(n, c);
 	wbuf_free(&c->outb);
 	wbuf_free(&c->held);
@@ -1228,6 +1237,43 @@ call_window_sub(struct call *c, size_t n)
 		session_unpause(c->sess);
 }
 
+/*
+ * A native call's pipes are watched through one epoll fd, edge-triggered:
+ * an event sets the pipe's CALL_RDY bit, and the bit stays set until the
+ * pipe says EAGAIN (not at a short read: the event may have been the data
+ * and the end together), so that a pipe is read only when the chunk read
+ * before it has been sent, without asking the kernel about every pipe in
+ * every turn of the loop.
+ */
+enum { CALL_RDY_IN = 1, CALL_RDY_OUT = 2, CALL_RDY_ERR = 4 };
+
+static int
+call_watch(struct call *c, int fd, unsigned rdy)
+{
+	struct epoll_event ev = {
+		.events = (rdy == CALL_RDY_IN ? EPOLLOUT : EPOLLIN) | EPOLLET,
+		.data.u64 = (uint64_t)(uintptr_t)c | rdy,
+	};
+	return epoll_ctl(c->n->ep_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void
+call_close_fd(struct call *c, int *fd)
+{
+	(void)epoll_ctl(c->n->ep_fd, EPOLL_CTL_DEL, *fd, NULL);
+	close(*fd);
+	*fd = -1;
+}
+
+/* What a native call's pipes allow it to do now. */
+static int
+call_actionable(const struct call *c)
+{
+	return ((c->rdy & CALL_RDY_IN) && c->fd_in >= 0 && c->inq) ||
+	    ((c->rdy & CALL_RDY_OUT) && c->fd_out >= 0 && !c->obusy) ||
+	    ((c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy);
+}
+
 static void
 call_close_stdin(struct call *c)
 {
@@ -1241,10 +1287,8 @@ call_close_stdin(struct call *c)
 		}
 		return;
 	}
-	if (c->fd_in >= 0) {
-		close(c->fd_in);
-		c->fd_in = -1;
-	}
+	if (c->fd_in >= 0)
+		call_close_fd(c, &c->fd_in);
 }
 
 /* Drop queued input (the service closed its stdin or is gone). */
@@ -1276,8 +1320,10 @@ call_write_input(struct call *c)
 		ssize_t w = write(c->fd_in, k->p->buf + 8 + k->off, len);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0 && errno == EAGAIN)
+		if (w < 0 && errno == EAGAIN) {
+			c->rdy &= ~(unsigned)CALL_RDY_IN;
 			return;
+		}
 		if (w < 0) { /* EPIPE: the service stopped reading */
 			call_drop_input(c);
 			return;
@@ -1315,12 +1361,16 @@ call_read_output(struct call *c, int stream)
 	size_t cap = stream == 1 ? OUT_CHUNK : ERR_CHUNK;
 	if (!*buf && !(*buf = malloc(cap)))
 		fatalx("out of memory");
+	unsigned bit = stream == 1 ? CALL_RDY_OUT : CALL_RDY_ERR;
 	ssize_t r = read(*fd, *buf, cap);
-	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+	if (r < 0 && errno == EINTR)
 		return;
+	if (r < 0 && errno == EAGAIN) {
+		c->rdy &= ~bit;
+		return;
+	}
 	if (r <= 0) {
-		close(*fd);
-		*fd = -1;
+		call_close_fd(c, fd);
 		if (stream == 1)
 			c->out_eof = 1;
 		else
@@ -1711,6 +1761,16 @@ call_start(struct call *c)
 	set_nonblock(c->fd_in);
 	set_nonblock(c->fd_out);
 	set_nonblock(c->fd_err);
+	if (call_watch(c, c->fd_in, CALL_RDY_IN) || call_watch(c, c->fd_out, CALL_RDY_OUT) ||
+	    call_watch(c, c->fd_err, CALL_RDY_ERR)) {
+		log_warn("epoll_ctl");
+		call_close_fd(c, &c->fd_in);
+		call_close_fd(c, &c->fd_out);
+		call_close_fd(c, &c->fd_err);
+		c->out_eof = c->err_eof = 1;
+		call_kill(c, ENT_WHY_SPAWN, "the node cannot watch the service's pipes");
+		return;
+	}
 	log_debug("call %" PRIu64 ": %s v%" PRIu64 " started, pid %d, slot %u",
 	    c->index, c->svc->name, c->ver->n, (int)c->pid, c->slot);
 	call_write_input(c);
@@ -5687,13 +5747,65 @@ begin_shutdown(struct node *n, int sig)
 	}
 }
 
+/* Mark what the pipes' events allow (they are acted on in serve_pipes). */
+static void
+take_pipe_events(struct node *n)
+{
+	struct epoll_event ev[64];
+	int got;
+
+	do {
+		got = epoll_wait(n->ep_fd, ev, 64, 0);
+		for (int i = 0; i < got; i++) {
+			struct call *c = (struct call *)(uintptr_t)(ev[i].data.u64 & ~(uint64_t)7);
+			c->rdy |= (unsigned)(ev[i].data.u64 & 7);
+		}
+	} while (got == 64);
+}
+
+/*
+ * Move what the native calls' pipes allow.  A call may end (and be freed)
+ * on the way, and so might another, so the calls to serve are taken first
+ * and each is looked up again before use.
+ */
+static void
+serve_pipes(struct node *n, struct call ***todo, size_t *cap)
+{
+	size_t m = 0;
+	for (struct call *c = n->calls; c; c = c->next) {
+		if (!call_actionable(c))
+			continue;
+		if (m == *cap) {
+			*cap = *cap ? *cap * 2 : 64;
+			if (!(*todo = realloc(*todo, *cap * sizeof **todo)))
+				fatalx("out of memory");
+		}
+		(*todo)[m++] = c;
+	}
+	for (size_t i = 0; i < m; i++) {
+		struct call *c;
+		for (c = n->calls; c && c != (*todo)[i]; c = c->next)
+			;
+		if (!c)
+			continue;
+		if ((c->rdy & CALL_RDY_IN) && c->fd_in >= 0 && c->inq)
+			call_write_input(c);
+		if ((c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy)
+			call_read_output(c, 2);
+		/* Last: the end of its output may end the call. */
+		if ((c->rdy & CALL_RDY_OUT) && c->fd_out >= 0 && !c->obusy)
+			call_read_output(c, 1);
+	}
+}
+
 static int
 run_loop(struct node *n)
 {
 	struct pollfd *pfd = NULL;
 	struct call **pcall = NULL;
 	int *pstream = NULL;
-	size_t pcap = 0;
+	size_t pcap = 0, todo_cap = 0;
+	struct call **todo = NULL;
 	for (;;) {
 		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
 		    commit_backlog(n->cm) == 0 && !n->rd_busy)
@@ -5703,11 +5815,11 @@ run_loop(struct node *n)
 			if (n->applied >= n->check_tail && !n->calls)
 				break;
 		}
-		/* Room for the two fixed fds, two per worker, three per call. */
+		/* Room for the four fixed fds and two per worker. */
 		size_t nw = 0;
 		for (struct lw *w = n->workers; w; w = w->next)
 			nw++;
-		size_t need = 3 + 2 * nw + 3 * (size_t)n->ncalls;
+		size_t need = 4 + 2 * nw;
 		if (need > pcap) {
 			pcap = need * 2;
 			pfd = realloc(pfd, pcap * sizeof *pfd);
@@ -5726,6 +5838,7 @@ run_loop(struct node *n)
 		pfd[k++] = (struct pollfd){n->wake_fd, POLLIN, 0};
 		pfd[k++] = (struct pollfd){n->sig_fd, POLLIN, 0};
 		pfd[k++] = (struct pollfd){sbx_fd(n->sbx), POLLIN, 0};
+		pfd[k++] = (struct pollfd){n->ep_fd, POLLIN, 0};
 		/* A worker is not read while its caller is far behind in
 		 * reading its output (memory stays bounded). */
 		for (struct lw *w = n->workers; w; w = w->next)
@@ -5747,27 +5860,13 @@ run_loop(struct node *n)
 				pfd[k++] = (struct pollfd){w->fd_to, POLLOUT, 0};
 			}
 		}
-		for (struct call *c = n->calls; c; c = c->next) {
-			if (c->fd_in >= 0 && c->inq) {
-				pcall[k] = c;
-				pstream[k] = 0;
-				pfd[k++] = (struct pollfd){c->fd_in, POLLOUT, 0};
-			}
-			/* Read output only when the last chunk has been sent. */
-			if (c->fd_out >= 0 && !c->obusy) {
-				pcall[k] = c;
-				pstream[k] = 1;
-				pfd[k++] = (struct pollfd){c->fd_out, POLLIN, 0};
-			}
-			if (c->fd_err >= 0 && !c->ebusy) {
-				pcall[k] = c;
-				pstream[k] = 2;
-				pfd[k++] = (struct pollfd){c->fd_err, POLLIN, 0};
-			}
-		}
 		int busy = 0; /* a verification under way goes on at once */
 		for (struct session *s = n->sessions; s && !busy; s = s->next)
 			busy = s->verifying != 0;
+		/* So is a call whose pipe is ready (the chunk it read has been
+		 * sent, or input came for a stdin that has room). */
+		for (struct call *c = n->calls; c && !busy; c = c->next)
+			busy = call_actionable(c);
 		int rc = poll(pfd, (nfds_t)k, busy || (n->checking && n->applied < n->check_tail &&
 		    n->ncalls < 64) ? 0 : n->cluster ? (int)n->cfg->tick_ms : 250);
 		if (rc < 0 && errno != EINTR)
@@ -5783,42 +5882,31 @@ run_loop(struct node *n)
 		}
 		if (rc > 0 && pfd[2].revents)
 			reap_spawned(n);
+		if (rc > 0 && pfd[3].revents)
+			take_pipe_events(n);
 		if (rc > 0) {
-			/* Service pipes: a call may end (and be freed) while we
-			 * walk, so each is looked up before use. */
-			for (size_t i = 3; i < k; i++) {
+			/* Workers: one may die (and be freed) while we walk, so
+			 * each is looked up before use. */
+			for (size_t i = 4; i < k; i++) {
 				if (!pfd[i].revents)
 					continue;
-				if (pstream[i] >= 3) {
-					struct lw *w;
-					for (w = n->workers; w && w != (struct lw *)pcall[i]; w = w->next)
-						;
-					if (!w || w->dead)
-						continue;
-					if (pstream[i] == 3) {
-						int lr = lw_read(w, lua_frame, n);
-						if (lr == BABL_EPROTO) {
-							log_warnx("Lua worker %d sent a malformed frame; killing it", (int)w->pid);
-							lw_kill(w);
-						}
-					} else {
-						lua_flush(n, w);
-					}
-					continue;
-				}
-				struct call *c;
-				for (c = n->calls; c && c != pcall[i]; c = c->next)
+				struct lw *w;
+				for (w = n->workers; w && w != (struct lw *)pcall[i]; w = w->next)
 					;
-				if (!c)
+				if (!w || w->dead)
 					continue;
-				if (pstream[i] == 0 && c->fd_in == pfd[i].fd)
-					call_write_input(c);
-				else if (pstream[i] == 1 && c->fd_out == pfd[i].fd && !c->obusy)
-					call_read_output(c, 1);
-				else if (pstream[i] == 2 && c->fd_err == pfd[i].fd && !c->ebusy)
-					call_read_output(c, 2);
+				if (pstream[i] == 3) {
+					int lr = lw_read(w, lua_frame, n);
+					if (lr == BABL_EPROTO) {
+						log_warnx("Lua worker %d sent a malformed frame; killing it", (int)w->pid);
+						lw_kill(w);
+					}
+				} else {
+					lua_flush(n, w);
+				}
 			}
 		}
+		serve_pipes(n, &todo, &todo_cap);
 		if (rc > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t v;
 			if (read(n->wake_fd, &v, 8) < 0 && errno != EAGAIN)
@@ -5870,6 +5958,7 @@ run_loop(struct node *n)
 	free(pfd);
 	free(pcall);
 	free(pstream);
+	free(todo);
 	return 0;
 }
 
@@ -5961,6 +6050,8 @@ node_run(const struct node_config *cfg)
 	n->readyt = &n->ready;
 	n->propst = &n->props;
 	pthread_mutex_init(&n->rlock, NULL);
+	if ((n->ep_fd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		fatalx("epoll_create1: %s", strerror(errno));
 	node_name(n);
 	snprintf(n->data, sizeof n->data, "%s", cfg->data_dir);
 	if (paths_mkdirs(n->data, 0700))
@@ -6159,6 +6250,7 @@ node_run(const struct node_config *cfg)
 	kvc_close(n->kvc);
 	close(n->wake_fd);
 	close(n->sig_fd);
+	close(n->ep_fd);
 	free(n->slots);
 	free(n->bend);
 	idset_clear(&n->open);
@@ -6347,6 +6439,7 @@ import_into(const char *file, const char *dir, uint64_t map_bytes, int rebuild)
 		return 1;
 	}
 	n->wake_fd = -1;
+	n->ep_fd = -1; /* (no call runs here) */
 	if (paths_mkdirs(dir, 0700)) {
 		fprintf(stderr, "meshd: cannot create %s: %s\n", dir, strerror(errno));
 		goto out;
