@@ -229,6 +229,7 @@ struct call {
 	int obusy, ebusy;
 	int out_eof, err_eof, exited;
 	int spawned;       /* started by the spawner: no pid here, see sbx.h */
+	int alone;         /* it ended with nothing it started left (sbx_reaped) */
 	int status;
 	int64_t start_ms, deadline_ms;
 	char workdir[PATH_MAX];
@@ -305,6 +306,7 @@ struct node {
 	struct call *calls;
 	unsigned ncalls;
 	uint8_t *slots;
+	uint8_t *wd_clean; /* by slot: its work dir is known empty, see slot_dir */
 	uint64_t next_index; /* index the next proposal gets */
 	uint64_t applied;
 	unsigned early_open; /* calls whose EXIT went before their OUTCOME applied */
@@ -1118,12 +1120,14 @@ empty_dir(const char *dir)
 
 /*
  * The work dir of slot: one directory per slot, kept from call to call
- * (emptied when a call ends and again before the next one starts; the
- * whole run dir is removed at start-up), because creating and removing a
- * directory per call costs ext4 more than the rest of meshd's share of a
- * small call.  Each call finds it empty, mode 0700 and, when root, owned
- * by the slot's uid; a call may have changed the mode of its own dir, so
- * that is set again.
+ * (the whole run dir is removed at start-up), because creating and
+ * removing a directory per call costs ext4 more than the rest of meshd's
+ * share of a small call.  Each call finds it empty, mode 0700 and, when
+ * root, owned by the slot's uid; a call may have changed the mode of its
+ * own dir, so that is set again.  This runs when a call ends, and again
+ * before the next call of the slot starts unless nothing can have touched
+ * the dir since (wd_clean: the spawner saw nothing of the call left, so
+ * no process of it can still be writing there).
  */
 static int
 slot_dir(struct node *n, const char *dir, unsigned slot)
@@ -1689,7 +1693,9 @@ call_start(struct call *c)
 		call_fail(c, ENT_WHY_SPAWN, "the node's data path is too long");
 		return;
 	}
-	if (slot_dir(n, c->workdir, c->slot) < 0) {
+	if (c->slot < n->cfg->max_calls && n->wd_clean[c->slot]) {
+		n->wd_clean[c->slot] = 0;
+	} else if (slot_dir(n, c->workdir, c->slot) < 0) {
 		log_warn("work dir %s", c->workdir);
 		close(exe);
 		call_fail(c, ENT_WHY_SPAWN, "cannot create a work directory on the node");
@@ -3317,8 +3323,11 @@ outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
 	log_debug("call %" PRIu64 ": %s ended: %s %d%s%s", c->index, c->svc->name,
 	    o->kind == WIRE_SIGNALED ? "signal" : "exit", o->code, why_text(o->why) ? ", " : "",
 	    why_text(o->why) ? why_text(o->why) : "");
-	if (c->workdir[0])
-		(void)empty_dir(c->workdir);
+	if (c->workdir[0]) {
+		int ok = slot_dir(n, c->workdir, c->slot) == 0;
+		if (c->slot < n->cfg->max_calls)
+			n->wd_clean[c->slot] = ok && c->alone;
+	}
 	call_free(c);
 }
 
@@ -5496,9 +5505,9 @@ static void
 reap_spawned(struct node *n)
 {
 	uint32_t id;
-	int st, r;
+	int st, r, alone;
 
-	while ((r = sbx_reaped(n->sbx, &id, &st)) != 0) {
+	while ((r = sbx_reaped(n->sbx, &id, &st, &alone)) != 0) {
 		if (r < 0) {
 			log_warnx("the sandbox spawner is gone; its calls are killed, "
 			    "and calls start through the launcher from now on");
@@ -5506,6 +5515,7 @@ reap_spawned(struct node *n)
 		}
 		for (struct call *c = n->calls; c; c = c->next) {
 			if (c->spawned && !c->exited && c->slot == id) {
+				c->alone = alone;
 				call_ended(c, st);
 				break;
 			}
@@ -6098,6 +6108,7 @@ node_run(const struct node_config *cfg)
 		fatalx("cannot set up confinement with %s: %s", cfg->launcher, babl_strerror(rc));
 	log_info("confinement: %s", sbx_describe(n->sbx));
 	n->slots = calloc(cfg->max_calls, 1);
+	n->wd_clean = calloc(cfg->max_calls, 1);
 	if (kvc_open(&n->kvc))
 		fatalx("out of memory");
 	{
@@ -6252,6 +6263,7 @@ node_run(const struct node_config *cfg)
 	close(n->sig_fd);
 	close(n->ep_fd);
 	free(n->slots);
+	free(n->wd_clean);
 	free(n->bend);
 	idset_clear(&n->open);
 	free(n);

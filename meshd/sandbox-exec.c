@@ -398,9 +398,9 @@ static pid_t sp_pid[SBX_SLOTS]; /* by call id: its program, or 0 */
 static uid_t sp_uid[SBX_SLOTS]; /* and the uid it runs as */
 
 static void
-sp_send_exit(uint32_t id, int status)
+sp_send_exit(uint32_t id, int status, int alone)
 {
-	struct sbx_msg m = {.op = SBX_OP_EXIT, .id = id, .status = status};
+	struct sbx_msg m = {.op = SBX_OP_EXIT, .id = id, .status = status, .alone = (uint32_t)alone};
 
 	/* meshd reads these as they come; if it is gone, so are we soon. */
 	while (send(SP_SOCK, &m, sizeof m, MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -581,7 +581,7 @@ sp_request(const struct opts *base, char *buf, size_t len, int *fds, int nfds)
 	pid = sp_fork(&o, fds);
 	if (pid < 0) {
 		dprintf(fds[2], "meshd-sandbox: fork: %s\n", strerror(errno));
-		sp_send_exit(m.id, 127 << 8);
+		sp_send_exit(m.id, 127 << 8, 0);
 	} else {
 		sp_pid[m.id] = pid;
 		sp_uid[m.id] = o.have_ids ? o.uid : 0;
@@ -591,7 +591,7 @@ refuse:
 	if (nfds >= 3 && fds[2] >= 0)
 		dprintf(fds[2], "meshd-sandbox: a malformed request from meshd\n");
 	if (len >= sizeof m && m.op == SBX_OP_START && m.id < SBX_SLOTS && sp_pid[m.id] <= 0)
-		sp_send_exit(m.id, 127 << 8);
+		sp_send_exit(m.id, 127 << 8, 0);
 done:
 	free(vec);
 	for (int j = 0; j < nfds; j++)
@@ -612,9 +612,10 @@ sp_reap(void)
 				continue;
 			/* What it left running goes with it. */
 			sp_pid[id] = 0;
-			if (sp_strays())
+			int strays = sp_strays();
+			if (strays)
 				sp_kill(pid, sp_uid[id]);
-			sp_send_exit(id, status);
+			sp_send_exit(id, status, !strays);
 			break;
 		}
 	}

@@ -943,7 +943,7 @@ sbx_stop(struct sbx *s, uint32_t id)
 }
 
 int
-sbx_reaped(struct sbx *s, uint32_t *id, int *status)
+sbx_reaped(struct sbx *s, uint32_t *id, int *status, int *alone)
 {
 	struct sbx_msg m;
 	ssize_t n;
@@ -955,6 +955,7 @@ sbx_reaped(struct sbx *s, uint32_t *id, int *status)
 				sp_mark(s, i, 0);
 				*id = i;
 				*status = SIGKILL;
+				*alone = 0;
 				return 1;
 			}
 		}
@@ -981,6 +982,7 @@ sbx_reaped(struct sbx *s, uint32_t *id, int *status)
 		sp_mark(s, m.id, 0);
 		*id = m.id;
 		*status = m.status;
+		*alone = m.alone != 0;
 		return 1;
 	}
 }

@@ -173,7 +173,9 @@ int sbx_spawn(struct sbx *s, const struct sbx_spec *spec, pid_t *pid);
  * with sbx_spawn.  sbx_stop kills call id's group and every process of
  * its uid.  When sbx_fd is
  * readable, sbx_reaped returns 1 and sets *id and *status (a wait status)
- * for each call that ended, 0 when none is left to read, and BABL_EIO if
+ * for each call that ended, and *alone to 1 if nothing the program
+ * started was left when it ended (so nothing of that call runs any more,
+ * not even dying), 0 when none is left to read, and BABL_EIO if
  * the spawner is gone (every call under way then ended, killed; from then
  * sbx_spawner is false and sbx_spawn serves).  sbx_fd is -1 without one.
  */
@@ -181,19 +183,20 @@ int sbx_spawner(const struct sbx *s);
 int sbx_start(struct sbx *s, const struct sbx_spec *spec, uint32_t id);
 int sbx_stop(struct sbx *s, uint32_t id);
 int sbx_fd(const struct sbx *s);
-int sbx_reaped(struct sbx *s, uint32_t *id, int *status);
+int sbx_reaped(struct sbx *s, uint32_t *id, int *status, int *alone);
 
 /*
  * Between sbx.c and the spawner, over a SOCK_SEQPACKET socket: requests
  * (with the fds in, out, err and, if have_exe, exe, by SCM_RIGHTS)
  * followed by the NUL-terminated path, work dir, nargs arguments and nenv
- * environment strings; replies are SBX_OP_EXIT with the wait status.
+ * environment strings; replies are SBX_OP_EXIT with the wait status and,
+ * in alone, sbx_reaped's *alone.
  */
 enum { SBX_OP_START = 1, SBX_OP_KILL = 2, SBX_OP_EXIT = 3, SBX_MSG_MAX = 1 << 20 };
 struct sbx_msg {
 	uint32_t op, id;
 	int32_t status;
-	uint32_t uid, gid, nargs, nenv, have_exe;
+	uint32_t uid, gid, nargs, nenv, have_exe, alone;
 	struct sbx_limits lim;
 };
 

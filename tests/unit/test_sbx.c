@@ -80,6 +80,7 @@ struct job {
 
 struct res {
 	int status;
+	int alone;      /* through the spawner: sbx_reaped's *alone */
 	struct buf out, err;
 	unsigned slot;
 	uid_t uid;
@@ -246,7 +247,7 @@ kill_job(pid_t pid, unsigned slot)
 
 /* True once the job has ended, its wait status in *status. */
 static int
-reap_job(pid_t pid, unsigned slot, int *status, int block)
+reap_job(pid_t pid, unsigned slot, int *status, int *alone, int block)
 {
 	uint32_t id;
 	int r;
@@ -259,7 +260,7 @@ reap_job(pid_t pid, unsigned slot, int *status, int block)
 	}
 	for (int tries = 0; tries < 600; tries++) {
 		struct pollfd p = {sbx_fd(S), POLLIN, 0};
-		while ((r = sbx_reaped(S, &id, status)) == 1)
+		while ((r = sbx_reaped(S, &id, status, alone)) == 1)
 			if (id == slot % SBX_SLOTS)
 				return 1;
 		T_EQ_INT(r, 0);
@@ -362,7 +363,7 @@ run(const struct job *j, struct res *r)
 			killed = 1;
 			fprintf(stderr, "  (timed out, killed)\n");
 		}
-		if (!reaped && reap_job(pid, r->slot, &r->status, 0)) {
+		if (!reaped && reap_job(pid, r->slot, &r->status, &r->alone, 0)) {
 			reaped = 1;
 			t_reaped = t;
 			r->secs = t - t0;
@@ -405,7 +406,7 @@ run(const struct job *j, struct res *r)
 	if (in[1] >= 0)
 		close(in[1]);
 	if (!reaped) {
-		T_ASSERT(reap_job(pid, r->slot, &r->status, 1));
+		T_ASSERT(reap_job(pid, r->slot, &r->status, &r->alone, 1));
 		r->secs = now() - t0;
 	}
 	/* The launcher's own failures, to see why a case fails. */
@@ -516,6 +517,9 @@ case_exit_status(void)
 	T_EQ_INT(WEXITSTATUS(r.status), 3);
 	T_EQ_STR(r.out.p, "out\n");
 	T_EQ_STR(r.err.p, "err\n");
+	/* (meshd then knows the work dir stays as it leaves it) */
+	if (spawner_pass)
+		T_EQ_INT(r.alone, 1);
 	res_free(&r);
 }
 
@@ -952,6 +956,8 @@ case_exit_escaped(void)
 		return;
 	run(&j, &r);
 	T_ASSERT(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+	if (spawner_pass)
+		T_EQ_INT(r.alone, 0);
 	T_ASSERT(arg_gone("987653", 2000));
 	res_free(&r);
 }
@@ -1003,7 +1009,7 @@ case_spawner_gone(void)
 {
 	char *argv[] = {"sleep", "987654", NULL};
 	char dir[PATH_MAX];
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC), r, st = 0, eio = 0, ended = 0;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), r, st = 0, eio = 0, ended = 0, alone = 1;
 	uint32_t id;
 	pid_t h;
 
@@ -1033,13 +1039,14 @@ case_spawner_gone(void)
 		struct pollfd p = {sbx_fd(S), POLLIN, 0};
 		if (p.fd >= 0)
 			poll(&p, 1, 100);
-		while ((r = sbx_reaped(S, &id, &st)) != 0) {
+		while ((r = sbx_reaped(S, &id, &st, &alone)) != 0) {
 			if (r == BABL_EIO) {
 				eio++;
 				continue;
 			}
 			T_EQ_INT(r, 1);
 			T_EQ_INT(id, 777);
+			T_EQ_INT(alone, 0);
 			ended = 1;
 		}
 	}
