@@ -214,6 +214,7 @@ struct call {
 	pid_t pid;
 	int fd_in, fd_out, fd_err;
 	unsigned rdy;      /* CALL_RDY_*: what its pipes last said they allow */
+	unsigned grown;    /* CALL_RDY_IN, _OUT: that pipe has grown (PIPE_BIG) */
 	struct chunk *inq, **inqt;
 	int eof_applied;
 	uint64_t eof_index;
@@ -1132,8 +1133,11 @@ empty_dir(const char *dir)
 static int
 slot_dir(struct node *n, const char *dir, unsigned slot)
 {
-	uid_t uid = geteuid() == 0 ? sbx_slot_uid(n->sbx, slot) : geteuid();
-	gid_t gid = geteuid() == 0 ? sbx_slot_gid(n->sbx, slot) : getegid();
+	static uid_t me = (uid_t)-1;
+	if (me == (uid_t)-1)
+		me = geteuid(); /* (meshd never changes it) */
+	uid_t uid = me == 0 ? sbx_slot_uid(n->sbx, slot) : me;
+	gid_t gid = me == 0 ? sbx_slot_gid(n->sbx, slot) : getegid();
 	struct stat st;
 	int have = lstat(dir, &st) == 0;
 
@@ -1156,7 +1160,7 @@ slot_dir(struct node *n, const char *dir, unsigned slot)
 	if (!have) {
 		if (mkdir(dir, 0700) < 0)
 			return -1;
-		return geteuid() == 0 ? chown(dir, uid, gid) : 0;
+		return me == 0 ? chown(dir, uid, gid) : 0;
 	}
 	if (st.st_uid != uid || st.st_gid != gid) {
 		if (chown(dir, uid, gid) < 0)
@@ -1278,6 +1282,22 @@ call_actionable(const struct call *c)
 	    ((c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy);
 }
 
+/*
+ * A call's stdin or stdout pipe grows to PIPE_BIG once it fills (a stream,
+ * not a small call: growing every pipe costs a small call two syscalls and
+ * the kernel's allocation).
+ */
+#define PIPE_BIG (1 << 20)
+
+static int
+call_grow_pipe(struct call *c, int fd, unsigned bit)
+{
+	if (c->grown & bit)
+		return 0;
+	c->grown |= bit;
+	return fcntl(fd, F_SETPIPE_SZ, PIPE_BIG) > 0;
+}
+
 static void
 call_close_stdin(struct call *c)
 {
@@ -1325,6 +1345,8 @@ call_write_input(struct call *c)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN) {
+			if (call_grow_pipe(c, c->fd_in, CALL_RDY_IN))
+				continue;
 			c->rdy &= ~(unsigned)CALL_RDY_IN;
 			return;
 		}
@@ -1382,6 +1404,9 @@ call_read_output(struct call *c, int stream)
 		call_maybe_finish(c);
 		return;
 	}
+	/* A full pipe's worth: a stream, whose pipe grows. */
+	if (stream == 1 && (size_t)r >= 65536)
+		(void)call_grow_pipe(c, *fd, CALL_RDY_OUT);
 	call_output_seen(c, stream, *buf, (size_t)r);
 	if (!c->sess)
 		return; /* nobody to send to: the output is dropped */
@@ -1644,10 +1669,11 @@ open_program(struct node *n, const struct bundle *b, char *why, size_t whylen)
 	return fd;
 }
 
+/* (for an end of a new pipe, which has no other status flag to keep) */
 static void
 set_nonblock(int fd)
 {
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
 static void lua_start(struct call *c);
@@ -1712,8 +1738,6 @@ call_start(struct call *c)
 		call_fail(c, ENT_WHY_SPAWN, "the node is out of file descriptors");
 		return;
 	}
-	fcntl(in[1], F_SETPIPE_SZ, 1 << 20);
-	fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
 
 	/* argv: the program's own name, the bundle's arguments, the caller's. */
 	size_t argc = 1 + b->nargs + (size_t)c->args_n;
