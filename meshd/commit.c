@@ -15,6 +15,10 @@
 /* How long state writes and lazy proposals wait for a proposal to share a
  * transaction with. */
 #define OPS_DELAY_NS (10 * 1000 * 1000)
+/* With at least PACE_MIN calls running, a transaction waits up to PACE_NS
+ * for as many proposals as there are such calls (see commit_pace). */
+#define PACE_MIN 8
+#define PACE_NS (1000 * 1000)
 
 struct committer {
 	struct store *st;
@@ -29,6 +33,7 @@ struct committer {
 	int failed;          /* sticky: once a commit fails, nothing more is written */
 	struct prop *q, **qt; /* queued proposals */
 	size_t eager;         /* how many of them are not lazy */
+	size_t inflight;      /* commit_pace */
 	struct kvop *ops, **opt;
 	struct kvop *lops, **lopt; /* the caller's, not yet handed over (no lock) */
 	size_t backlog;
@@ -116,6 +121,25 @@ commit_main(void *arg)
 				until.tv_nsec -= 1000000000;
 			}
 			while (!c->eager && !c->stopping && !c->syncers && !c->job &&
+			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+				;
+		}
+		/*
+		 * Under load, a sync per transaction is most of what a call
+		 * costs the node beyond its program: with many calls in
+		 * flight, more proposals come soon, and one sync serves them
+		 * all.
+		 */
+		if (c->eager && c->inflight >= PACE_MIN && c->eager < c->inflight &&
+		    !c->stopping && !c->syncers && !c->job) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += PACE_NS;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			while (c->eager < c->inflight && !c->stopping && !c->syncers && !c->job &&
 			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
 				;
 		}
@@ -298,6 +322,14 @@ commit_submit_list(struct committer *c, struct prop *head)
 	c->backlog += bytes;
 	c->eager += eager;
 	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+commit_pace(struct committer *c, size_t inflight)
+{
+	pthread_mutex_lock(&c->mu);
+	c->inflight = inflight;
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -64,6 +64,13 @@ void commit_flush(struct committer *c);
  * waits in commit_sync.
  */
 void commit_submit(struct committer *c, struct prop *p);
+
+/*
+ * How many calls are running that will propose something soon: with many,
+ * a transaction waits a little (at most a millisecond) for more proposals,
+ * so that one sync serves more of them; with few, it is written at once.
+ */
+void commit_pace(struct committer *c, size_t inflight);
 void commit_submit_list(struct committer *c, struct prop *head);
 
 /*

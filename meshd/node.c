@@ -296,6 +296,7 @@ struct node {
 	struct sbx *sbx;
 	struct registry reg;
 	int wake_fd, sig_fd;
+	size_t paced;      /* the native calls commit_pace was last told of */
 	int ep_fd;         /* the native calls' pipes (epoll, edge-triggered) */
 	pthread_mutex_t rlock;
 	struct waker *ready, **readyt;
@@ -5899,8 +5900,18 @@ run_loop(struct node *n)
 			busy = s->verifying != 0;
 		/* So is a call whose pipe is ready (the chunk it read has been
 		 * sent, or input came for a stdin that has room). */
-		for (struct call *c = n->calls; c && !busy; c = c->next)
-			busy = call_actionable(c);
+		size_t running = 0;
+		for (struct call *c = n->calls; c; c = c->next) {
+			busy |= call_actionable(c);
+			running += !c->lua && c->state == C_RUNNING && !c->outcome_proposed;
+		}
+		/* Native programs running: each will propose its OUTCOME soon,
+		 * and takes milliseconds anyway (commit_pace).  A Lua call
+		 * takes microseconds: its proposals are not held back. */
+		if (!n->cluster && running != n->paced) {
+			n->paced = running;
+			commit_pace(n->cm, running);
+		}
 		int rc = poll(pfd, (nfds_t)k, busy || (n->checking && n->applied < n->check_tail &&
 		    n->ncalls < 64) ? 0 : n->cluster ? (int)n->cfg->tick_ms : 250);
 		if (rc < 0 && errno != EINTR)
