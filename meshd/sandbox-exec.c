@@ -395,6 +395,7 @@ enter_shared(int first, unsigned layers)
 enum { SP_SOCK = 100, SP_SIG = 101, SP_KIDS = 102 };
 
 static pid_t sp_pid[SBX_SLOTS]; /* by call id: its program, or 0 */
+static int sp_session;          /* the spawner leads a session of its own */
 static uid_t sp_uid[SBX_SLOTS]; /* and the uid it runs as */
 
 static void
@@ -494,7 +495,12 @@ sp_child(struct opts *o, const int fd[4])
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setsid() < 0)
+	/*
+	 * A group of its own, in the spawner's session, which has no
+	 * terminal (a new session per call cost the kernel a scheduling
+	 * group each); a session of its own if the spawner has none.
+	 */
+	if (sp_session ? setpgid(0, 0) < 0 : setsid() < 0)
 		die("setsid");
 	if (dup2(fd[0], 0) < 0 || dup2(fd[1], 1) < 0 || dup2(fd[2], 2) < 0)
 		die("stdio");
@@ -636,6 +642,8 @@ sp_serve(const struct opts *o)
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 		die("PR_SET_PDEATHSIG");
+	/* No terminal for the programs, whatever meshd's. */
+	sp_session = setsid() >= 0 || getsid(0) == getpid();
 	/* A /proc of this pid namespace, in a copy of the shared view. */
 	if (unshare(CLONE_NEWNS) != 0)
 		die("unshare");
