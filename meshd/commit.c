@@ -76,6 +76,26 @@ write_batch(struct committer *c, struct prop *props, struct kvop *ops)
 	return store_commit(t);
 }
 
+/*
+ * Wait (c->mu held) up to ns for want eager proposals, or until someone
+ * waits for the queue (commit_sync), a job comes or the thread stops.
+ */
+static void
+wait_for_proposals(struct committer *c, size_t want, long ns)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += ns;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (c->eager < want && !c->stopping && !c->syncers && !c->job &&
+	    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+		;
+}
+
 static void *
 commit_main(void *arg)
 {
@@ -112,18 +132,8 @@ commit_main(void *arg)
 		 * for a proposal to ride along with, unless someone waits for
 		 * them (commit_sync).
 		 */
-		if (!c->eager && !c->stopping && !c->syncers && !c->job) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += OPS_DELAY_NS;
-			if (until.tv_nsec >= 1000000000) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000;
-			}
-			while (!c->eager && !c->stopping && !c->syncers && !c->job &&
-			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
-				;
-		}
+		if (!c->eager && !c->stopping && !c->syncers && !c->job)
+			wait_for_proposals(c, 1, OPS_DELAY_NS);
 		/*
 		 * Under load, a sync per transaction is most of what a call
 		 * costs the node beyond its program: with many calls in
@@ -131,18 +141,8 @@ commit_main(void *arg)
 		 * all.
 		 */
 		if (c->eager && c->inflight >= PACE_MIN && c->eager < c->inflight &&
-		    !c->stopping && !c->syncers && !c->job) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += PACE_NS;
-			if (until.tv_nsec >= 1000000000) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000;
-			}
-			while (c->eager < c->inflight && !c->stopping && !c->syncers && !c->job &&
-			    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
-				;
-		}
+		    !c->stopping && !c->syncers && !c->job)
+			wait_for_proposals(c, c->inflight, PACE_NS);
 		/* Take up to BATCH_BYTES of proposals and every queued op. */
 		struct prop *props = c->q, *last = NULL;
 		size_t bytes = 0, n = 0;

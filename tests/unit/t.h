@@ -103,4 +103,16 @@ t_run(int argc, char **argv, const struct t_case *cases)
 	return failed ? 1 : 0;
 }
 
+/* Remove an LMDB directory a case made (its two files, then itself). */
+static inline void
+t_rm_lmdb(const char *dir)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/data.mdb", dir);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/lock.mdb", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
 #endif

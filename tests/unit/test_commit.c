@@ -29,8 +29,6 @@ static int wake = -1;
 static void
 teardown(void)
 {
-	char p[128];
-
 	if (cm)
 		commit_stop(cm);
 	cm = NULL;
@@ -42,11 +40,7 @@ teardown(void)
 	wake = -1;
 	if (!dir[0])
 		return;
-	snprintf(p, sizeof p, "%s/data.mdb", dir);
-	unlink(p);
-	snprintf(p, sizeof p, "%s/lock.mdb", dir);
-	unlink(p);
-	rmdir(dir);
+	t_rm_lmdb(dir);
 	dir[0] = 0;
 }
 

@@ -36,17 +36,12 @@ static struct rstore *open_rs[NDIRS];
 static void
 remove_dirs(void)
 {
-	char p[256];
 	for (int i = 0; i < NDIRS; i++) {
 		rstore_close(open_rs[i]);
 		open_rs[i] = NULL;
 		if (!dirs[i][0])
 			continue;
-		snprintf(p, sizeof p, "%s/data.mdb", dirs[i]);
-		unlink(p);
-		snprintf(p, sizeof p, "%s/lock.mdb", dirs[i]);
-		unlink(p);
-		rmdir(dirs[i]);
+		t_rm_lmdb(dirs[i]);
 		dirs[i][0] = 0;
 	}
 }

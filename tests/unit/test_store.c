@@ -40,18 +40,13 @@ static struct store *cur;
 static void
 remove_dir(void)
 {
-	char p[128];
 	if (cur) {
 		store_close(cur);
 		cur = NULL;
 	}
 	if (!dir[0])
 		return;
-	snprintf(p, sizeof p, "%s/data.mdb", dir);
-	unlink(p);
-	snprintf(p, sizeof p, "%s/lock.mdb", dir);
-	unlink(p);
-	rmdir(dir);
+	t_rm_lmdb(dir);
 	dir[0] = 0;
 }
 
