@@ -5782,6 +5782,16 @@ begin_shutdown(struct node *n, int sig)
 	}
 }
 
+/* Whether c is still one of the node's calls (compared, not read). */
+static int
+call_alive(const struct node *n, const struct call *c)
+{
+	const struct call *x;
+	for (x = n->calls; x && x != c; x = x->next)
+		;
+	return x != NULL;
+}
+
 /* Mark what the pipes' events allow (they are acted on in serve_pipes). */
 static void
 take_pipe_events(struct node *n)
@@ -5801,7 +5811,7 @@ take_pipe_events(struct node *n)
 /*
  * Move what the native calls' pipes allow.  A call may end (and be freed)
  * on the way, and so might another, so the calls to serve are taken first
- * and each is looked up again before use.
+ * and each is looked up again before each use.
  */
 static void
 serve_pipes(struct node *n, struct call ***todo, size_t *cap)
@@ -5818,17 +5828,14 @@ serve_pipes(struct node *n, struct call ***todo, size_t *cap)
 		(*todo)[m++] = c;
 	}
 	for (size_t i = 0; i < m; i++) {
-		struct call *c;
-		for (c = n->calls; c && c != (*todo)[i]; c = c->next)
-			;
-		if (!c)
-			continue;
-		if ((c->rdy & CALL_RDY_IN) && c->fd_in >= 0 && c->inq)
+		struct call *c = (*todo)[i];
+		if (call_alive(n, c) && (c->rdy & CALL_RDY_IN) && c->fd_in >= 0 && c->inq)
 			call_write_input(c);
-		if ((c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy)
+		/* The end of either output may end the call (in a cluster,
+		 * free it at once): it is looked up again after each. */
+		if (call_alive(n, c) && (c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy)
 			call_read_output(c, 2);
-		/* Last: the end of its output may end the call. */
-		if ((c->rdy & CALL_RDY_OUT) && c->fd_out >= 0 && !c->obusy)
+		if (call_alive(n, c) && (c->rdy & CALL_RDY_OUT) && c->fd_out >= 0 && !c->obusy)
 			call_read_output(c, 1);
 	}
 }
