@@ -1379,8 +1379,11 @@ call_release_buf(struct call *c, int stream)
 		c->ebusy = 0;
 }
 
-/* Read what the service wrote and send it on. */
-static void
+/*
+ * Read what the service wrote and send it on.  Returns 1 at the end of the
+ * stream, which may have ended the call (and freed it), else 0.
+ */
+static int
 call_read_output(struct call *c, int stream)
 {
 	int *fd = stream == 1 ? &c->fd_out : &c->fd_err;
@@ -1391,10 +1394,10 @@ call_read_output(struct call *c, int stream)
 	unsigned bit = stream == 1 ? CALL_RDY_OUT : CALL_RDY_ERR;
 	ssize_t r = read(*fd, *buf, cap);
 	if (r < 0 && errno == EINTR)
-		return;
+		return 0;
 	if (r < 0 && errno == EAGAIN) {
 		c->rdy &= ~bit;
-		return;
+		return 0;
 	}
 	if (r <= 0) {
 		call_close_fd(c, fd);
@@ -1403,17 +1406,17 @@ call_read_output(struct call *c, int stream)
 		else
 			c->err_eof = 1;
 		call_maybe_finish(c);
-		return;
+		return 1;
 	}
 	/* A full pipe's worth: a stream, whose pipe grows. */
 	if (stream == 1 && (size_t)r >= 65536)
 		(void)call_grow_pipe(c, *fd, CALL_RDY_OUT);
 	call_output_seen(c, stream, *buf, (size_t)r);
 	if (!c->sess)
-		return; /* nobody to send to: the output is dropped */
+		return 0; /* nobody to send to: the output is dropped */
 	if (c->verify_k) {
 		call_hold(c, stream, *buf, (size_t)r);
-		return;
+		return 0;
 	}
 	struct obuf *o = calloc(1, sizeof *o);
 	if (!o)
@@ -1429,6 +1432,7 @@ call_read_output(struct call *c, int stream)
 	else
 		c->ebusy = 1;
 	queue_obuf(c->sess, o);
+	return 0;
 }
 
 static void record_output(struct call *c, int stream, const uint8_t *p, size_t n);
@@ -5782,16 +5786,6 @@ begin_shutdown(struct node *n, int sig)
 	}
 }
 
-/* Whether c is still one of the node's calls (compared, not read). */
-static int
-call_alive(const struct node *n, const struct call *c)
-{
-	const struct call *x;
-	for (x = n->calls; x && x != c; x = x->next)
-		;
-	return x != NULL;
-}
-
 /* Mark what the pipes' events allow (they are acted on in serve_pipes). */
 static void
 take_pipe_events(struct node *n)
@@ -5809,34 +5803,25 @@ take_pipe_events(struct node *n)
 }
 
 /*
- * Move what the native calls' pipes allow.  A call may end (and be freed)
- * on the way, and so might another, so the calls to serve are taken first
- * and each is looked up again before each use.
+ * Move what the native calls' pipes allow.  The end of an output may end a
+ * call (in a cluster, free it at once), so the walk starts again from the
+ * head after one: at most twice per call, as each end closes a pipe.
  */
 static void
-serve_pipes(struct node *n, struct call ***todo, size_t *cap)
+serve_pipes(struct node *n)
 {
-	size_t m = 0;
+again:
 	for (struct call *c = n->calls; c; c = c->next) {
 		if (!call_actionable(c))
 			continue;
-		if (m == *cap) {
-			*cap = *cap ? *cap * 2 : 64;
-			if (!(*todo = realloc(*todo, *cap * sizeof **todo)))
-				fatalx("out of memory");
-		}
-		(*todo)[m++] = c;
-	}
-	for (size_t i = 0; i < m; i++) {
-		struct call *c = (*todo)[i];
-		if (call_alive(n, c) && (c->rdy & CALL_RDY_IN) && c->fd_in >= 0 && c->inq)
+		if ((c->rdy & CALL_RDY_IN) && c->fd_in >= 0 && c->inq)
 			call_write_input(c);
-		/* The end of either output may end the call (in a cluster,
-		 * free it at once): it is looked up again after each. */
-		if (call_alive(n, c) && (c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy)
-			call_read_output(c, 2);
-		if (call_alive(n, c) && (c->rdy & CALL_RDY_OUT) && c->fd_out >= 0 && !c->obusy)
-			call_read_output(c, 1);
+		if ((c->rdy & CALL_RDY_ERR) && c->fd_err >= 0 && !c->ebusy &&
+		    call_read_output(c, 2))
+			goto again;
+		if ((c->rdy & CALL_RDY_OUT) && c->fd_out >= 0 && !c->obusy &&
+		    call_read_output(c, 1))
+			goto again;
 	}
 }
 
@@ -5846,8 +5831,7 @@ run_loop(struct node *n)
 	struct pollfd *pfd = NULL;
 	struct call **pcall = NULL;
 	int *pstream = NULL;
-	size_t pcap = 0, todo_cap = 0;
-	struct call **todo = NULL;
+	size_t pcap = 0;
 	for (;;) {
 		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
 		    commit_backlog(n->cm) == 0 && !n->rd_busy)
@@ -5958,7 +5942,7 @@ run_loop(struct node *n)
 				}
 			}
 		}
-		serve_pipes(n, &todo, &todo_cap);
+		serve_pipes(n);
 		if (rc > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t v;
 			if (read(n->wake_fd, &v, 8) < 0 && errno != EAGAIN)
@@ -6010,7 +5994,6 @@ run_loop(struct node *n)
 	free(pfd);
 	free(pcall);
 	free(pstream);
-	free(todo);
 	return 0;
 }
 

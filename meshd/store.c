@@ -56,7 +56,7 @@ fail(struct store *s, const char *what, int rc)
 
 /* Bytes of data.mdb that LMDB uses: up to its last page. */
 static uint64_t
-used_bytes(struct store *s)
+used_bytes(const struct store *s)
 {
 	MDB_envinfo info;
 	if (mdb_env_info(s->env, &info))
@@ -537,7 +537,7 @@ store_meta_put(struct store_txn *t, const char *key, uint64_t v)
 uint64_t
 store_used_bytes(const struct store *s)
 {
-	return used_bytes((struct store *)s);
+	return used_bytes(s);
 }
 
 /* Delete the log entries with keys >= index, or (below) those < index. */

@@ -234,7 +234,6 @@ start_plain(const struct job *j, const char *dir, int in, int out, int err)
 	return r == 0 ? pid : -1;
 }
 
-/* Run a job to its end, feeding its input and collecting its output. */
 /* Kill a job's group: the launcher's, or through the spawner. */
 static void
 kill_job(pid_t pid, unsigned slot)
@@ -271,6 +270,7 @@ reap_job(pid_t pid, unsigned slot, int *status, int *alone, int block)
 	return 0;
 }
 
+/* Run a job to its end, feeding its input and collecting its output. */
 static void
 run(const struct job *j, struct res *r)
 {
