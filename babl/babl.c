@@ -243,9 +243,27 @@ status_field(const char *text, const char *key, char *out, size_t n)
 
 /*
  * babl status: the node's own account; on a replicated mesh, then one line
- * per member (asked in turn): id, address, role, term, commit, applied, lag
- * behind the highest commit seen.
+ * per member: id, address, role, term, commit, applied, lag behind the
+ * highest commit seen.  The members are asked at once, each on a thread of
+ * its own, so that a member that is down or frozen costs one wait (the
+ * dial's 2 s), not one per member.
  */
+struct member {
+	char id[32], url[512], role[64], raft[256], div[64];
+	uint64_t commit, applied;
+	char *text; /* its answer, NULL if it gave none */
+	pthread_t th;
+	int asked;
+};
+
+static void *
+member_ask(void *arg)
+{
+	struct member *m = arg;
+	m->text = query_text(m->url, WIRE_Q_STATUS);
+	return NULL;
+}
+
 static int
 status(void)
 {
@@ -256,13 +274,10 @@ status(void)
 	if (!self)
 		die(EX_UNAVAILABLE_, "status: %s did not answer", url);
 	write_all(1, (const uint8_t *)self, strlen(self));
-	struct member {
-		char id[32], url[512], role[64], raft[256], div[64];
-		uint64_t commit, applied;
-		int up;
-	} m[16];
+	struct member m[16];
 	int nm = 0;
 	uint64_t top = 0;
+	memset(m, 0, sizeof m);
 	for (const char *l = self; l && *l && nm < 16; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		if (strncmp(l, "member:", 7) == 0 &&
 		    sscanf(l + 7, " %31s %511s", m[nm].id, m[nm].url) == 2)
@@ -271,31 +286,35 @@ status(void)
 	free(self);
 	if (!nm)
 		return 0;
+	for (int i = 0; i < nm; i++)
+		m[i].asked = pthread_create(&m[i].th, NULL, member_ask, &m[i]) == 0;
 	for (int i = 0; i < nm; i++) {
-		char *t = query_text(m[i].url, WIRE_Q_STATUS);
-		m[i].up = t != NULL;
+		if (m[i].asked)
+			pthread_join(m[i].th, NULL);
+		else
+			member_ask(&m[i]); /* (no thread to be had: asked here) */
+		const char *t = m[i].text;
 		if (!t)
 			continue;
 		status_field(t, "role", m[i].role, sizeof m[i].role);
 		status_field(t, "raft", m[i].raft, sizeof m[i].raft);
 		status_field(t, "diverged", m[i].div, sizeof m[i].div);
 		m[i].div[strcspn(m[i].div, " ")] = 0;
-		m[i].commit = m[i].applied = 0;
 		sscanf(m[i].raft, "commit %" SCNu64 ", applied %" SCNu64, &m[i].commit, &m[i].applied);
 		if (m[i].commit > top)
 			top = m[i].commit;
-		free(t);
 	}
 	printf("\n%-4s %-28s %-26s %10s %10s %8s %9s\n", "id", "address", "role", "commit", "applied",
 	    "lag", "diverged");
 	for (int i = 0; i < nm; i++) {
-		if (!m[i].up) {
+		if (!m[i].text) {
 			printf("%-4s %-28s %-26s\n", m[i].id, m[i].url, "unreachable");
 			continue;
 		}
 		printf("%-4s %-28s %-26s %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %9s\n", m[i].id, m[i].url,
 		    m[i].role, m[i].commit, m[i].applied, top > m[i].applied ? top - m[i].applied : 0,
 		    m[i].div[0] ? m[i].div : "-");
+		free(m[i].text);
 	}
 	return 0;
 }

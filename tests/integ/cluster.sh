@@ -367,6 +367,14 @@ fault_round() {
 	t_stop=$SECONDS
 	sleep 1.5
 	check "round $r: while node $L is frozen, another node becomes leader" within "$W" another_leader
+	if [ "$r" = 1 ]; then
+		# babl status asks every member; the frozen one is shown as such.
+		_run babl -n "${others[0]}" -t 20 status
+		check_eq "babl status through a live node lists frozen node $L as unreachable" 1 \
+			"$(awk -v id="$L" '$1 == id && $3 == "unreachable"' "$T/out" | wc -l)"
+		check_eq "... and the two others with their roles" 2 \
+			"$(awk -v id="$L" '$1 ~ /^[0-9]+$/ && $1 != id && ($3 == "leader," || $3 == "follower,")' "$T/out" | wc -l)"
+	fi
 	say "round $r: SIGCONT node $L after $((SECONDS - t_stop)) s"
 	kill -CONT "$lpid"
 	check "round $r: calls are acknowledged after the frozen leader resumes" progress 3
