@@ -396,6 +396,26 @@ nng_why(int rv)
 	return rv ? nng_strerror(rv) : "connection closed";
 }
 
+/*
+ * The leader's connection failed before anything was forwarded (no dial,
+ * or no greeting: it may have just died): when the set has a back
+ * function, the client goes back to the node, to wait for the leader it
+ * learns of next.  Returns 1 if it went back.
+ */
+static int
+give_back(struct proxy *p)
+{
+	if (!p->ps->back)
+		return 0;
+	nng_stream *c = p->client;
+	p->client = NULL;
+	if (p->leader)
+		nng_stream_close(p->leader); /* (its aios come back with errors) */
+	p->ps->back(p->ps->back_arg, c, p->up, p->uplen);
+	to_done(p);
+	return 1;
+}
+
 static void
 dial_cb(void *arg)
 {
@@ -410,19 +430,11 @@ dial_cb(void *arg)
 	nng_stream_dialer_free(p->dialer);
 	p->dialer = NULL;
 	if (p->stage == S_DIAL) {
-		if (rv && p->ps->back) {
-			/* Nothing was said to the client yet: it goes back to
-			 * the node, to wait for the leader it learns of next. */
-			nng_stream *c = p->client;
-			p->client = NULL;
-			p->ps->back(p->ps->back_arg, c, p->up, p->uplen);
-			to_done(p);
-		} else if (rv == NNG_ETIMEDOUT)
-			unreachable(p, "no connection in time");
-		else if (rv)
-			unreachable(p, nng_strerror(rv));
-		else
+		if (rv == 0)
 			greet(p);
+		else if (!give_back(p))
+			unreachable(p, rv == NNG_ETIMEDOUT ? "no connection in time" :
+			    nng_strerror(rv));
 	} else if (p->leader) {
 		nng_stream_close(p->leader);
 	}
@@ -440,7 +452,7 @@ lsend_cb(void *arg)
 	if (rv == 0)
 		p->lout.off += nng_aio_count(aio);
 	if (p->stage == S_GREET) {
-		if (rv)
+		if (rv && (rv == NNG_ETIMEDOUT || !give_back(p)))
 			unreachable(p, rv == NNG_ETIMEDOUT ? "HELLO not taken in time" :
 			    nng_strerror(rv));
 		else if (p->lout.off < p->lout.len)
@@ -478,7 +490,7 @@ lrecv_cb(void *arg)
 	if (p->stage == S_GREET) {
 		if (n)
 			greet_reply(p);
-		else
+		else if (rv == NNG_ETIMEDOUT || !give_back(p))
 			unreachable(p, rv == NNG_ETIMEDOUT ? "no WELCOME in time" :
 			    nng_why(rv));
 	} else if (p->stage == S_PUMP) {

@@ -82,9 +82,12 @@ int proxy_set_open(struct proxy_set **out);
 void proxy_set_close(struct proxy_set *ps);
 
 /*
- * A client whose leader could not be dialled, before anything was forwarded, is handed back instead of being told so:
- * fn gets the client stream (now the caller's) and the bytes it had sent
- * (borrowed for the call).  fn runs on an nng thread: it must only queue.
+ * A client whose leader could not be dialled, or whose connection to it
+ * failed before the leader's WELCOME (it may have just died; a time-out is
+ * not such a failure), is handed back instead of being told so: nothing
+ * was forwarded either way yet.  fn gets the client stream (now the
+ * caller's) and the bytes it had sent (borrowed for the call).  fn runs on
+ * an nng thread: it must only queue.
  */
 typedef void (*proxy_back_fn)(void *arg, nng_stream *client, const void *pre, size_t prelen);
 void proxy_set_back(struct proxy_set *ps, proxy_back_fn fn, void *arg);

@@ -216,6 +216,7 @@ enum mode {
 	M_HOLD,       /* WELCOME, then read until closed */
 	M_FLOOD,      /* WELCOME, then OUT frames until a send times out */
 	M_SILENT,     /* no answer to HELLO; wait to be closed */
+	M_DROP,       /* HELLO read, then closed at once (a leader dying) */
 };
 
 #define MAX_CONNS 8
@@ -362,6 +363,8 @@ leader_main(void *arg)
 			if (until_closed(r, PROXY_GREET_MS + IO_MS) == 0)
 				fk->closed++;
 			break;
+		case M_DROP:
+			break; /* (closed below) */
 		default:
 			wire_enc_welcome(&b, "fake-leader");
 			if (io_send_wbuf(s, &b) != 0) {
@@ -862,6 +865,82 @@ case_garbage_greeting(void)
 	proxy_set_close(ps);
 }
 
+/* What a set's back function was given. */
+struct backed {
+	pthread_mutex_t lock;
+	nng_stream *st;
+	uint8_t pre[256];
+	size_t len;
+};
+
+static void
+back_fn(void *arg, nng_stream *st, const void *pre, size_t len)
+{
+	struct backed *bk = arg;
+	pthread_mutex_lock(&bk->lock);
+	bk->st = st;
+	bk->len = len < sizeof bk->pre ? len : sizeof bk->pre;
+	memcpy(bk->pre, pre, bk->len);
+	pthread_mutex_unlock(&bk->lock);
+}
+
+/*
+ * A leader whose connection ends before its WELCOME (it died between the
+ * dial and the greeting): with a back function, the client goes back with
+ * the bytes it sent and is told nothing; without one, it gets
+ * BABL_EUNREACH.
+ */
+static void
+case_dropped_greeting(void)
+{
+	for (int with_back = 1; with_back >= 0; with_back--) {
+		struct fake fk;
+		struct client c;
+		struct proxy_set *ps;
+		struct backed bk = {.lock = PTHREAD_MUTEX_INITIALIZER};
+		fake_start(&fk, M_DROP, NULL, 1);
+		T_EQ_INT(proxy_set_open(&ps), 0);
+		if (with_back)
+			proxy_set_back(ps, back_fn, &bk);
+		client_open(&c);
+		T_EQ_INT(client_proxy(&c, ps, fk.url, "x"), 0);
+		if (with_back) {
+			nng_stream *st = NULL;
+			for (int i = 0; i < IO_MS / 5 && !st; i++) {
+				pthread_mutex_lock(&bk.lock);
+				st = bk.st;
+				pthread_mutex_unlock(&bk.lock);
+				if (!st)
+					sleep_ms(5);
+			}
+			T_ASSERT(st != NULL);
+			/* the bytes the client had sent: its CALL and its DATA */
+			struct wire_call call;
+			memset(&call, 0, sizeof call);
+			call.target.p = "echo";
+			call.target.len = 4;
+			struct wbuf want = {0};
+			T_EQ_INT(wire_enc_call(&want, &call), 0);
+			T_EQ_INT(wire_enc_bytes(&want, WIRE_DATA, "x", 1), 0);
+			T_EQ_INT(bk.len, want.len);
+			T_EQ_MEM(bk.pre, want.p, want.len);
+			wbuf_free(&want);
+			struct wire_frame f;
+			T_EQ_INT(rdr_next(&c.r, &f, NULL, NULL, 300), NNG_ETIMEDOUT);
+			nng_stream_close(st);
+			nng_stream_free(st);
+		} else {
+			client_expect_error(&c, BABL_EUNREACH, "cannot reach the leader at");
+			client_expect_nothing_more(&c);
+		}
+		fake_join(&fk);
+		T_ASSERT(fk.err == NULL);
+		client_close(&c);
+		T_EQ_INT(wait_count(ps, 0, IO_MS), 0);
+		proxy_set_close(ps);
+	}
+}
+
 /* A leader that never answers HELLO: BABL_EUNREACH after PROXY_GREET_MS
  * (this case takes that long). */
 static void
@@ -1098,6 +1177,7 @@ static const struct t_case cases[] = {
 	{"unreachable", case_unreachable},
 	{"refused_forwarded", case_refused_forwarded},
 	{"garbage_greeting", case_garbage_greeting},
+	{"dropped_greeting", case_dropped_greeting},
 	{"bad_arguments", case_bad_arguments},
 	{"greeting_times_out", case_greeting_times_out},
 	{"client_leaves", case_client_leaves},
