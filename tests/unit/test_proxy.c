@@ -574,6 +574,18 @@ wait_count(struct proxy_set *ps, unsigned want, int ms)
 
 /* ---- cases -------------------------------------------------------------- */
 
+/* The end of a case: the fake leader served as expected, the client is
+ * closed, and no proxy is left running. */
+static void
+case_end(struct fake *fk, struct client *c, struct proxy_set *ps)
+{
+	fake_join(fk);
+	T_ASSERT(fk->err == NULL);
+	client_close(c);
+	T_EQ_INT(wait_count(ps, 0, IO_MS), 0);
+	proxy_set_close(ps);
+}
+
 /* The bytes the client gets back are exactly OUT, OUT, EXIT. */
 static void
 case_echo_exact(void)
@@ -837,11 +849,7 @@ case_refused_forwarded(void)
 	T_EQ_MEM(raw, want.p, want.len);
 	wbuf_free(&want);
 	client_expect_nothing_more(&c);
-	fake_join(&fk);
-	T_ASSERT(fk.err == NULL);
-	client_close(&c);
-	T_EQ_INT(wait_count(ps, 0, IO_MS), 0);
-	proxy_set_close(ps);
+	case_end(&fk, &c, ps);
 }
 
 /* Anything else in place of WELCOME: BABL_EUNREACH. */
@@ -933,11 +941,7 @@ case_dropped_greeting(void)
 			client_expect_error(&c, BABL_EUNREACH, "cannot reach the leader at");
 			client_expect_nothing_more(&c);
 		}
-		fake_join(&fk);
-		T_ASSERT(fk.err == NULL);
-		client_close(&c);
-		T_EQ_INT(wait_count(ps, 0, IO_MS), 0);
-		proxy_set_close(ps);
+		case_end(&fk, &c, ps);
 	}
 }
 
