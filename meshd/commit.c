@@ -76,22 +76,29 @@ write_batch(struct committer *c, struct prop *props, struct kvop *ops)
 	return store_commit(t);
 }
 
-/*
- * Wait (c->mu held) up to ns for want eager proposals, or until someone
- * waits for the queue (commit_sync), a job comes or the thread stops.
- */
+/* Whether the thread must not wait for more proposals now: someone waits
+ * for the queue (commit_sync), a job came or the thread stops. */
+static int
+must_write(const struct committer *c)
+{
+	return c->stopping || c->syncers || c->job;
+}
+
+/* Wait (c->mu held) up to ns for want eager proposals, or until must_write. */
 static void
 wait_for_proposals(struct committer *c, size_t want, long ns)
 {
 	struct timespec until;
 
+	if (c->eager >= want || must_write(c))
+		return;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_nsec += ns;
 	if (until.tv_nsec >= 1000000000) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	while (c->eager < want && !c->stopping && !c->syncers && !c->job &&
+	while (c->eager < want && !must_write(c) &&
 	    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
 		;
 }
@@ -132,16 +139,14 @@ commit_main(void *arg)
 		 * for a proposal to ride along with, unless someone waits for
 		 * them (commit_sync).
 		 */
-		if (!c->eager && !c->stopping && !c->syncers && !c->job)
-			wait_for_proposals(c, 1, OPS_DELAY_NS);
+		wait_for_proposals(c, 1, OPS_DELAY_NS);
 		/*
 		 * Under load, a sync per transaction is most of what a call
 		 * costs the node beyond its program: with many calls in
 		 * flight, more proposals come soon, and one sync serves them
 		 * all.
 		 */
-		if (c->eager && c->inflight >= PACE_MIN && c->eager < c->inflight &&
-		    !c->stopping && !c->syncers && !c->job)
+		if (c->eager && c->inflight >= PACE_MIN)
 			wait_for_proposals(c, c->inflight, PACE_NS);
 		/* Take up to BATCH_BYTES of proposals and every queued op. */
 		struct prop *props = c->q, *last = NULL;

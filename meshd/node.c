@@ -5829,8 +5829,7 @@ static int
 run_loop(struct node *n)
 {
 	struct pollfd *pfd = NULL;
-	struct call **pcall = NULL;
-	int *pstream = NULL;
+	struct lw **pw = NULL; /* by pfd index, from 4: the worker polled */
 	size_t pcap = 0;
 	for (;;) {
 		if (n->stopping && (!n->calls || now_ms() > n->stop_deadline) &&
@@ -5849,9 +5848,8 @@ run_loop(struct node *n)
 		if (need > pcap) {
 			pcap = need * 2;
 			pfd = realloc(pfd, pcap * sizeof *pfd);
-			pcall = realloc(pcall, pcap * sizeof *pcall);
-			pstream = realloc(pstream, pcap * sizeof *pstream);
-			if (!pfd || !pcall || !pstream)
+			pw = realloc(pw, pcap * sizeof *pw);
+			if (!pfd || !pw)
 				fatalx("out of memory");
 		}
 		/* What this turn queued for the Lua workers goes in one write
@@ -5876,13 +5874,11 @@ run_loop(struct node *n)
 			if (w->dead)
 				continue;
 			if (!w->behind) {
-				pcall[k] = (struct call *)w;
-				pstream[k] = 3;
+				pw[k] = w;
 				pfd[k++] = (struct pollfd){w->fd_from, POLLIN, 0};
 			}
 			if (w->q.len > w->qoff) {
-				pcall[k] = (struct call *)w;
-				pstream[k] = 4;
+				pw[k] = w;
 				pfd[k++] = (struct pollfd){w->fd_to, POLLOUT, 0};
 			}
 		}
@@ -5927,11 +5923,11 @@ run_loop(struct node *n)
 				if (!pfd[i].revents)
 					continue;
 				struct lw *w;
-				for (w = n->workers; w && w != (struct lw *)pcall[i]; w = w->next)
+				for (w = n->workers; w && w != pw[i]; w = w->next)
 					;
 				if (!w || w->dead)
 					continue;
-				if (pstream[i] == 3) {
+				if (pfd[i].events & POLLIN) {
 					int lr = lw_read(w, lua_frame, n);
 					if (lr == BABL_EPROTO) {
 						log_warnx("Lua worker %d sent a malformed frame; killing it", (int)w->pid);
@@ -5992,8 +5988,7 @@ run_loop(struct node *n)
 		}
 	}
 	free(pfd);
-	free(pcall);
-	free(pstream);
+	free(pw);
 	return 0;
 }
 
