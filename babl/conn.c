@@ -121,6 +121,15 @@ conn_recv(struct conn *c, struct wire_frame *f, int timeout_ms)
 	}
 }
 
+int
+conn_ready(const struct conn *c)
+{
+	struct wire_frame f;
+	size_t used;
+	return wire_next(c->rbuf + c->rhead + c->consumed, c->rlen - c->consumed, 0, &f,
+	    &used) != BABL_EAGAIN;
+}
+
 void
 conn_shutdown(struct conn *c)
 {

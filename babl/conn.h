@@ -41,6 +41,11 @@ int conn_send_data(struct conn *c, uint8_t type, const void *p, size_t n);
  */
 int conn_recv(struct conn *c, struct wire_frame *f, int timeout_ms);
 
+/* 1 if a whole frame (or a malformed one) is already buffered, so that
+ * conn_recv returns without waiting: a client that multiplexes calls sends
+ * what it has gathered only before it would wait. */
+int conn_ready(const struct conn *c);
+
 /* Close the sending side's interest: wake a blocked conn_recv with ECLOSED. */
 void conn_shutdown(struct conn *c);
 

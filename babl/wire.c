@@ -204,7 +204,7 @@ known_type(uint8_t t)
 	case WIRE_HELLO: case WIRE_WELCOME: case WIRE_ERROR: case WIRE_CALL:
 	case WIRE_DATA: case WIRE_EOF: case WIRE_CANCEL: case WIRE_OUT:
 	case WIRE_ERRB: case WIRE_EXIT: case WIRE_DEPLOY: case WIRE_QUERY:
-	case WIRE_TEXT: case WIRE_HEAD:
+	case WIRE_TEXT: case WIRE_HEAD: case WIRE_CHAN:
 		return 1;
 	}
 	return 0;
@@ -524,6 +524,45 @@ wire_dec_head(const struct wire_frame *f, struct wire_head *m)
 	m->vid = rd_fixed(&r, 32);
 	m->owner = rd_fixed(&r, 32);
 	return rd_done(&r);
+}
+
+int
+wire_dec_chan(const struct wire_frame *f, uint32_t *chan, const uint8_t **p, size_t *n)
+{
+	if (f->type != WIRE_CHAN || f->len < 4)
+		return BABL_EPROTO;
+	*chan = be32_get(f->p);
+	if (*chan >= WIRE_CHANS)
+		return BABL_EPROTO;
+	*p = f->p + 4;
+	*n = f->len - 4;
+	return 0;
+}
+
+int
+wire_chan_begin(struct wbuf *b, uint32_t chan, size_t *start)
+{
+	int rc;
+	*start = wire_frame_begin(b, WIRE_CHAN, &rc);
+	if (!rc)
+		rc = wb_u32(b, chan);
+	if (rc)
+		b->len = *start;
+	return rc;
+}
+
+int
+wire_chan_end(struct wbuf *b, size_t start)
+{
+	return wire_frame_end(b, start, 0);
+}
+
+int
+wire_enc_chan_end(struct wbuf *b, uint32_t chan)
+{
+	size_t start;
+	int rc = wire_chan_begin(b, chan, &start);
+	return rc ? rc : wire_chan_end(b, start);
 }
 
 char *

@@ -50,7 +50,10 @@ enum wire_type {
 	WIRE_QUERY = 0x31,
 	WIRE_TEXT = 0x32,
 	WIRE_HEAD = 0x33,
+	WIRE_CHAN = 0x40,
 };
+
+#define WIRE_CHANS 1024 /* channel ids of a connection are below this */
 
 /* What a QUERY asks. */
 enum wire_query {
@@ -167,6 +170,9 @@ int wire_dec_deploy(const struct wire_frame *f, struct wire_deploy *m);
 int wire_dec_query(const struct wire_frame *f, struct wire_query_msg *m);
 int wire_dec_head(const struct wire_frame *f, struct wire_head *m);
 /* DATA, OUT, ERRB, TEXT: the payload is the frame's bytes (f->p, f->len). */
+/* CHAN: the channel id (below WIRE_CHANS) and its bytes (none: the end). */
+int wire_dec_chan(const struct wire_frame *f, uint32_t *chan, const uint8_t **p,
+    size_t *n);
 
 /*
  * A growable output buffer.  Encoders append one whole frame and return 0,
@@ -192,6 +198,13 @@ int wire_enc_query(struct wbuf *b, uint8_t what, const char *arg, const char *ar
 int wire_enc_query_bytes(struct wbuf *b, uint8_t what, const void *arg, size_t len);
 int wire_enc_head(struct wbuf *b, uint64_t version, const uint8_t vid[32],
     const uint8_t owner[32]);
+
+/* A CHAN frame: begin it (0 or BABL_ENOMEM; *start for the end), append
+ * whole frames of the channel with the encoders above, then end it, which
+ * fails as wire_frame_end does.  wire_enc_chan_end: an empty CHAN. */
+int wire_chan_begin(struct wbuf *b, uint32_t chan, size_t *start);
+int wire_chan_end(struct wbuf *b, size_t start);
+int wire_enc_chan_end(struct wbuf *b, uint32_t chan);
 
 /* The 5-byte header of a frame whose body is one type byte plus n bytes of
  * payload, so that data can be sent from where it lies (two iovecs). */

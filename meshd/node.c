@@ -186,7 +186,25 @@ struct session {
 	uint64_t ncalls;  /* calls it has made */
 	uint8_t bkind;
 	int32_t bcode;
+	/* Channels (wire.h): a connection that carries them is a link, with
+	 * a session for each open channel; a channel's session has no stream
+	 * of its own and sends and receives through its link. */
+	struct session **chans; /* a link: its channels' sessions, by id */
+	uint8_t *half;    /* a link: ids this node has ended and the client not yet */
+	unsigned nchans;  /* a link: channel sessions not yet freed */
+	unsigned chan_hi; /* a link: ids in use are below this */
+	size_t lk_off;    /* a link: bytes of the CHAN frame at rhead already handed on */
+	int stalled;      /* a link: that frame's channel cannot take more now */
+	int pumping, repump;
+	struct wbuf lout; /* a link: CHAN frames not yet queued to send */
+	struct session *link; /* a channel: the link that carries it */
+	uint32_t chan;
+	int cend;         /* a channel: the client has ended it */
+	int cwait;        /* a channel: waits for room in its link's queue */
 };
+
+/* What a link queues to send before its channels wait. */
+#define LINK_OUT_MAX (1u << 20)
 
 enum call_state { C_PROPOSED, C_RUNNING, C_ENDED };
 
@@ -653,6 +671,23 @@ session_next(struct session *s)
 	s->hello_deadline = now_ms() + HELLO_TIMEOUT_MS;
 }
 
+static void chan_ended(struct session *s);
+static void link_parse(struct session *l);
+static int link_start(struct session *l);
+static const char *leader_url(struct node *n);
+
+/* The session is done with its connection: close the stream, or end the
+ * channel. */
+static void
+session_close(struct session *s)
+{
+	s->dead = 1;
+	if (s->link)
+		chan_ended(s);
+	else
+		nng_stream_close(s->s);
+}
+
 static void
 send_exit(struct session *s, uint8_t kind, int32_t code, const char *msg)
 {
@@ -676,11 +711,20 @@ obuf_done(struct obuf *o)
 	free(o);
 }
 
+static void chan_move(struct session *s);
+
 static void
 session_flush(struct session *s)
 {
 	if (s->sbusy || s->dead)
 		return;
+	if (s->lout.len && s->sqn <= SEND_QUEUE_MAX) /* a link's CHAN frames */
+		queue_wbuf(s, &s->lout);
+	if (s->link && s->sq) {
+		chan_move(s);
+		if (s->sq)
+			return;
+	}
 	if (!s->sq) {
 		/*
 		 * All sent: wait for the client to close first (reading and
@@ -690,9 +734,10 @@ session_flush(struct session *s)
 		 * call's input right behind the CALL.  Only a peer that never
 		 * said HELLO is closed on at once.
 		 */
-		if (s->closing && !s->asked && !s->greeted) {
-			s->dead = 1;
-			nng_stream_close(s->s);
+		if (s->closing && ((!s->asked && !s->greeted) || s->link)) {
+			/* (A channel's last frames go before its end on the
+			 * link: nothing to wait for.) */
+			session_close(s);
 		} else if (s->closing && !s->linger) {
 			s->linger = 1;
 			s->linger_deadline = now_ms() + LINGER_MS;
@@ -726,6 +771,8 @@ session_flush(struct session *s)
 	nng_stream_send(s->s, s->saio);
 }
 
+static void session_sent(struct session *s);
+
 static void
 on_sent(struct session *s)
 {
@@ -734,8 +781,7 @@ on_sent(struct session *s)
 	if (rv) {
 		if (!s->dead)
 			log_debug("session %" PRIu64 ": send: %s", s->id, nng_strerror(rv));
-		s->dead = 1;
-		nng_stream_close(s->s);
+		session_close(s);
 		return;
 	}
 	size_t sent = nng_aio_count(s->saio);
@@ -753,11 +799,26 @@ on_sent(struct session *s)
 		s->sqn--;
 		obuf_done(o);
 	}
+	session_sent(s);
+}
+
+/* Frames went: what waited for room goes on. */
+static void
+session_sent(struct session *s)
+{
 	if (s->replaying)
 		replay_pump(s);
 	if (s->exporting)
 		export_pump(s);
 	session_flush(s);
+	if (s->chans) /* a link: its channels that waited for room */
+		for (unsigned i = 0; i < s->chan_hi && s->sqn <= SEND_QUEUE_MAX; i++) {
+			struct session *c = s->chans[i];
+			if (c && (c->cwait || c->replaying || c->exporting)) {
+				c->cwait = 0;
+				session_sent(c);
+			}
+		}
 	if (!s->rbusy && s->sqn <= SEND_QUEUE_MAX)
 		session_recv(s);
 }
@@ -822,10 +883,8 @@ session_kill(struct session *s, const char *why)
 {
 	if (why)
 		log_info("session %" PRIu64 ": %s; closing it", s->id, why);
-	if (!s->dead) {
-		s->dead = 1;
-		nng_stream_close(s->s);
-	}
+	if (!s->dead)
+		session_close(s);
 }
 
 /* Free a dead session once nng holds nothing of it. */
@@ -833,8 +892,18 @@ static int
 session_reap(struct session *s)
 {
 	struct node *n = s->n;
-	if (!s->dead || s->rbusy || s->sbusy || s->w.queued || s->in_barrier || s->pinned)
+	if (s->link && !s->dead && (s->link->dead || s->link->closing))
+		s->dead = 1; /* its link is gone */
+	if (!s->dead || s->rbusy || s->sbusy || s->w.queued || s->in_barrier || s->pinned ||
+	    s->nchans)
 		return 0;
+	if (s->link) {
+		struct session *l = s->link;
+		l->chans[s->chan] = NULL;
+		l->nchans--;
+		if (l->stalled) /* it may have waited for this one */
+			link_parse(l);
+	}
 	if (s->flushq) {
 		struct session **pp = &n->flushq;
 		while (*pp != s)
@@ -867,9 +936,13 @@ session_reap(struct session *s)
 		nng_stream_free(s->s);
 	free(s->hbuf);
 	free(s->rbuf);
+	free(s->chans);
+	free(s->half);
+	wbuf_free(&s->lout);
 	free(s);
 	return 1;
 }
+
 
 static void
 session_recv(struct session *s)
@@ -878,6 +951,13 @@ session_recv(struct session *s)
 	 * either: the queue of replies stays short. */
 	if (s->rbusy || s->dead || s->paused || s->handoff || (s->closing && !s->linger) ||
 	    s->sqn > SEND_QUEUE_MAX)
+		return;
+	if (s->link) { /* its bytes come through the link */
+		if (s->link->stalled)
+			link_parse(s->link);
+		return;
+	}
+	if (s->stalled) /* a link waits for a channel to take what it has */
 		return;
 	if (s->linger) { /* what comes now is dropped */
 		s->rhead = s->rlen = 0;
@@ -896,12 +976,26 @@ session_recv(struct session *s)
 static void
 session_parse(struct session *s)
 {
+	if (s->chans) {
+		link_parse(s);
+		return;
+	}
 	while (!s->dead && !s->closing && !s->paused && !s->handoff) {
 		struct wire_frame f;
 		size_t used;
 		int rc = wire_next(s->rbuf + s->rhead, s->rlen, 0, &f, &used);
 		if (rc == BABL_EAGAIN)
 			break;
+		if (rc == 0 && f.type == WIRE_CHAN && s->greeted && !s->asked && !s->link &&
+		    !s->ncalls) {
+			/* The first CHAN makes the connection a link. */
+			if (link_start(s)) {
+				send_error(s, BABL_ENOMEM, "out of memory for channels");
+				return;
+			}
+			link_parse(s);
+			return;
+		}
 		if (rc) {
 			log_info("session %" PRIu64 ": %s frame (%s); closing it", s->id,
 			    rc == BABL_ETOOBIG ? "oversized" : "malformed", babl_strerror(rc));
@@ -919,12 +1013,12 @@ session_parse(struct session *s)
 		s->rhead = 0;
 }
 
+/* n bytes came into rbuf (0: the connection or channel ended), or the
+ * receive failed with nng's error rv. */
 static void
-on_recv(struct session *s)
+session_got(struct session *s, int rv, size_t n)
 {
-	int rv = nng_aio_result(s->raio);
-	s->rbusy = 0;
-	if (rv || nng_aio_count(s->raio) == 0) {
+	if (rv || n == 0) {
 		const char *how = rv ? nng_strerror(rv) : "closed";
 		if (s->dead || s->linger)
 			;
@@ -944,14 +1038,20 @@ on_recv(struct session *s)
 			    "in the middle of a frame" : "before a request");
 			return;
 		}
-		s->dead = 1;
-		nng_stream_close(s->s);
+		session_close(s);
 		return;
 	}
-	s->rlen += nng_aio_count(s->raio);
+	s->rlen += n;
 	if (!s->linger)
 		session_parse(s);
 	session_recv(s);
+}
+
+static void
+on_recv(struct session *s)
+{
+	s->rbusy = 0;
+	session_got(s, nng_aio_result(s->raio), nng_aio_count(s->raio));
 }
 
 /* Resume reading sessions whose calls have room again. */
@@ -963,6 +1063,180 @@ session_unpause(struct session *s)
 	s->paused = 0;
 	session_parse(s);
 	session_recv(s);
+}
+
+/* ---- channels (wire.h) ---- */
+
+/*
+ * Move a channel's queued frames into its link's CHAN frames (whole frames
+ * in each), unless the link has enough waiting already: then the channel
+ * waits (cwait) for the link's next send.
+ */
+static void
+chan_move(struct session *s)
+{
+	struct session *l = s->link;
+	if (l->dead || l->closing)
+		return;
+	if (l->lout.len > LINK_OUT_MAX || l->sqn > SEND_QUEUE_MAX) {
+		s->cwait = 1;
+		return;
+	}
+	while (s->sq) {
+		size_t start;
+		if (wire_chan_begin(&l->lout, s->chan, &start))
+			fatalx("out of memory");
+		int k = 0;
+		for (struct obuf *o; (o = s->sq); k++) {
+			if (k && l->lout.len - start + o->hlen + o->len > WIRE_HDR + WIRE_MAX_BODY)
+				break;
+			if ((o->hlen && wb_raw(&l->lout, o->hdr, o->hlen)) ||
+			    (o->len && wb_raw(&l->lout, o->data, o->len)))
+				fatalx("out of memory");
+			s->sq = o->next;
+			s->sqn--;
+			obuf_done(o);
+		}
+		if (wire_chan_end(&l->lout, start))
+			fatalx("a frame too big for a channel");
+	}
+	s->sqt = &s->sq;
+	if (!l->flushq && !l->sbusy) {
+		l->flushq = 1;
+		l->fnext = l->n->flushq;
+		l->n->flushq = l;
+	}
+}
+
+/* The node ends a channel: say so on the link, unless the link is gone. */
+static void
+chan_ended(struct session *s)
+{
+	struct session *l = s->link;
+	if (l->dead || l->closing)
+		return;
+	if (wire_enc_chan_end(&l->lout, s->chan))
+		fatalx("out of memory");
+	if (!s->cend)
+		l->half[s->chan] = 1;
+	if (!l->flushq && !l->sbusy) {
+		l->flushq = 1;
+		l->fnext = l->n->flushq;
+		l->n->flushq = l;
+	}
+}
+
+static struct session *session_new(struct node *n, nng_stream *st);
+
+/* A greeted session becomes a link: the frames it sends are CHAN frames. */
+static int
+link_start(struct session *l)
+{
+	if (!(l->chans = calloc(WIRE_CHANS, sizeof *l->chans)) ||
+	    !(l->half = calloc(WIRE_CHANS, 1)))
+		return BABL_ENOMEM;
+	l->asked = 1; /* it asks nothing itself, and it may stay idle */
+	return 0;
+}
+
+/*
+ * Hand n bytes of channel id (none: the client ends it) to its session.
+ * Returns how many it took, which is fewer when it cannot take more now, or
+ * -1 if the client broke the rules of channels.
+ */
+static ssize_t
+chan_take(struct session *l, uint32_t id, const uint8_t *p, size_t n)
+{
+	struct session *c = l->chans[id];
+	if (n == 0) {
+		if (l->half[id]) { /* both sides have ended it: free */
+			l->half[id] = 0;
+			return 0;
+		}
+		if (!c || c->cend)
+			return -1;
+		c->cend = 1;
+		if (!c->dead)
+			session_got(c, 0, 0);
+		return 0;
+	}
+	if (l->half[id])
+		return (ssize_t)n; /* this node has ended it: dropped */
+	if (!c) {
+		if (!(c = session_new(l->n, NULL)))
+			return -1;
+		c->link = l;
+		c->chan = id;
+		c->greeted = 1;
+		l->chans[id] = c;
+		l->nchans++;
+		if (id >= l->chan_hi)
+			l->chan_hi = id + 1;
+	} else if (c->cend) {
+		return -1;
+	}
+	if (c->dead || c->linger)
+		return (ssize_t)n;
+	if (c->paused || c->handoff || c->closing || c->sqn > SEND_QUEUE_MAX)
+		return 0;
+	if (c->rhead && c->rhead + c->rlen > RBUF_CAP / 2) {
+		memmove(c->rbuf, c->rbuf + c->rhead, c->rlen);
+		c->rhead = 0;
+	}
+	size_t room = RBUF_CAP - c->rhead - c->rlen;
+	size_t k = n < room ? n : room;
+	memcpy(c->rbuf + c->rhead + c->rlen, p, k);
+	session_got(c, 0, k);
+	return (ssize_t)k;
+}
+
+/* Hand each CHAN frame the link has read to its channel, as far as they
+ * take them; then read more. */
+static void
+link_parse(struct session *l)
+{
+	if (l->pumping) {
+		l->repump = 1;
+		return;
+	}
+	l->pumping = 1;
+	do {
+		l->repump = 0;
+		l->stalled = 0;
+		while (!l->dead && !l->closing) {
+			struct wire_frame f;
+			size_t used, n;
+			uint32_t id;
+			const uint8_t *p;
+			int rc = wire_next(l->rbuf + l->rhead, l->rlen, 0, &f, &used);
+			if (rc == BABL_EAGAIN)
+				break;
+			ssize_t k = -1;
+			if (rc == 0 && wire_dec_chan(&f, &id, &p, &n) == 0)
+				k = chan_take(l, id, p + l->lk_off, n - l->lk_off);
+			if (k < 0) {
+				log_info("session %" PRIu64 ": %s; closing it", l->id, rc ?
+				    "malformed frame on a link of channels" : f.type != WIRE_CHAN ?
+				    "a frame other than CHAN on a link of channels" :
+				    "a CHAN frame against the rules of channels");
+				send_error(l, BABL_EPROTO, "%s", f.type != WIRE_CHAN || rc ?
+				    "only CHAN frames may follow the first one" : "bad CHAN frame");
+				break;
+			}
+			l->lk_off += (size_t)k;
+			if (l->lk_off < n) {
+				l->stalled = 1;
+				break;
+			}
+			l->lk_off = 0;
+			l->rhead += used;
+			l->rlen -= used;
+		}
+	} while (l->repump && !l->dead && !l->closing);
+	l->pumping = 0;
+	if (!l->rlen)
+		l->rhead = 0;
+	session_recv(l);
 }
 
 /* ---- calls ---- */
@@ -3019,6 +3293,12 @@ handle_frame(struct session *s, const struct wire_frame *f)
 	if ((f->type == WIRE_CALL || f->type == WIRE_DEPLOY || f->type == WIRE_QUERY) &&
 	    !s->asked && s->n->cluster && !s->n->leader) {
 		struct wire_query_msg q;
+		if (s->link) { /* a channel cannot be handed over alone */
+			const char *url = leader_url(s->n);
+			send_error(s, BABL_EUNREACH, "this node is a follower; send channels to the "
+			    "leader%s%s", url ? " at " : " (none now)", url ? url : "");
+			return;
+		}
 		if (f->type != WIRE_QUERY || (wire_dec_query(f, &q) == 0 && (q.what == WIRE_Q_NODE ||
 		    q.what == WIRE_Q_DIGESTS || q.what == WIRE_Q_REPORT))) {
 			session_handoff(s);

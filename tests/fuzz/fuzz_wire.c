@@ -270,6 +270,21 @@ decode_all(const struct wire_frame *f)
 	CHECK(!ok || f->type == WIRE_HEAD);
 	if (ok)
 		check_head(f, &head);
+	uint32_t chan;
+	const uint8_t *cp;
+	size_t cn;
+	ok = wire_dec_chan(f, &chan, &cp, &cn) == 0;
+	CHECK(!ok || (f->type == WIRE_CHAN && chan < WIRE_CHANS && cp == f->p + 4 &&
+	    cn + 4 == f->len));
+	if (ok) { /* the channel's bytes are frames too */
+		size_t u;
+		struct wire_frame g;
+		while (wire_next(cp, cn, 0, &g, &u) == 0) {
+			CHECK(u <= cn);
+			cp += u;
+			cn -= u;
+		}
+	}
 
 	switch (f->type) {
 	case WIRE_DATA: case WIRE_OUT: case WIRE_ERRB: case WIRE_TEXT:

@@ -3,7 +3,7 @@
  *
  *   babl-load -n URL [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]
  *             [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] [--dial-each]
- *             SERVICE [ARG...]
+ *             [--links L] SERVICE [ARG...]
  *
  * CONCURRENCY threads each repeat one whole call after another: CALL, one
  * DATA frame of BYTES bytes (default 64; split at WIRE_CHUNK if larger), EOF
@@ -16,6 +16,13 @@
  * connection, an ERROR frame, a protocol error, another status, a wrong
  * length, a timeout) counts as an error.  The latency of every good call,
  * dial included, is recorded.
+ *
+ * With --links L, the CONCURRENCY calls are channels (wire.h) of L
+ * connections instead, one thread driving each connection: a channel makes
+ * one call after another, and a thread sends the calls its channels start
+ * together, once it has handled every frame that had arrived.  BYTES is then
+ * at most 16 KiB.  A channel that the node ends (after an ERROR) is opened
+ * again for the next call.
  *
  * It stops after SECONDS (default 10), or after N calls per thread with
  * --rounds (and then SECONDS only if -d is also given).  A call in flight at
@@ -51,7 +58,7 @@
 static const char usage_text[] =
     "usage: babl-load -n URL [-c CONCURRENCY] [-d SECONDS] [--rounds N] [-s BYTES]\n"
     "                 [-t CALL_TIMEOUT] [--id-prefix P] [--expect BYTES] [--dial-each]\n"
-    "                 SERVICE [ARG...]\n";
+    "                 [--links L] SERVICE [ARG...]\n";
 
 /* Settings, fixed before the threads start. */
 static const char *url;
@@ -64,6 +71,7 @@ static long long expect = -1; /* -1: no length check */
 static int call_timeout_ms = 30000;
 static const char *id_prefix;
 static int dial_each;
+static int nlinks;            /* 0: a connection per thread */
 static const char *service;
 static int nargs;
 static char **args;
@@ -116,6 +124,54 @@ sender_main(void *arg)
 	return NULL;
 }
 
+/* The CALL of call seq of worker (or channel) k. */
+static void
+call_msg(struct wire_call *m, int k, long seq, char *idbuf, size_t idlen)
+{
+	memset(m, 0, sizeof *m);
+	m->target = (struct wire_str){service, strlen(service)};
+	if (id_prefix) {
+		snprintf(idbuf, idlen, "%s-%d-%ld", id_prefix, k, seq);
+		m->idkey = (struct wire_str){idbuf, strlen(idbuf)};
+	}
+	m->nargs = (uint32_t)nargs;
+	for (int i = 0; i < nargs; i++)
+		m->args[i] = (struct wire_str){args[i], strlen(args[i])};
+	if (!dial_each)
+		m->flags = WIRE_CALL_AGAIN;
+}
+
+/* Whether a call that ended so is good; if not, says why. */
+static int
+exit_good(struct worker *w, const struct wire_frame *f, uint64_t out)
+{
+	struct wire_exit x;
+	if (wire_dec_exit(f, &x)) {
+		call_error(w, "malformed EXIT");
+		return 0;
+	}
+	if (x.kind != WIRE_EXITED || x.code != 0) {
+		call_error(w, "%s %d%s%.*s", x.kind == WIRE_EXITED ? "exit status" : "killed by signal",
+		    (int)x.code, x.msg.len ? ": " : "", (int)x.msg.len, x.msg.p);
+		return 0;
+	}
+	if (expect >= 0 && out != (uint64_t)expect) {
+		call_error(w, "output was %llu bytes, expected %lld", (unsigned long long)out, expect);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+error_frame(struct worker *w, const struct wire_frame *f)
+{
+	struct wire_error e;
+	if (wire_dec_error(f, &e))
+		call_error(w, "malformed ERROR");
+	else
+		call_error(w, "node: %.*s (%s)", (int)e.msg.len, e.msg.p, babl_strerror(e.code));
+}
+
 /* One whole call on *cp (dialled first if NULL; closed and NULL unless the
  * call was good and the connection is kept).  Returns 0 if it was good. */
 static int
@@ -130,17 +186,7 @@ one_call(struct worker *w, long seq, struct conn **cp)
 	int threaded = 0, rc, result = -1;
 	uint64_t out = 0;
 
-	memset(&m, 0, sizeof m);
-	m.target = (struct wire_str){service, strlen(service)};
-	if (id_prefix) {
-		snprintf(idbuf, sizeof idbuf, "%s-%d-%ld", id_prefix, w->index, seq);
-		m.idkey = (struct wire_str){idbuf, strlen(idbuf)};
-	}
-	m.nargs = (uint32_t)nargs;
-	for (int i = 0; i < nargs; i++)
-		m.args[i] = (struct wire_str){args[i], strlen(args[i])};
-	if (!dial_each)
-		m.flags = WIRE_CALL_AGAIN;
+	call_msg(&m, w->index, seq, idbuf, sizeof idbuf);
 
 	if (!c) {
 		rc = conn_dial(&c, url, 5000, why, sizeof why);
@@ -191,30 +237,11 @@ one_call(struct worker *w, long seq, struct conn **cp)
 		} else if (f.type == WIRE_ERRB) {
 			/* stderr of the service: not counted as output */
 		} else if (f.type == WIRE_EXIT) {
-			struct wire_exit x;
-			if (wire_dec_exit(&f, &x)) {
-				call_error(w, "malformed EXIT");
-				goto out;
-			}
-			if (x.kind != WIRE_EXITED || x.code != 0) {
-				call_error(w, "%s %d%s%.*s", x.kind == WIRE_EXITED ? "exit status" : "killed by signal",
-				    (int)x.code, x.msg.len ? ": " : "", (int)x.msg.len, x.msg.p);
-				goto out;
-			}
-			if (expect >= 0 && out != (uint64_t)expect) {
-				call_error(w, "output was %llu bytes, expected %lld",
-				    (unsigned long long)out, expect);
-				goto out;
-			}
-			result = 0;
+			if (exit_good(w, &f, out))
+				result = 0;
 			goto out;
 		} else if (f.type == WIRE_ERROR) {
-			struct wire_error e;
-			if (wire_dec_error(&f, &e))
-				call_error(w, "malformed ERROR");
-			else
-				call_error(w, "node: %.*s (%s)", (int)e.msg.len, e.msg.p,
-				    babl_strerror(e.code));
+			error_frame(w, &f);
 			goto out;
 		} else {
 			call_error(w, "unexpected frame 0x%02x", f.type);
@@ -259,11 +286,146 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* A channel of a link (--links). */
+struct chan {
+	long seq;          /* calls it has started */
+	int busy;          /* a call is under way */
+	int ended;         /* the node ended it; ours goes before it is used again */
+	int erred;         /* its call got an ERROR: the node ends the channel */
+	int wait_end;      /* the next call waits for that end */
+	uint64_t out;
+	struct timespec t0;
+};
+
+static int
+running(long seq)
+{
+	if (atomic_load(&stop_all) || (rounds && seq >= rounds))
+		return 0;
+	return !((!rounds || duration_set) && now_since(&t_start) >= duration);
+}
+
+/* Start channel i's next call: its frames go into b. */
+static int
+chan_call(struct worker *w, struct chan *ch, uint32_t i, struct wbuf *b)
+{
+	struct wire_call m;
+	char idbuf[256];
+	size_t start;
+	call_msg(&m, (int)i * nlinks + w->index, ch->seq, idbuf, sizeof idbuf);
+	if ((ch->ended && wire_enc_chan_end(b, i)) || wire_chan_begin(b, i, &start) ||
+	    wire_enc_call(b, &m) || wire_enc_bytes(b, WIRE_DATA, payload, nbytes) ||
+	    wire_enc_empty(b, WIRE_EOF) || wire_chan_end(b, start)) {
+		call_error(w, "could not encode a call");
+		return -1;
+	}
+	ch->ended = ch->erred = 0;
+	ch->busy = 1;
+	ch->out = 0;
+	ch->seq++;
+	clock_gettime(CLOCK_MONOTONIC, &ch->t0);
+	return 0;
+}
+
+/* A thread of --links: its channels are k, k + L, k + 2L, ... of the
+ * CONCURRENCY (channel id: the index / L). */
+static void *
+link_main(void *arg)
+{
+	struct worker *w = arg;
+	int nch = (nthreads - w->index + nlinks - 1) / nlinks, busy = 0;
+	struct chan *chs = calloc((size_t)nch, sizeof *chs);
+	struct wbuf b = {0};
+	struct conn *c = NULL;
+	char why[1024];
+	if (!chs) {
+		w->errors++;
+		return NULL;
+	}
+	if (conn_dial(&c, url, 5000, why, sizeof why)) {
+		call_error(w, "dial: %s", why);
+		free(chs);
+		return NULL;
+	}
+	for (int i = 0; i < nch; i++) {
+		if (running(chs[i].seq) && chan_call(w, &chs[i], (uint32_t)i, &b) == 0)
+			busy++;
+	}
+	while (busy) {
+		struct wire_frame f, g;
+		uint32_t id;
+		const uint8_t *p;
+		size_t n, used;
+		if (b.len && !conn_ready(c)) {
+			if (conn_send(c, b.p, b.len)) {
+				call_error(w, "could not send calls");
+				break;
+			}
+			wbuf_reset(&b);
+		}
+		int rc = conn_recv(c, &f, call_timeout_ms);
+		if (rc) {
+			call_error(w, "receive: %s", babl_strerror(rc));
+			break;
+		}
+		if (f.type == WIRE_ERROR) {
+			error_frame(w, &f);
+			break;
+		}
+		if (wire_dec_chan(&f, &id, &p, &n) || id >= (uint32_t)nch) {
+			call_error(w, "unexpected frame 0x%02x on a link", f.type);
+			break;
+		}
+		struct chan *ch = &chs[id];
+		int ok = -1; /* the call's end: 1 good, 0 failed */
+		if (n == 0) {
+			ch->ended = 1;
+			if (ch->busy) {
+				call_error(w, "the node ended channel %u during a call", id);
+				ok = 0;
+			} else if (ch->wait_end) {
+				ch->wait_end = 0;
+				if (running(ch->seq) && chan_call(w, ch, id, &b) == 0)
+					busy++;
+				continue;
+			}
+		}
+		for (; n && ch->busy && wire_next(p, n, 0, &g, &used) == 0; p += used, n -= used) {
+			if (g.type == WIRE_OUT)
+				ch->out += g.len;
+			else if (g.type == WIRE_EXIT)
+				ok = exit_good(w, &g, ch->out);
+			else if (g.type == WIRE_ERROR)
+				error_frame(w, &g), ok = 0, ch->erred = 1;
+			else if (g.type != WIRE_ERRB)
+				call_error(w, "unexpected frame 0x%02x in a channel", g.type), ok = 0;
+		}
+		if (ok < 0 || !ch->busy)
+			continue;
+		ch->busy = 0;
+		busy--;
+		if (ok)
+			record(w, now_since(&ch->t0));
+		else
+			w->errors++;
+		/* After an ERROR, the next call waits for the node's end. */
+		if (ch->erred && !ch->ended)
+			ch->wait_end = 1;
+		else if (running(ch->seq) && chan_call(w, ch, id, &b) == 0)
+			busy++;
+	}
+	w->errors += busy; /* calls that never ended */
+	conn_close(c);
+	wbuf_free(&b);
+	free(chs);
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
 	lg_prog = "babl-load";
-	enum { OPT_ROUNDS = 256, OPT_ID, OPT_EXPECT, OPT_DIAL };
+	enum { OPT_ROUNDS = 256, OPT_ID, OPT_EXPECT, OPT_DIAL, OPT_LINKS };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'n'},
 		{"concurrency", required_argument, NULL, 'c'},
@@ -274,6 +436,7 @@ main(int argc, char **argv)
 		{"id-prefix", required_argument, NULL, OPT_ID},
 		{"expect", required_argument, NULL, OPT_EXPECT},
 		{"dial-each", no_argument, NULL, OPT_DIAL},
+		{"links", required_argument, NULL, OPT_LINKS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -299,6 +462,7 @@ main(int argc, char **argv)
 		case OPT_ID: id_prefix = optarg; break;
 		case OPT_EXPECT: expect = number(optarg, "--expect", 0, 1LL << 40); break;
 		case OPT_DIAL: dial_each = 1; break;
+		case OPT_LINKS: nlinks = (int)number(optarg, "--links", 1, 64); break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 64;
 		}
@@ -312,6 +476,11 @@ main(int argc, char **argv)
 	nargs = argc - optind - 1;
 	if (nargs > WIRE_MAX_ARGS) {
 		fprintf(stderr, "babl-load: too many arguments\n");
+		return 64;
+	}
+	if (nlinks && (dial_each || nbytes > 16 * 1024 || nthreads > nlinks * WIRE_CHANS)) {
+		fprintf(stderr, "babl-load: --links takes calls of at most 16 KiB, at most %d per "
+		    "link, and not --dial-each\n", WIRE_CHANS);
 		return 64;
 	}
 	if (expect < 0 && (strcmp(service, "cat") == 0 || strncmp(service, "cat@", 4) == 0))
@@ -333,12 +502,12 @@ main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	int started = 0;
-	for (int i = 0; i < nthreads; i++) {
+	for (int i = 0; i < (nlinks ? nlinks : nthreads); i++) {
 		ws[i].index = i;
 		pthread_attr_t at;
 		pthread_attr_init(&at);
 		pthread_attr_setstacksize(&at, 256 * 1024);
-		if (pthread_create(&ws[i].tid, &at, worker_main, &ws[i]) != 0) {
+		if (pthread_create(&ws[i].tid, &at, nlinks ? link_main : worker_main, &ws[i]) != 0) {
 			fprintf(stderr, "babl-load: could start only %d threads\n", i);
 			pthread_attr_destroy(&at);
 			break;
@@ -349,10 +518,15 @@ main(int argc, char **argv)
 	struct lg_result r;
 	if (lg_finish(ws, started, &t_start, &r))
 		return 70;
-	printf("babl-load: %s, %d thread%s, %zu B each: %zu calls, %ld errors in %.2f s: "
+	char how[64];
+	if (nlinks)
+		snprintf(how, sizeof how, "%d channels on %d link%s", nthreads, started,
+		    started == 1 ? "" : "s");
+	else
+		snprintf(how, sizeof how, "%d thread%s", started, started == 1 ? "" : "s");
+	printf("babl-load: %s, %s, %zu B each: %zu calls, %ld errors in %.2f s: "
 	    "%.0f calls/s, latency p50 %u us, p99 %u us\n",
-	    service, started, started == 1 ? "" : "s", nbytes, r.total, r.errors, r.secs, r.rate,
-	    r.p50, r.p99);
+	    service, how, nbytes, r.total, r.errors, r.secs, r.rate, r.p50, r.p99);
 	lg_print(&r);
 	free(ws);
 	free(payload);

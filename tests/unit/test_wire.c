@@ -373,6 +373,64 @@ case_rt_bytes(void)
 	wbuf_free(&b);
 }
 
+/* A CHAN frame carries whole frames of its channel; an empty one ends it;
+ * a short body or an id out of range is malformed; one too big is refused
+ * and leaves the buffer as it was. */
+static void
+case_chan(void)
+{
+	struct wbuf b = {0};
+	size_t start;
+	T_EQ_INT(wire_chan_begin(&b, 1023, &start), 0);
+	T_EQ_INT(wire_enc_bytes(&b, WIRE_DATA, bin, sizeof bin), 0);
+	T_EQ_INT(wire_enc_empty(&b, WIRE_EOF), 0);
+	T_EQ_INT(wire_chan_end(&b, start), 0);
+	struct wire_frame f = only_frame(&b), g;
+	uint32_t chan;
+	const uint8_t *p;
+	size_t n, used;
+	T_EQ_INT(wire_dec_chan(&f, &chan, &p, &n), 0);
+	T_EQ_INT(chan, 1023);
+	T_EQ_INT(wire_next(p, n, 0, &g, &used), 0);
+	T_EQ_INT(g.type, WIRE_DATA);
+	T_EQ_INT(g.len, sizeof bin);
+	T_EQ_MEM(g.p, bin, sizeof bin);
+	T_EQ_INT(wire_next(p + used, n - used, 0, &g, &used), 0);
+	T_EQ_INT(g.type, WIRE_EOF);
+	T_EQ_INT(p + n - g.p, 0);
+
+	wbuf_reset(&b);
+	T_EQ_INT(wire_enc_chan_end(&b, 7), 0);
+	T_EQ_INT(b.len, WIRE_HDR + 5);
+	f = only_frame(&b);
+	T_EQ_INT(wire_dec_chan(&f, &chan, &p, &n), 0);
+	T_EQ_INT(chan, 7);
+	T_EQ_INT(n, 0);
+
+	static const uint8_t bad_id[] = {0, 0, 4, 0}; /* 1024 */
+	for (size_t k = 0; k < 4; k++) { /* body shorter than an id */
+		f = (struct wire_frame){WIRE_CHAN, bad_id, k};
+		T_EQ_INT(wire_dec_chan(&f, &chan, &p, &n), BABL_EPROTO);
+	}
+	f = (struct wire_frame){WIRE_CHAN, bad_id, 4};
+	T_EQ_INT(wire_dec_chan(&f, &chan, &p, &n), BABL_EPROTO);
+	f = (struct wire_frame){WIRE_DATA, bin, 8};
+	T_EQ_INT(wire_dec_chan(&f, &chan, &p, &n), BABL_EPROTO);
+
+	wbuf_reset(&b);
+	T_EQ_INT(wire_enc_chan_end(&b, 1), 0);
+	size_t had = b.len;
+	uint8_t *big = calloc(1, WIRE_CHUNK);
+	T_ASSERT(big);
+	T_EQ_INT(wire_chan_begin(&b, 2, &start), 0);
+	T_EQ_INT(wire_enc_bytes(&b, WIRE_DATA, big, WIRE_CHUNK), 0);
+	T_EQ_INT(wire_enc_bytes(&b, WIRE_DATA, big, WIRE_CHUNK), 0);
+	T_EQ_INT(wire_chan_end(&b, start), BABL_ETOOBIG);
+	T_EQ_INT(b.len, had);
+	free(big);
+	wbuf_free(&b);
+}
+
 static void
 case_rt_empty(void)
 {
@@ -655,7 +713,7 @@ known_type(unsigned t)
 	case WIRE_HELLO: case WIRE_WELCOME: case WIRE_ERROR: case WIRE_CALL:
 	case WIRE_DATA: case WIRE_EOF: case WIRE_CANCEL: case WIRE_OUT:
 	case WIRE_ERRB: case WIRE_EXIT: case WIRE_DEPLOY: case WIRE_QUERY:
-	case WIRE_TEXT: case WIRE_HEAD:
+	case WIRE_TEXT: case WIRE_HEAD: case WIRE_CHAN:
 		return 1;
 	}
 	return 0;
@@ -1162,6 +1220,7 @@ static const struct t_case cases[] = {
 	{"rt_deploy", case_rt_deploy},
 	{"rt_query", case_rt_query},
 	{"rt_head", case_rt_head},
+	{"chan", case_chan},
 	{"hdr", case_hdr},
 	{"next_prefixes", case_next_prefixes},
 	{"next_back_to_back", case_next_back_to_back},
