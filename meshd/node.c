@@ -1219,6 +1219,8 @@ link_parse(struct session *l)
 				    "malformed frame on a link of channels" : f.type != WIRE_CHAN ?
 				    "a frame other than CHAN on a link of channels" :
 				    "a CHAN frame against the rules of channels");
+				if (l->lout.len) /* what its channels said goes first */
+					queue_wbuf(l, &l->lout);
 				send_error(l, BABL_EPROTO, "%s", f.type != WIRE_CHAN || rc ?
 				    "only CHAN frames may follow the first one" : "bad CHAN frame");
 				break;

@@ -5,7 +5,9 @@
  *	connect to 127.0.0.1:PORT, write stdin's bytes (stopping quietly if
  *	the peer closes first), then wait up to SECS (default 5) for the peer
  *	to answer and close.  Prints one line per frame received
- *	("frame WELCOME", "frame ERROR -8: text", "frame 0xNN") and then
+ *	("frame WELCOME", "frame ERROR -8: text", "frame 0xNN"; the frames
+ *	in a CHAN frame as "frame CHAN 3 ERROR -8: text", and an empty one
+ *	as "frame CHAN 3 end") and then
  *	"closed by peer" or "still open after SECS s".
  *   rawsend PORT -i N [-w SECS]
  *	open N connections that send nothing; wait up to SECS (default 30)
@@ -50,6 +52,45 @@ now(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
+static const char *tname(uint8_t t);
+
+/* One line per frame in p[0..len); those in a CHAN frame after "CHAN id ". */
+static void
+print_frames(const uint8_t *p, size_t len, const char *pre)
+{
+	size_t off = 0;
+	while (off < len) {
+		struct wire_frame f;
+		size_t used, n;
+		uint32_t id;
+		const uint8_t *q;
+		int rc = wire_next(p + off, len - off, 0, &f, &used);
+		if (rc) {
+			printf("unparsable bytes from peer (%s)\n", babl_strerror(rc));
+			break;
+		}
+		if (f.type == WIRE_ERROR) {
+			struct wire_error e;
+			if (wire_dec_error(&f, &e) == 0)
+				printf("frame %sERROR %d: %.*s\n", pre, e.code, (int)e.msg.len, e.msg.p);
+			else
+				printf("frame %sERROR (malformed)\n", pre);
+		} else if (!*pre && wire_dec_chan(&f, &id, &q, &n) == 0) {
+			char cpre[32];
+			snprintf(cpre, sizeof cpre, "CHAN %u ", id);
+			if (n)
+				print_frames(q, n, cpre);
+			else
+				printf("frame %send\n", cpre);
+		} else if (tname(f.type)) {
+			printf("frame %s%s\n", pre, tname(f.type));
+		} else {
+			printf("frame %s0x%02x\n", pre, f.type);
+		}
+		off += used;
+	}
+}
+
 static const char *
 tname(uint8_t t)
 {
@@ -59,6 +100,7 @@ tname(uint8_t t)
 	case WIRE_EXIT: return "EXIT";
 	case WIRE_TEXT: return "TEXT";
 	case WIRE_HEAD: return "HEAD";
+	case WIRE_OUT: return "OUT";
 	default: return NULL;
 	}
 }
@@ -167,28 +209,7 @@ main(int argc, char **argv)
 		if (len == cap)
 			break;
 	}
-	size_t off = 0;
-	while (off < len) {
-		struct wire_frame f;
-		size_t used;
-		int rc = wire_next(in + off, len - off, 0, &f, &used);
-		if (rc) {
-			printf("unparsable bytes from peer (%s)\n", babl_strerror(rc));
-			break;
-		}
-		if (f.type == WIRE_ERROR) {
-			struct wire_error e;
-			if (wire_dec_error(&f, &e) == 0)
-				printf("frame ERROR %d: %.*s\n", e.code, (int)e.msg.len, e.msg.p);
-			else
-				printf("frame ERROR (malformed)\n");
-		} else if (tname(f.type)) {
-			printf("frame %s\n", tname(f.type));
-		} else {
-			printf("frame 0x%02x\n", f.type);
-		}
-		off += used;
-	}
+	print_frames(in, len, "");
 	if (closed)
 		printf("closed by peer\n");
 	else

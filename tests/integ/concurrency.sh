@@ -148,11 +148,30 @@ check_eq "a call that exits 3 counts as an error for babl-load (exit 1)" 1 "$RC"
 check_eq "... and babl-load says so (for the first 5)" 5 "$(grep -c 'exit status 3' "$T/err")"
 check_eq "the node still serves" hi "$(echo hi | babl cat)"
 
+# --- many calls as channels of one or two connections (wire.h).
+_run "$load" -n "$(node_url a)" -c 16 --links 2 --rounds 25 -s 1000 --expect 1000 cat
+check_eq "400 calls as 16 channels of 2 links: all good" 0 "$RC" || sed 's/^/    /' "$T/err" | head -5
+check_eq "... and counted as 400 good calls" 400 "$(sed -n 's/^calls=\([0-9]*\) errors=0 .*/\1/p' "$T/out")"
+_run "$load" -n "$(node_url a)" -c 8 --links 1 --rounds 5 --id-prefix chan rid
+check_eq "40 --id calls as channels: all good" 0 "$RC" || sed 's/^/    /' "$T/err" | head -5
+_run "$load" -n "$(node_url a)" -c 8 --links 1 --rounds 5 --id-prefix chan rid
+check_eq "the same 40 again: replayed, all good" 0 "$RC"
+wait_until 5 bash -c "[ \$(babl log rid | grep -cE '^[0-9]+ ') -ge 65 ]"
+check_eq "babl log rid: 40 more runs, not 80" 65 "$(babl log rid | grep -cE '^[0-9]+ ')"
+_run "$load" -n "$(node_url a)" -c 2 --links 1 --rounds 3 three
+check_eq "channels: a call that exits 3 is an error, and the channel goes on" \
+	"1 6" "$RC $(sed -n 's/^calls=0 errors=\([0-9]*\) .*/\1/p' "$T/out")"
+_run "$load" -n "$(node_url a)" -c 2 --links 1 --rounds 3 nosuch
+check_eq "channels: calls to an unknown service fail, each on a channel opened again" \
+	"1 6" "$RC $(sed -n 's/^calls=0 errors=\([0-9]*\) .*/\1/p' "$T/out")"
+cp "$T/err" "$T/nosuch.err"
+check "... with the node's message" grep -q "node: no such service: nosuch" "$T/nosuch.err"
+
 # And after a restart.
 check "stop the node" stop_meshd a
 start_meshd a || finish
 check_eq "--id k1 after a restart: still the recorded run" "$r1" "$(babl --id k1 rid </dev/null)"
 _run babl --id e1 three </dev/null
 check_eq "--id e1 after a restart: exit 3 replayed" 3 "$RC" || sed 's/^/    stderr: /' "$T/err"
-check_eq "babl log rid after a restart: still 25 runs" 25 "$(babl log rid | grep -cE '^[0-9]+ ')"
+check_eq "babl log rid after a restart: still 65 runs" 65 "$(babl log rid | grep -cE '^[0-9]+ ')"
 finish

@@ -100,6 +100,34 @@ check_eq "after the idle connections, the node still serves" hi "$(echo hi | bab
 	head -c 1000 /dev/urandom
 } >"$T/bytes"
 bad "a CALL, then garbage" '' -w 10 <"$T/bytes"
+
+# --- channels (wire.h): garbage in a channel ends that channel, not its link
+# or the other channels; a bad CHAN frame ends the link.
+be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
+# chan ID FORMAT: a CHAN frame of channel ID holding printf FORMAT's bytes
+chan() {
+	printf "$2" >"$T/cbody"
+	be32 $(($(stat -c %s "$T/cbody") + 5))
+	printf '\x40'
+	be32 "$1"
+	cat "$T/cbody"
+}
+call_cat='\x00\x00\x00\x18\x10\x00\x00\x00\x03cat\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+{ hello; chan 1 "$call_cat"'\x00\x00\x00\x04\x11hi\n\x00\x00\x00\x01\x12'
+  chan 2 '\x00\x00\x00\x01\x7f'; } >"$T/bytes"
+bad "a link: a call on channel 1, garbage on channel 2" 'still open' -w 3 <"$T/bytes"
+check "... channel 2 gets an ERROR" grep -q 'frame CHAN 2 ERROR.*malformed' "$T/raw.out"
+check "... and is ended" grep -q 'frame CHAN 2 end' "$T/raw.out"
+check "... channel 1's call gives its output" grep -q 'frame CHAN 1 OUT' "$T/raw.out"
+check "... and its EXIT" grep -q 'frame CHAN 1 EXIT' "$T/raw.out"
+check "... and then channel 1 ends (no WIRE_CALL_AGAIN)" grep -q 'frame CHAN 1 end' "$T/raw.out"
+{ hello; chan 5000 ''; } >"$T/bytes"
+bad "a CHAN frame for channel 5000" 'frame ERROR.*bad CHAN' -w 10 <"$T/bytes"
+check "... ends the link" grep -q 'closed by peer' "$T/raw.out"
+{ hello; chan 3 '\x00\x00\x00\x01\x7f'; hello; } >"$T/bytes"
+bad "a link, then a frame other than CHAN" 'frame ERROR.*only CHAN frames' -w 10 <"$T/bytes"
+{ hello; chan 9 ''; } >"$T/bytes"
+bad "the end of a channel never opened" 'frame ERROR.*bad CHAN' -w 10 <"$T/bytes"
 check "the node is still listed healthy" babl -n "$URL" status
 check "babl verify" babl -n "$URL" verify
 finish
