@@ -18,6 +18,18 @@
  * call's process group.  A CALL with WIRE_CALL_AGAIN keeps the connection:
  * after its EXIT (not after an ERROR) the client may send another CALL, once
  * it has sent the first call's EOF.
+ *
+ * Channels: a client that makes many calls at once may carry them all on
+ * one connection.  After WELCOME it sends CHAN frames only, and so does the
+ * node: a CHAN body is a u32 channel id (below WIRE_CHANS), then bytes of
+ * that channel, which is a conversation of its own as above but for HELLO
+ * (a channel starts greeted): its frames in order, cut anywhere.  A CHAN
+ * with no bytes ends the channel in that direction; the id is free again
+ * once each side has ended it.  A node sends only whole frames in a CHAN,
+ * and ends a channel where it would close a connection.  One connection's
+ * channels share its flow: a channel whose call cannot take more input
+ * holds up the channels behind it.  A node may refuse more channels open
+ * at once than it can hold (meshd: 256); a broken rule ends the connection.
  */
 #ifndef BABL_WIRE_H
 #define BABL_WIRE_H

@@ -203,8 +203,10 @@ struct session {
 	int cwait;        /* a channel: waits for room in its link's queue */
 };
 
-/* What a link queues to send before its channels wait. */
+/* What a link queues to send before its channels wait; how many channels
+ * it may have open at once (each may hold a frame's worth of input). */
 #define LINK_OUT_MAX (1u << 20)
+#define LINK_CHANS_MAX 256
 
 enum call_state { C_PROPOSED, C_RUNNING, C_ENDED };
 
@@ -899,7 +901,8 @@ session_reap(struct session *s)
 		return 0;
 	if (s->link) {
 		struct session *l = s->link;
-		l->chans[s->chan] = NULL;
+		if (l->chans[s->chan] == s)
+			l->chans[s->chan] = NULL;
 		l->nchans--;
 		if (l->stalled) /* it may have waited for this one */
 			link_parse(l);
@@ -1151,6 +1154,7 @@ chan_take(struct session *l, uint32_t id, const uint8_t *p, size_t n)
 	if (n == 0) {
 		if (l->half[id]) { /* both sides have ended it: free */
 			l->half[id] = 0;
+			l->chans[id] = NULL; /* (its session goes once its calls let go) */
 			return 0;
 		}
 		if (!c || c->cend)
@@ -1162,7 +1166,17 @@ chan_take(struct session *l, uint32_t id, const uint8_t *p, size_t n)
 	}
 	if (l->half[id])
 		return (ssize_t)n; /* this node has ended it: dropped */
+	if (c && c->cend) {
+		if (!c->dead) /* bytes after the client's end */
+			return -1;
+		l->chans[id] = c = NULL; /* both ended it: the id is free */
+	}
 	if (!c) {
+		if (l->nchans >= LINK_CHANS_MAX) {
+			log_info("session %" PRIu64 ": more than %d channels at once", l->id,
+			    LINK_CHANS_MAX);
+			return -1;
+		}
 		if (!(c = session_new(l->n, NULL)))
 			return -1;
 		c->link = l;
@@ -1172,8 +1186,6 @@ chan_take(struct session *l, uint32_t id, const uint8_t *p, size_t n)
 		l->nchans++;
 		if (id >= l->chan_hi)
 			l->chan_hi = id + 1;
-	} else if (c->cend) {
-		return -1;
 	}
 	if (c->dead || c->linger)
 		return (ssize_t)n;

@@ -479,9 +479,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "babl-load: too many arguments\n");
 		return 64;
 	}
-	if (nlinks && (dial_each || nbytes > 16 * 1024 || nthreads > nlinks * WIRE_CHANS)) {
-		fprintf(stderr, "babl-load: --links takes calls of at most 16 KiB, at most %d per "
-		    "link, and not --dial-each\n", WIRE_CHANS);
+	if (nlinks && (dial_each || nbytes > 16 * 1024 || nthreads > nlinks * 256)) {
+		fprintf(stderr, "babl-load: --links takes calls of at most 16 KiB, at most 256 per "
+		    "link (what meshd holds open), and not --dial-each\n");
 		return 64;
 	}
 	if (expect < 0 && (strcmp(service, "cat") == 0 || strncmp(service, "cat@", 4) == 0))

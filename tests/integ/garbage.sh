@@ -128,6 +128,9 @@ check "... ends the link" grep -q 'closed by peer' "$T/raw.out"
 bad "a link, then a frame other than CHAN" 'frame ERROR.*only CHAN frames' -w 10 <"$T/bytes"
 { hello; chan 9 ''; } >"$T/bytes"
 bad "the end of a channel never opened" 'frame ERROR.*bad CHAN' -w 10 <"$T/bytes"
+{ hello; for i in $(seq 0 256); do chan "$i" '\x00'; done; } >"$T/bytes"
+bad "257 channels open at once (each with a frame begun)" 'frame ERROR.*bad CHAN' -w 10 <"$T/bytes"
+check "... the node logs the limit" grep -q 'more than 256 channels at once' "$T/a.log"
 check "the node is still listed healthy" babl -n "$URL" status
 check "babl verify" babl -n "$URL" verify
 finish
