@@ -115,7 +115,8 @@ lg_finish(struct worker *ws, int started, const struct timespec *t0,
 	}
 	size_t k = 0;
 	for (int i = 0; i < started; i++) {
-		memcpy(all + k, ws[i].lat, ws[i].nlat * sizeof *all);
+		if (ws[i].nlat) /* (lat is NULL when it kept none) */
+			memcpy(all + k, ws[i].lat, ws[i].nlat * sizeof *all);
 		k += ws[i].nlat;
 		free(ws[i].lat);
 	}
