@@ -591,6 +591,18 @@ static void export_pump(struct session *s);
 static void call_release_buf(struct call *c, int stream);
 static void replay_pump(struct session *s);
 
+/* Send what s has queued when the turn ends, with whatever else the turn
+ * queues for this client (session_flush_turn). */
+static void
+flush_later(struct session *s)
+{
+	if (!s->flushq && !s->sbusy) {
+		s->flushq = 1;
+		s->fnext = s->n->flushq;
+		s->n->flushq = s;
+	}
+}
+
 static void
 queue_obuf(struct session *s, struct obuf *o)
 {
@@ -598,13 +610,7 @@ queue_obuf(struct session *s, struct obuf *o)
 	*s->sqt = o;
 	s->sqt = &o->next;
 	s->sqn++;
-	/* Sent when the turn ends, with whatever else the turn queues for
-	 * this client (session_flush_turn). */
-	if (!s->flushq && !s->sbusy) {
-		s->flushq = 1;
-		s->fnext = s->n->flushq;
-		s->n->flushq = s;
-	}
+	flush_later(s);
 }
 
 /* Queue an encoded frame (takes the buffer). */
@@ -947,13 +953,19 @@ session_reap(struct session *s)
 }
 
 
+/* Whether s takes more input now.  A client that does not read what it is
+ * sent is not read from either: the queue of replies stays short. */
+static int
+session_takes(const struct session *s)
+{
+	return !s->dead && !s->paused && !s->handoff && !(s->closing && !s->linger) &&
+	    s->sqn <= SEND_QUEUE_MAX;
+}
+
 static void
 session_recv(struct session *s)
 {
-	/* A client that does not read what it is sent is not read from
-	 * either: the queue of replies stays short. */
-	if (s->rbusy || s->dead || s->paused || s->handoff || (s->closing && !s->linger) ||
-	    s->sqn > SEND_QUEUE_MAX)
+	if (s->rbusy || !session_takes(s))
 		return;
 	if (s->link) { /* its bytes come through the link */
 		if (s->link->stalled)
@@ -1104,11 +1116,7 @@ chan_move(struct session *s)
 			fatalx("a frame too big for a channel");
 	}
 	s->sqt = &s->sq;
-	if (!l->flushq && !l->sbusy) {
-		l->flushq = 1;
-		l->fnext = l->n->flushq;
-		l->n->flushq = l;
-	}
+	flush_later(l);
 }
 
 /* The node ends a channel: say so on the link, unless the link is gone. */
@@ -1122,11 +1130,7 @@ chan_ended(struct session *s)
 		fatalx("out of memory");
 	if (!s->cend)
 		l->half[s->chan] = 1;
-	if (!l->flushq && !l->sbusy) {
-		l->flushq = 1;
-		l->fnext = l->n->flushq;
-		l->n->flushq = l;
-	}
+	flush_later(l);
 }
 
 static struct session *session_new(struct node *n, nng_stream *st);
@@ -1187,9 +1191,9 @@ chan_take(struct session *l, uint32_t id, const uint8_t *p, size_t n)
 		if (id >= l->chan_hi)
 			l->chan_hi = id + 1;
 	}
-	if (c->dead || c->linger)
+	if (c->dead)
 		return (ssize_t)n;
-	if (c->paused || c->handoff || c->closing || c->sqn > SEND_QUEUE_MAX)
+	if (!session_takes(c))
 		return 0;
 	if (c->rhead && c->rhead + c->rlen > RBUF_CAP / 2) {
 		memmove(c->rbuf, c->rbuf + c->rhead, c->rlen);

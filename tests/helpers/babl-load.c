@@ -141,6 +141,14 @@ call_msg(struct wire_call *m, int k, long seq, char *idbuf, size_t idlen)
 		m->flags = WIRE_CALL_AGAIN;
 }
 
+/* A whole small call into b: CALL, the payload, EOF (0 or an error). */
+static int
+enc_call(struct wbuf *b, const struct wire_call *m)
+{
+	return wire_enc_call(b, m) || wire_enc_bytes(b, WIRE_DATA, payload, nbytes) ||
+	    wire_enc_empty(b, WIRE_EOF);
+}
+
 /* Whether a call that ended so is good; if not, says why. */
 static int
 exit_good(struct worker *w, const struct wire_frame *f, uint64_t out)
@@ -197,8 +205,7 @@ one_call(struct worker *w, long seq, struct conn **cp)
 	}
 	if (nbytes <= 64 * 1024) {
 		/* CALL, the input and EOF in one send. */
-		if (wire_enc_call(&b, &m) || wire_enc_bytes(&b, WIRE_DATA, payload, nbytes) ||
-		    wire_enc_empty(&b, WIRE_EOF) || conn_send(c, b.p, b.len)) {
+		if (enc_call(&b, &m) || conn_send(c, b.p, b.len)) {
 			call_error(w, "could not send the call");
 			goto out;
 		}
@@ -314,8 +321,7 @@ chan_call(struct worker *w, struct chan *ch, uint32_t i, struct wbuf *b)
 	size_t start;
 	call_msg(&m, (int)i * nlinks + w->index, ch->seq, idbuf, sizeof idbuf);
 	if ((ch->ended && wire_enc_chan_end(b, i)) || wire_chan_begin(b, i, &start) ||
-	    wire_enc_call(b, &m) || wire_enc_bytes(b, WIRE_DATA, payload, nbytes) ||
-	    wire_enc_empty(b, WIRE_EOF) || wire_chan_end(b, start)) {
+	    enc_call(b, &m) || wire_chan_end(b, start)) {
 		call_error(w, "could not encode a call");
 		return -1;
 	}

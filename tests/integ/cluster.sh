@@ -201,6 +201,12 @@ for i in 1 2 3; do
 	check_eq "echo hello | babl -n node$i upper" HELLO "$(echo hello | timeout 30 babl -n "${N[$i]}" upper)"
 done
 
+# Channels (wire.h) go to the leader: a follower cannot hand one over alone.
+_run "$BABL_BUILD/tests/babl-load" -n "${N[$F]}" -c 2 --links 1 --rounds 1 cat
+check_eq "calls as channels through follower $F fail (babl-load exits 1)" 1 "$RC"
+cp "$T/err" "$T/chan.err"
+check "... and the follower names the leader" grep -q 'a follower; send channels to the leader at tcp://' "$T/chan.err"
+
 head -c 2M /dev/urandom >"$T/big"
 check "2 MiB of binary through follower $F2: babl cat exits 0" \
 	timeout 60 babl -n "${N[$F2]}" cat <"$T/big"
