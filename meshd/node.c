@@ -351,6 +351,7 @@ struct node {
 	/* Replication (cluster is 0 on a single node). */
 	int cluster;
 	struct raft *raft;
+	unsigned ent_read_errs;      /* raft_ent_read failures, for the log */
 	struct rstore *rs;
 	struct rtrans *rt;
 	struct proxy_set *px;
@@ -6298,6 +6299,19 @@ node_name(struct node *n)
 	snprintf(n->name, sizeof n->name, "%s", host);
 }
 
+/* Raft's ent_read: applied entries' data stays in the store alone, and
+ * an append to a member that lags reads it back. */
+static int
+raft_ent_read(void *ctx, uint64_t index, void *buf, size_t len)
+{
+	struct node *n = ctx;
+	int rc = rstore_read(n->rs, index, buf, len);
+	if (rc && n->ent_read_errs++ % 1000 == 0)
+		log_warnx("cannot read log entry %" PRIu64 " back to send it: %s", index,
+		    babl_strerror(rc));
+	return rc;
+}
+
 /* Replicated start: the state up to what is committed, then Raft. */
 static void
 cluster_open(struct node *n)
@@ -6307,7 +6321,7 @@ cluster_open(struct node *n)
 	struct raft_config rc;
 	const char *self_url = NULL;
 	int e;
-	if ((e = rstore_load(n->rs, &rs)))
+	if ((e = rstore_load_lazy(n->rs, &rs)))
 		fatalx("cannot read the replicated log: %s (%s)", babl_strerror(e), rstore_errstr(n->rs));
 	/* Entries up to what was applied were committed, even if the commit
 	 * index on disk lags (it is synced lazily). */
@@ -6326,6 +6340,8 @@ cluster_open(struct node *n)
 	rc.max_msg_bytes = 2u << 20;
 	rc.max_apply = 4096;
 	rc.max_uncommitted = 256u << 20;
+	rc.ent_read = raft_ent_read;
+	rc.ent_ctx = n;
 	if ((e = raft_open(&n->raft, &rc)))
 		fatalx("cannot start Raft: %s", babl_strerror(e));
 	int fresh = rs.hs.term == 0 && rs.n == 0 && !rs.has_snap;

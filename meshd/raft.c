@@ -11,6 +11,9 @@
  * none).  stable is the last index handed to a ready for persisting,
  * persisted the last one the caller confirmed with raft_advance; a leader
  * counts itself as a replica only up to persisted.
+ *
+ * With cfg.ent_read, entries up to shed have no data in memory (but conf
+ * entries, and those read back for the ready in progress: rl_lo..rl_hi).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,7 @@ struct raft {
 
 	uint64_t stable, persisted, trunc;
 	struct raft_hard_state hs_saved;
+	uint64_t shed, rl_lo, rl_hi;
 
 	int in_ready;
 	uint64_t rd_last, rd_applied;
@@ -227,7 +231,7 @@ log_append(struct raft *r, uint64_t term, uint8_t type, const void *data,
 	if (log_reserve(r) != 0)
 		return BABL_ENOMEM;
 	uint8_t *d = NULL;
-	if (len) {
+	if (len && data) {
 		d = malloc(len);
 		if (!d)
 			return BABL_ENOMEM;
@@ -254,6 +258,56 @@ log_append(struct raft *r, uint64_t term, uint8_t type, const void *data,
 }
 
 static void conf_reload(struct raft *r);
+
+/* Drop an entry's data, unless it is a conf entry (see ent_read). */
+static void
+ent_drop(struct raft_entry *e)
+{
+	if (e->type != RAFT_ENT_CONF) {
+		free(e->data);
+		e->data = NULL;
+	}
+}
+
+/* With ent_read: drop what was read back for the ready just advanced, and
+ * the data of entries now both persisted and applied. */
+static void
+log_shed(struct raft *r)
+{
+	if (!r->cfg.ent_read)
+		return;
+	uint64_t upto = umin(umin(r->applied, r->persisted), last_index(r));
+	if (r->rl_lo)
+		for (uint64_t i = umax(r->rl_lo, r->base + 1); i <= umin(r->rl_hi, upto); i++)
+			ent_drop(ent(r, i));
+	r->rl_lo = r->rl_hi = 0;
+	for (uint64_t i = umax(r->shed, r->base) + 1; i <= upto; i++)
+		ent_drop(ent(r, i));
+	r->shed = umax(r->shed, upto);
+}
+
+/* Read back the data of entries lo .. lo+n-1 that have none. */
+static int
+log_reload(struct raft *r, uint64_t lo, size_t n)
+{
+	for (uint64_t i = lo; i < lo + n; i++) {
+		struct raft_entry *e = ent(r, i);
+		if (e->data || !e->len)
+			continue;
+		uint8_t *d = r->cfg.ent_read ? malloc(e->len) : NULL;
+		if (!d)
+			return BABL_ENOMEM;
+		int rc = r->cfg.ent_read(r->cfg.ent_ctx, i, d, e->len);
+		if (rc) {
+			free(d);
+			return rc < 0 ? rc : BABL_EIO;
+		}
+		e->data = d;
+		r->rl_lo = r->rl_lo ? umin(r->rl_lo, i) : i;
+		r->rl_hi = umax(r->rl_hi, i);
+	}
+	return 0;
+}
 
 /* Remove entries from index from on. */
 static void
@@ -1215,6 +1269,9 @@ raft_restore(struct raft *r, const struct raft_hard_state *hs,
 		    ents[i].term > hs->term || ents[i].term == 0 ||
 		    ents[i].type < RAFT_ENT_NORMAL || ents[i].type > RAFT_ENT_NOOP)
 			return BABL_EINPUT;
+		if (ents[i].len && !ents[i].data && (!r->cfg.ent_read ||
+		    ents[i].type == RAFT_ENT_CONF || ents[i].index > applied))
+			return BABL_EINPUT;
 		pt = ents[i].term;
 	}
 	if (applied < base || bt > hs->term)
@@ -1606,13 +1663,20 @@ raft_ready(struct raft *r, struct raft_ready *rd)
 	} else {
 		upto = r->applied;
 	}
+	unsigned k = 0;
 	for (unsigned i = 0; i < r->npm; i++) {
-		r->out[i] = r->pm[i].m;
-		if (r->pm[i].ent_lo)
-			r->out[i].entries = ent(r, r->pm[i].ent_lo);
+		const struct pmsg *p = &r->pm[i];
+		/* An append whose data cannot be read back is as if lost: the
+		 * follower is probed again. */
+		if (p->ent_lo && p->m.nentries && log_reload(r, p->ent_lo, p->m.nentries))
+			continue;
+		r->out[k] = p->m;
+		if (p->ent_lo)
+			r->out[k].entries = ent(r, p->ent_lo);
+		k++;
 	}
 	rd->msgs = r->out;
-	rd->nmsgs = r->npm;
+	rd->nmsgs = k;
 	if (!rd->hs_changed && !rd->snap && !rd->truncate && !rd->nentries &&
 	    !rd->ncommitted && !rd->nmsgs)
 		return 0;
@@ -1651,6 +1715,7 @@ raft_advance(struct raft *r, const struct raft_ready *rd)
 		if (maybe_commit(r) && r->role == RAFT_LEADER)
 			bcast_append(r, 1);
 	}
+	log_shed(r);
 	return 0;
 }
 

@@ -155,6 +155,20 @@ struct raft_msg {
 typedef int (*raft_snap_read_fn)(void *ctx, const struct raft_snap_meta *meta,
     uint64_t off, void *buf, size_t len);
 
+/*
+ * Reads back the data of a persisted entry: copy its len bytes (the same
+ * bytes a ready handed out for persisting) into buf.  Returns 0, or a
+ * negative code (the message that needed them is then not sent).
+ *
+ * With it set, the core keeps in memory only the data it may need without
+ * reading: that of entries not yet both persisted and applied, and of conf
+ * entries.  The rest leaves memory at raft_advance, and an append that
+ * needs it (to a follower that lags) reads it back for that ready alone.
+ * So memory holds the unapplied tail, not the whole log.  Without it
+ * (NULL), every entry's data stays in memory until a snapshot covers it.
+ */
+typedef int (*raft_ent_read_fn)(void *ctx, uint64_t index, void *buf, size_t len);
+
 struct raft_config {
 	uint64_t id;
 	uint64_t seed;             /* seeds the election-timeout PRNG */
@@ -171,9 +185,12 @@ struct raft_config {
 	uint64_t max_snapshot;     /* largest snapshot a follower takes */
 	raft_snap_read_fn snap_read;
 	void *snap_ctx;
+	raft_ent_read_fn ent_read; /* may be NULL */
+	void *ent_ctx;
 };
 
-/* Fill c with the defaults (every field but id, seed and snap_read). */
+/* Fill c with the defaults (every field but id, seed, snap_read and
+ * ent_read). */
 void raft_config_default(struct raft_config *c);
 
 struct raft_snapshot {
@@ -220,8 +237,10 @@ void raft_close(struct raft *r); /* NULL is a no-op */
  * from snap->index + 1 or 1; copied).  applied is what the caller's state
  * machine holds (at least snap->index); committed entries after it come
  * out in the next readies.  A commit beyond the last entry (a torn tail)
- * is cut back.  Returns 0, BABL_EINPUT if the pieces do not fit together,
- * BABL_EUSAGE if r is not new, BABL_ENOMEM.
+ * is cut back.  With cfg.ent_read set, entries up to applied that are not
+ * conf entries may come without their data (data NULL, len as stored): it
+ * is read back when needed.  Returns 0, BABL_EINPUT if the pieces do not
+ * fit together, BABL_EUSAGE if r is not new, BABL_ENOMEM.
  */
 int raft_restore(struct raft *r, const struct raft_hard_state *hs,
     const struct raft_snap_meta *snap, const struct raft_entry *ents,

@@ -553,8 +553,16 @@ rstore_state_free(struct rstore_state *st)
 	st->n = 0;
 }
 
+/* Whether a stored entry is the form of a Raft conf entry. */
 static int
-load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st)
+is_conf(const struct entry *e)
+{
+	return e->type == ENT_NOOP && e->len >= RSTORE_MAGIC_LEN &&
+	    memcmp(e->payload, RSTORE_CONF_MAGIC, RSTORE_MAGIC_LEN) == 0;
+}
+
+static int
+load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st, int lazy)
 {
 	uint64_t tail, from, i;
 	size_t bytes = 0, off = 0;
@@ -600,7 +608,8 @@ load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st)
 			why = "is a snapshot anchor after the snapshot";
 			goto bad;
 		}
-		bytes += (size_t)e.len + 1;
+		if (!lazy || i > st->applied || is_conf(&e))
+			bytes += (size_t)e.len + 1;
 		p = e;
 		have_prev = 1;
 	}
@@ -612,6 +621,16 @@ load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st)
 	for (i = 0; i < st->n; i++) {
 		if ((rc = store_entry(t, from + i, &e)))
 			return store_fail(rs, rc, "reading an entry");
+		if (lazy && from + i <= st->applied && !is_conf(&e)) {
+			/* Only what rstore_from_entry would say of it. */
+			struct raft_entry *re = &st->ents[i];
+			re->index = e.index;
+			re->term = e.term;
+			re->type = e.type == ENT_NOOP && e.len == 0 ? RAFT_ENT_NOOP : RAFT_ENT_NORMAL;
+			re->len = re->type == RAFT_ENT_NOOP ? 0 : e.len + 1;
+			re->data = NULL;
+			continue;
+		}
 		if ((rc = rstore_from_entry(&e, &st->ents[i], st->buf + off)))
 			return say(rs, rc, "entry %llu has no Raft form",
 			    (unsigned long long)(from + i));
@@ -622,18 +641,50 @@ bad:
 	return say(rs, BABL_ECORRUPT, "log entry %llu %s", (unsigned long long)i, why);
 }
 
-int
-rstore_load(struct rstore *rs, struct rstore_state *st)
+static int
+load(struct rstore *rs, struct rstore_state *st, int lazy)
 {
 	struct store_txn *t;
 	memset(st, 0, sizeof *st);
 	int rc = store_begin(rs->s, 0, &t);
 	if (rc)
 		return store_fail(rs, rc, "loading the Raft state");
-	rc = load_txn(rs, t, st);
+	rc = load_txn(rs, t, st, lazy);
 	store_abort(t);
 	if (rc)
 		rstore_state_free(st);
+	return rc;
+}
+
+int
+rstore_load(struct rstore *rs, struct rstore_state *st)
+{
+	return load(rs, st, 0);
+}
+
+int
+rstore_load_lazy(struct rstore *rs, struct rstore_state *st)
+{
+	return load(rs, st, 1);
+}
+
+int
+rstore_read(struct rstore *rs, uint64_t index, void *buf, size_t len)
+{
+	struct store_txn *t;
+	struct entry e;
+	struct raft_entry re;
+	int rc = store_begin(rs->s, 0, &t);
+	if (rc)
+		return rc;
+	if ((rc = store_entry(t, index, &e)) == 0) {
+		/* Exactly len bytes of Raft data, or it is not that entry. */
+		if (is_conf(&e) || (e.type == ENT_NOOP && e.len == 0) || e.len + (size_t)1 != len)
+			rc = BABL_ECORRUPT;
+		else
+			rc = rstore_from_entry(&e, &re, buf);
+	}
+	store_abort(t);
 	return rc;
 }
 

@@ -131,10 +131,12 @@ int rstore_compact(struct rstore *rs, const struct raft_snap_meta *meta);
 
 /*
  * What raft_restore needs.  The entries are those after the snapshot (or
- * from 1), up to the end of the log: exactly the log Raft keeps in memory,
- * and so bounded by how often the caller compacts, never the whole history.
- * Entries at or before the snapshot's index are not read.  applied is the
- * stored "applied", raised to the snapshot's index if below it.
+ * from 1), up to the end of the log: exactly the log Raft keeps.  Entries
+ * at or before the snapshot's index are not read.  applied is the stored
+ * "applied", raised to the snapshot's index if below it.  rstore_load
+ * reads every entry's data; rstore_load_lazy leaves out the data of
+ * entries up to applied (data NULL, len kept), but of conf entries, for a
+ * core that reads it back with rstore_read (raft.h, ent_read).
  */
 struct rstore_state {
 	struct raft_hard_state hs;
@@ -152,7 +154,16 @@ struct rstore_state {
  * BABL_ECORRUPT (why in rstore_errstr), BABL_EIO, BABL_ENOMEM.
  */
 int rstore_load(struct rstore *rs, struct rstore_state *st);
+int rstore_load_lazy(struct rstore *rs, struct rstore_state *st);
 void rstore_state_free(struct rstore_state *st);
+
+/*
+ * The Raft data of the stored entry at index into buf, which must be len
+ * bytes, its exact size (a raft_ent_read_fn).  Returns 0, BABL_ENOENT (no
+ * such entry), BABL_ECORRUPT (it fails its checks or is not len bytes),
+ * BABL_EIO.
+ */
+int rstore_read(struct rstore *rs, uint64_t index, void *buf, size_t len);
 
 /* rstore_load, then raft_restore(r, ...) with it. */
 int rstore_restore(struct rstore *rs, struct raft *r);

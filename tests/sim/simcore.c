@@ -99,6 +99,7 @@ struct sim {
 	uint64_t acked_key, acked_index; /* the latest ack */
 	int faults; /* 0 in the heal phase */
 	unsigned batch, inflight; /* per seed: entries per append, appends in flight */
+	int lazy; /* per seed: the cores read applied entries back from disk (ent_read) */
 	struct raft_entry dec[RAFT_MSG_MAX_ENTRIES];
 	struct wbuf wb;
 };
@@ -383,6 +384,20 @@ snap_read(void *ctx, const struct raft_snap_meta *meta, uint64_t off, void *buf,
 	return 0;
 }
 
+/* An entry's data from the disk, for a core that dropped it (ent_read). */
+static int
+ent_read(void *ctx, uint64_t index, void *buf, size_t len)
+{
+	struct node *n = ctx;
+	if (!n->nlog || index < n->log[0].index || index > disk_last(n))
+		return BABL_ENOENT;
+	const struct raft_entry *e = &n->log[index - n->log[0].index];
+	if (e->index != index || e->len != len)
+		return BABL_ECORRUPT;
+	memcpy(buf, e->data, len);
+	return 0;
+}
+
 /* ---- nodes -------------------------------------------------------------------- */
 
 static void
@@ -405,6 +420,10 @@ node_config(struct sim *s, struct node *n, struct raft_config *c)
 	c->max_snapshot = 1 << 20;
 	c->snap_read = snap_read;
 	c->snap_ctx = n;
+	if (s->lazy) {
+		c->ent_read = ent_read;
+		c->ent_ctx = n;
+	}
 }
 
 static void
@@ -1076,6 +1095,7 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	static const unsigned batch[] = {1, 2, 8}, infl[] = {1, 2, 4};
 	s->batch = batch[rnd(s, 3)];
 	s->inflight = infl[rnd(s, 3)];
+	s->lazy = o->seed % 2;
 	static const int sizes[] = {1, 3, 3, 3, 5, 5};
 	int nv = sizes[rnd(s, 6)];
 	struct raft_conf c;
@@ -1086,8 +1106,8 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	}
 	c.n = (uint32_t)nv;
 	note(s, "seed %llu: %d voters, %d spare nodes, %u entries per append, "
-	    "%u in flight", (unsigned long long)o->seed, nv, NN - nv, s->batch,
-	    s->inflight);
+	    "%u in flight%s", (unsigned long long)o->seed, nv, NN - nv, s->batch,
+	    s->inflight, s->lazy ? ", applied entries read back from disk" : "");
 	for (int i = 1; i <= NN && !s->failed; i++) {
 		struct node *n = &s->nodes[i];
 		n->id = i;
