@@ -1205,6 +1205,8 @@ raft_config_default(struct raft_config *c)
 	c->max_apply = 1024;
 	c->snap_chunk = 256 * 1024;
 	c->max_snapshot = (uint64_t)1 << 34;
+	c->ent_read = NULL;
+	c->ent_ctx = NULL;
 }
 
 int

@@ -189,8 +189,8 @@ struct raft_config {
 	void *ent_ctx;
 };
 
-/* Fill c with the defaults (every field but id, seed, snap_read and
- * ent_read). */
+/* Fill c with the defaults (every field but id, seed and snap_read;
+ * ent_read is NULL). */
 void raft_config_default(struct raft_config *c);
 
 struct raft_snapshot {
