@@ -174,6 +174,17 @@ case_mapping(void)
 	T_EQ_INT(rstore_to_entry(&rb, &e, iov, &niov), BABL_EINPUT);
 }
 
+
+/* Entry i of the log case_round_trip leaves: 1-2 normal at term 1, 3 a noop,
+ * 4-5 normal at term 2. */
+static struct raft_entry
+persisted_log(uint64_t i)
+{
+	if (i == 3)
+		return (struct raft_entry){3, 1, RAFT_ENT_NOOP, 0, NULL};
+	return i < 3 ? normal(i, 1, 10 + (unsigned)i - 1) : normal(i, 2, 20);
+}
+
 static void
 case_round_trip(void)
 {
@@ -235,10 +246,7 @@ case_round_trip(void)
 	T_EQ_INT(st.n, 5);
 	T_EQ_INT(st.applied, 0);
 	for (uint64_t i = 1; i <= 5; i++) {
-		struct raft_entry want = i <= 3 ? normal(i, 1, 10 + (unsigned)i - 1) :
-		    normal(i, 2, 20);
-		if (i == 3)
-			want = (struct raft_entry){3, 1, RAFT_ENT_NOOP, 0, NULL};
+		struct raft_entry want = persisted_log(i);
 		T_ASSERT(same_entry(&st.ents[i - 1], &want));
 	}
 	rstore_state_free(&st);
@@ -252,10 +260,7 @@ case_round_trip(void)
 	T_EQ_INT(rstore_load_lazy(rs, &st), 0);
 	T_EQ_INT(st.n, 5);
 	for (uint64_t i = 1; i <= 5; i++) {
-		struct raft_entry want = i <= 3 ? normal(i, 1, 10 + (unsigned)i - 1) :
-		    normal(i, 2, 20);
-		if (i == 3)
-			want = (struct raft_entry){3, 1, RAFT_ENT_NOOP, 0, NULL};
+		struct raft_entry want = persisted_log(i);
 		struct raft_entry got = st.ents[i - 1];
 		uint8_t b[64];
 		if (i <= 4 && want.len) {
