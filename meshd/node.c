@@ -953,7 +953,6 @@ session_reap(struct session *s)
 	return 1;
 }
 
-
 /* Whether s takes more input now.  A client that does not read what it is
  * sent is not read from either: the queue of replies stays short. */
 static int
@@ -1140,9 +1139,15 @@ static struct session *session_new(struct node *n, nng_stream *st);
 static int
 link_start(struct session *l)
 {
-	if (!(l->chans = calloc(WIRE_CHANS, sizeof *l->chans)) ||
-	    !(l->half = calloc(WIRE_CHANS, 1)))
+	l->chans = calloc(WIRE_CHANS, sizeof *l->chans);
+	l->half = calloc(WIRE_CHANS, 1);
+	if (!l->chans || !l->half) { /* it stays a plain session */
+		free(l->chans);
+		free(l->half);
+		l->chans = NULL;
+		l->half = NULL;
 		return BABL_ENOMEM;
+	}
 	l->asked = 1; /* it asks nothing itself, and it may stay idle */
 	return 0;
 }

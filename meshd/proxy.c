@@ -452,12 +452,13 @@ lsend_cb(void *arg)
 	if (rv == 0)
 		p->lout.off += nng_aio_count(aio);
 	if (p->stage == S_GREET) {
-		if (rv && (rv == NNG_ETIMEDOUT || !give_back(p)))
-			unreachable(p, rv == NNG_ETIMEDOUT ? "HELLO not taken in time" :
-			    nng_strerror(rv));
-		else if (p->lout.off < p->lout.len)
+		if (rv) {
+			if (rv == NNG_ETIMEDOUT || !give_back(p))
+				unreachable(p, rv == NNG_ETIMEDOUT ? "HELLO not taken in time" :
+				    nng_strerror(rv));
+		} else if (p->lout.off < p->lout.len) {
 			send_rest(p, A_LSEND);
-		else {
+		} else {
 			p->hello_sent = 1;
 			if (p->welcomed)
 				pump(p);

@@ -294,7 +294,9 @@ log_reload(struct raft *r, uint64_t lo, size_t n)
 		struct raft_entry *e = ent(r, i);
 		if (e->data || !e->len)
 			continue;
-		uint8_t *d = r->cfg.ent_read ? malloc(e->len) : NULL;
+		if (!r->cfg.ent_read) /* (only restore leaves data out, and only with it) */
+			return BABL_EINTERNAL;
+		uint8_t *d = malloc(e->len);
 		if (!d)
 			return BABL_ENOMEM;
 		int rc = r->cfg.ent_read(r->cfg.ent_ctx, i, d, e->len);
@@ -1668,8 +1670,8 @@ raft_ready(struct raft *r, struct raft_ready *rd)
 	unsigned k = 0;
 	for (unsigned i = 0; i < r->npm; i++) {
 		const struct pmsg *p = &r->pm[i];
-		/* An append whose data cannot be read back is as if lost: the
-		 * follower is probed again. */
+		/* An append whose data cannot be read back is not sent: Raft
+		 * handles it as a lost message. */
 		if (p->ent_lo && p->m.nentries && log_reload(r, p->ent_lo, p->m.nentries))
 			continue;
 		r->out[k] = p->m;

@@ -119,6 +119,14 @@ rstore_to_entry(const struct raft_entry *re, struct entry *e,
 	return BABL_EINPUT;
 }
 
+/* Whether a stored entry is a noop whose payload starts with magic. */
+static int
+noop_with(const struct entry *e, const char *magic)
+{
+	return e->type == ENT_NOOP && e->len >= RSTORE_MAGIC_LEN &&
+	    memcmp(e->payload, magic, RSTORE_MAGIC_LEN) == 0;
+}
+
 int
 rstore_from_entry(const struct entry *e, struct raft_entry *re, uint8_t *buf)
 {
@@ -129,23 +137,25 @@ rstore_from_entry(const struct entry *e, struct raft_entry *re, uint8_t *buf)
 		re->type = RAFT_ENT_NOOP;
 		return 0;
 	}
-	if (e->type == ENT_NOOP && e->len >= RSTORE_MAGIC_LEN &&
-	    memcmp(e->payload, RSTORE_SNAP_MAGIC, RSTORE_MAGIC_LEN) == 0)
+	if (noop_with(e, RSTORE_SNAP_MAGIC))
 		return BABL_ECORRUPT;
-	if (e->type == ENT_NOOP && e->len >= RSTORE_MAGIC_LEN &&
-	    memcmp(e->payload, RSTORE_CONF_MAGIC, RSTORE_MAGIC_LEN) == 0) {
+	if (noop_with(e, RSTORE_CONF_MAGIC)) {
 		re->type = RAFT_ENT_CONF;
 		re->len = e->len - RSTORE_MAGIC_LEN;
-		memcpy(buf, e->payload + RSTORE_MAGIC_LEN, re->len);
-		re->data = buf;
+		if (buf) {
+			memcpy(buf, e->payload + RSTORE_MAGIC_LEN, re->len);
+			re->data = buf;
+		}
 		return 0;
 	}
 	re->type = RAFT_ENT_NORMAL;
 	re->len = e->len + 1;
-	buf[0] = e->type;
-	if (e->len)
-		memcpy(buf + 1, e->payload, e->len);
-	re->data = buf;
+	if (buf) {
+		buf[0] = e->type;
+		if (e->len)
+			memcpy(buf + 1, e->payload, e->len);
+		re->data = buf;
+	}
 	return 0;
 }
 
@@ -553,14 +563,6 @@ rstore_state_free(struct rstore_state *st)
 	st->n = 0;
 }
 
-/* Whether a stored entry is the form of a Raft conf entry. */
-static int
-is_conf(const struct entry *e)
-{
-	return e->type == ENT_NOOP && e->len >= RSTORE_MAGIC_LEN &&
-	    memcmp(e->payload, RSTORE_CONF_MAGIC, RSTORE_MAGIC_LEN) == 0;
-}
-
 static int
 load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st, int lazy)
 {
@@ -603,12 +605,11 @@ load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st, int la
 			why = "does not chain to the entry before it";
 			goto bad;
 		}
-		if (e.type == ENT_NOOP && e.len >= RSTORE_MAGIC_LEN &&
-		    memcmp(e.payload, RSTORE_SNAP_MAGIC, RSTORE_MAGIC_LEN) == 0) {
+		if (noop_with(&e, RSTORE_SNAP_MAGIC)) {
 			why = "is a snapshot anchor after the snapshot";
 			goto bad;
 		}
-		if (!lazy || i > st->applied || is_conf(&e))
+		if (!lazy || i > st->applied || noop_with(&e, RSTORE_CONF_MAGIC))
 			bytes += (size_t)e.len + 1;
 		p = e;
 		have_prev = 1;
@@ -621,20 +622,13 @@ load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st, int la
 	for (i = 0; i < st->n; i++) {
 		if ((rc = store_entry(t, from + i, &e)))
 			return store_fail(rs, rc, "reading an entry");
-		if (lazy && from + i <= st->applied && !is_conf(&e)) {
-			/* Only what rstore_from_entry would say of it. */
-			struct raft_entry *re = &st->ents[i];
-			re->index = e.index;
-			re->term = e.term;
-			re->type = e.type == ENT_NOOP && e.len == 0 ? RAFT_ENT_NOOP : RAFT_ENT_NORMAL;
-			re->len = re->type == RAFT_ENT_NOOP ? 0 : e.len + 1;
-			re->data = NULL;
-			continue;
-		}
-		if ((rc = rstore_from_entry(&e, &st->ents[i], st->buf + off)))
+		/* Lazily, applied entries but conf ones come without data. */
+		int bare = lazy && from + i <= st->applied && !noop_with(&e, RSTORE_CONF_MAGIC);
+		if ((rc = rstore_from_entry(&e, &st->ents[i], bare ? NULL : st->buf + off)))
 			return say(rs, rc, "entry %llu has no Raft form",
 			    (unsigned long long)(from + i));
-		off += (size_t)e.len + 1;
+		if (!bare)
+			off += (size_t)e.len + 1;
 	}
 	return 0;
 bad:
@@ -678,11 +672,13 @@ rstore_read(struct rstore *rs, uint64_t index, void *buf, size_t len)
 	if (rc)
 		return rc;
 	if ((rc = store_entry(t, index, &e)) == 0) {
-		/* Exactly len bytes of Raft data, or it is not that entry. */
-		if (is_conf(&e) || (e.type == ENT_NOOP && e.len == 0) || e.len + (size_t)1 != len)
+		/* Exactly len bytes of Raft data, and not a conf entry (the
+		 * core keeps those), or it is not that entry. */
+		if ((rc = rstore_from_entry(&e, &re, NULL)) == 0 &&
+		    (re.type == RAFT_ENT_CONF || re.len != len || len == 0))
 			rc = BABL_ECORRUPT;
-		else
-			rc = rstore_from_entry(&e, &re, buf);
+		if (rc == 0)
+			rstore_from_entry(&e, &re, buf);
 	}
 	store_abort(t);
 	return rc;

@@ -195,7 +195,8 @@ int rstore_to_entry(const struct raft_entry *re, struct entry *e,
 
 /*
  * The Raft entry for a meshd entry: re->data points at a copy made in
- * buf (room for e->len + 1 bytes; NULL for a noop).  Returns 0, or
+ * buf (room for e->len + 1 bytes; NULL for a noop).  With buf NULL, only
+ * the index, term, type and len are filled (data NULL).  Returns 0, or
  * BABL_ECORRUPT for an anchor (which has no Raft form).
  */
 int rstore_from_entry(const struct entry *e, struct raft_entry *re,

@@ -274,16 +274,21 @@ out:
 	return result;
 }
 
+/* Whether a worker (or channel) that has started seq calls makes another. */
+static int
+running(long seq)
+{
+	if (atomic_load(&stop_all) || (rounds && seq >= rounds))
+		return 0;
+	return !((!rounds || duration_set) && now_since(&t_start) >= duration);
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct conn *c = NULL;
-	for (long seq = 0; !atomic_load(&stop_all); seq++) {
-		if (rounds && seq >= rounds)
-			break;
-		if ((!rounds || duration_set) && now_since(&t_start) >= duration)
-			break;
+	for (long seq = 0; running(seq); seq++) {
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (one_call(w, seq, &c) == 0)
@@ -303,14 +308,6 @@ struct chan {
 	uint64_t out;
 	struct timespec t0;
 };
-
-static int
-running(long seq)
-{
-	if (atomic_load(&stop_all) || (rounds && seq >= rounds))
-		return 0;
-	return !((!rounds || duration_set) && now_since(&t_start) >= duration);
-}
 
 /* Start channel i's next call: its frames go into b. */
 static int
