@@ -42,10 +42,9 @@ entry_seal(struct entry *e, const struct iovec *iov, int niov, uint8_t hdr[ENTRY
 }
 
 int
-entry_open(const void *p, size_t n, struct entry *e)
+entry_parse(const void *p, size_t n, struct entry *e)
 {
 	const uint8_t *h = p;
-	uint8_t sum[32];
 	if (n < ENTRY_HDR || h[0] < ENTRY_FORMAT_B2 || h[0] > ENTRY_FORMAT || h[1] == 0 ||
 	    h[1] > ENT_MAX || h[2] || h[3] || be32_get(h + 4) != n - ENTRY_HDR)
 		return BABL_EPROTO;
@@ -56,6 +55,17 @@ entry_open(const void *p, size_t n, struct entry *e)
 	memcpy(e->prev, h + 24, 32);
 	memcpy(e->hash, h + 56, 32);
 	e->payload = h + ENTRY_HDR;
+	return 0;
+}
+
+int
+entry_open(const void *p, size_t n, struct entry *e)
+{
+	const uint8_t *h = p;
+	uint8_t sum[32];
+	int rc = entry_parse(p, n, e);
+	if (rc)
+		return rc;
 	if (h[0] == ENTRY_FORMAT) {
 		struct hash_state st;
 		hash_init(&st);

@@ -70,6 +70,12 @@ void entry_seal(struct entry *e, const struct iovec *iov, int niov,
  * type, length mismatch), BABL_ECORRUPT if the checksum fails.
  */
 int entry_open(const void *p, size_t n, struct entry *e);
+/*
+ * The same without the checksum: the header's fields only (BABL_EPROTO if
+ * it is not an entry).  For a reader that needs only entries' shapes and
+ * checks the data of each where it is used (rstore_load_lazy).
+ */
+int entry_parse(const void *p, size_t n, struct entry *e);
 
 /* Payloads.  Decoders borrow from the payload and return 0 or BABL_EPROTO. */
 

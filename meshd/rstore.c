@@ -563,13 +563,72 @@ rstore_state_free(struct rstore_state *st)
 	st->n = 0;
 }
 
+/*
+ * load_txn's walk over the log: every entry's shape, index and chain link
+ * (a header read; no payload is hashed here).
+ */
+struct load_walk {
+	struct rstore_state *st;
+	uint64_t from, next;  /* the first index loaded; the one expected */
+	int have_prev;
+	uint8_t prev[32];     /* the stored hash of the entry before next */
+	int lazy;
+	size_t bytes;         /* data to load */
+	const char *why;      /* set with BABL_ECORRUPT */
+};
+
+/* Whether entry i's data is loaded (and so its checksum checked). */
+static int
+load_data(const struct load_walk *w, uint64_t i, const struct raft_entry *re)
+{
+	return !w->lazy || i > w->st->applied || re->type == RAFT_ENT_CONF;
+}
+
+static int
+load_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct load_walk *w = arg;
+	struct entry e;
+	uint64_t i = kl == 8 ? be64_get(k) : 0;
+	if (kl != 8 || i != w->next) {
+		if (kl == 8 && i + 1 == w->from && entry_parse(v, vl, &e) == 0 &&
+		    e.index == i) {
+			/* The entry before the first: the chain's anchor. */
+			memcpy(w->prev, e.hash, 32);
+			w->have_prev = 1;
+			return 0;
+		}
+		if (kl == 8 && i < w->from)
+			return 0;
+		w->why = "is missing";
+		return BABL_ECORRUPT;
+	}
+	if (entry_parse(v, vl, &e) || e.index != i) {
+		w->why = "fails its checksum";
+		return BABL_ECORRUPT;
+	}
+	if (w->have_prev && memcmp(e.prev, w->prev, 32) != 0) {
+		w->why = "does not chain to the entry before it";
+		return BABL_ECORRUPT;
+	}
+	struct raft_entry *re = &w->st->ents[i - w->from];
+	if (noop_with(&e, RSTORE_SNAP_MAGIC) || rstore_from_entry(&e, re, NULL)) {
+		w->why = "is a snapshot anchor after the snapshot";
+		return BABL_ECORRUPT;
+	}
+	if (load_data(w, i, re))
+		w->bytes += (size_t)e.len + 1;
+	memcpy(w->prev, e.hash, 32);
+	w->have_prev = 1;
+	return ++w->next > w->from + w->st->n - 1 ? 1 : 0;
+}
+
 static int
 load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st, int lazy)
 {
 	uint64_t tail, from, i;
-	size_t bytes = 0, off = 0;
-	struct entry e, p;
-	const char *why = "";
+	size_t off = 0;
+	struct entry e;
 	int rc;
 	if ((rc = meta_get0(rs, t, K_TERM, &st->hs.term)) ||
 	    (rc = meta_get0(rs, t, K_VOTE, &st->hs.vote)) ||
@@ -594,45 +653,31 @@ load_txn(struct rstore *rs, struct store_txn *t, struct rstore_state *st, int la
 		return 0;
 	if (tail - from + 1 > SIZE_MAX / sizeof *st->ents)
 		return say(rs, BABL_ENOMEM, "too many entries to load");
-	/* First pass: check every entry and its link, and count bytes. */
-	int have_prev = from > 1 && store_entry(t, from - 1, &p) == 0;
-	for (i = from; i <= tail; i++) {
-		if ((rc = store_entry(t, i, &e))) {
-			why = entry_why(rc);
-			goto bad;
-		}
-		if (have_prev && memcmp(e.prev, p.hash, 32) != 0) {
-			why = "does not chain to the entry before it";
-			goto bad;
-		}
-		if (noop_with(&e, RSTORE_SNAP_MAGIC)) {
-			why = "is a snapshot anchor after the snapshot";
-			goto bad;
-		}
-		if (!lazy || i > st->applied || noop_with(&e, RSTORE_CONF_MAGIC))
-			bytes += (size_t)e.len + 1;
-		p = e;
-		have_prev = 1;
-	}
 	st->n = (size_t)(tail - from + 1);
-	st->ents = calloc(st->n, sizeof *st->ents);
-	st->buf = malloc(bytes ? bytes : 1);
-	if (!st->ents || !st->buf)
+	if (!(st->ents = calloc(st->n, sizeof *st->ents)))
+		return say(rs, BABL_ENOMEM, "loading %zu entries", st->n);
+	/* First, in key order: every entry's shape and link. */
+	struct load_walk w = {st, from, from, 0, {0}, lazy, 0, NULL};
+	rc = store_scan(t, DB_LOG, NULL, 0, 0, load_one, &w);
+	if (rc < 0 && rc != BABL_ECORRUPT)
+		return store_fail(rs, rc, "reading the log");
+	if (rc == BABL_ECORRUPT || w.next != tail + 1)
+		return say(rs, BABL_ECORRUPT, "log entry %llu %s",
+		    (unsigned long long)w.next, w.why ? w.why : "is missing");
+	/* Then the data of those that carry it, each checked in full. */
+	if (!(st->buf = malloc(w.bytes ? w.bytes : 1)))
 		return say(rs, BABL_ENOMEM, "loading %zu entries", st->n);
 	for (i = 0; i < st->n; i++) {
-		if ((rc = store_entry(t, from + i, &e)))
-			return store_fail(rs, rc, "reading an entry");
-		/* Lazily, applied entries but conf ones come without data. */
-		int bare = lazy && from + i <= st->applied && !noop_with(&e, RSTORE_CONF_MAGIC);
-		if ((rc = rstore_from_entry(&e, &st->ents[i], bare ? NULL : st->buf + off)))
-			return say(rs, rc, "entry %llu has no Raft form",
-			    (unsigned long long)(from + i));
-		if (!bare)
-			off += (size_t)e.len + 1;
+		if (!load_data(&w, from + i, &st->ents[i]))
+			continue;
+		if ((rc = store_entry(t, from + i, &e)) ||
+		    (size_t)e.len + 1 > w.bytes - off)
+			return say(rs, BABL_ECORRUPT, "log entry %llu %s",
+			    (unsigned long long)(from + i), entry_why(rc));
+		rstore_from_entry(&e, &st->ents[i], st->buf + off);
+		off += (size_t)e.len + 1;
 	}
 	return 0;
-bad:
-	return say(rs, BABL_ECORRUPT, "log entry %llu %s", (unsigned long long)i, why);
 }
 
 static int

@@ -149,8 +149,12 @@ struct rstore_state {
 };
 
 /*
- * Read st (which rstore_state_free releases; also after an error).  The
- * entries read are checked: checksum, index, chain.  Returns 0,
+ * Read st (which rstore_state_free releases; also after an error).  Every
+ * entry's index, shape and link to the entry before it are checked, and
+ * the checksum of each entry whose data is loaded: so the lazy load hashes
+ * no applied entry but conf ones, and a start costs a walk over the log's
+ * headers, not a hash of all its bytes.  rstore_read checks the checksum
+ * of what it reads back; rstore_verify checks everything.  Returns 0,
  * BABL_ECORRUPT (why in rstore_errstr), BABL_EIO, BABL_ENOMEM.
  */
 int rstore_load(struct rstore *rs, struct rstore_state *st);
