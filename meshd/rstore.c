@@ -604,7 +604,7 @@ load_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		return BABL_ECORRUPT;
 	}
 	if (entry_parse(v, vl, &e) || e.index != i) {
-		w->why = "fails its checksum";
+		w->why = "is not a well-formed entry";
 		return BABL_ECORRUPT;
 	}
 	if (w->have_prev && memcmp(e.prev, w->prev, 32) != 0) {
@@ -612,7 +612,7 @@ load_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
 		return BABL_ECORRUPT;
 	}
 	struct raft_entry *re = &w->st->ents[i - w->from];
-	if (noop_with(&e, RSTORE_SNAP_MAGIC) || rstore_from_entry(&e, re, NULL)) {
+	if (rstore_from_entry(&e, re, NULL)) { /* (a snapshot anchor) */
 		w->why = "is a snapshot anchor after the snapshot";
 		return BABL_ECORRUPT;
 	}
