@@ -6619,6 +6619,11 @@ node_check(const char *data_dir, uint64_t map_bytes)
 	if (sodium_init() < 0)
 		return 1;
 	int rc = store_open(&st, data_dir, map_bytes);
+	if (rc == BABL_EBUSY) {
+		/* The node runs: read beside it. */
+		store_close(st);
+		rc = store_open_shared(&st, data_dir, map_bytes);
+	}
 	if (rc && rc != BABL_ECORRUPT) {
 		fprintf(stderr, "meshd: cannot open the log in %s: %s (%s)\n", data_dir,
 		    babl_strerror(rc), store_errstr(st));

@@ -1,5 +1,6 @@
 /* store.c - the log and state on LMDB; see store.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "entry.h"
 #include "err.h"
+#include "journal.h"
 #include "store.h"
 
 static const char *db_names[DB_N] = {"log", "meta", "services", "names",
@@ -31,6 +33,13 @@ struct store {
 	uint64_t zero_end;
 	uint64_t used_ref, commits; /* the data's size at the last look, and
 	                               commits since */
+	/* The journal (journal.h); NULL in a store opened beside its owner
+	 * (store_open_shared), which only reads. */
+	struct journal *j;
+	MDB_txn *pin;      /* the last checkpoint's snapshot: its pages stay */
+	uint64_t pin_pg;   /* LMDB's last page at that checkpoint */
+	int replaying;     /* applying the journal: nothing is journalled */
+	int broken;        /* records could not be replayed: no writes */
 };
 
 struct store_txn {
@@ -39,7 +48,21 @@ struct store_txn {
 	int write;
 	uint64_t tail, tail_term;
 	uint8_t tail_hash[32];
+	/* A write txn's journal record, built as it goes (journal_ops). */
+	uint8_t *rec;
+	size_t rlen, rcap;
+	int direct; /* too big for the journal: commit and checkpoint */
 };
+
+/* A record larger than this is not journalled: its txn commits to LMDB and
+ * a checkpoint makes it durable (two flushes, but no second copy). */
+#define REC_DIRECT (256u << 10)
+/* Checkpoint once LMDB has taken this many pages past the pinned snapshot
+ * (the pin keeps freed pages from reuse, so the file grows meanwhile). */
+#define PIN_PAGES 4096
+
+enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TRUNC, OP_RESET, OP_DROP };
+#define OP_HDR 18 /* op, db, a's length, b's length, x */
 
 static int
 fail(struct store *s, const char *what, int rc)
@@ -118,29 +141,232 @@ load_tail(struct store *s)
 	return rc;
 }
 
-int
-store_open(struct store **out, const char *dir, uint64_t map_bytes)
+/* Add an op to t's journal record, if t is a journalled write txn.  A
+ * record that would grow past REC_DIRECT (or cannot grow) is dropped: the
+ * txn is then made durable by a checkpoint instead. */
+static void
+journal_op(struct store_txn *t, int op, int db, const void *a, size_t al,
+    const void *b, size_t bl, uint64_t x)
+{
+	struct store *s = t->s;
+	if (!t->write || !s->j || s->replaying || t->direct)
+		return;
+	size_t need = t->rlen + OP_HDR + al + bl;
+	if (need > t->rcap && need <= REC_DIRECT) {
+		size_t cap = t->rcap ? t->rcap : 4096;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *p = realloc(t->rec, cap);
+		if (p) {
+			t->rec = p;
+			t->rcap = cap;
+		}
+	}
+	if (need > t->rcap) {
+		free(t->rec);
+		t->rec = NULL;
+		t->rlen = t->rcap = 0;
+		t->direct = 1;
+		return;
+	}
+	uint8_t *p = t->rec + t->rlen;
+	p[0] = (uint8_t)op;
+	p[1] = (uint8_t)db;
+	be32_put(p + 2, (uint32_t)al);
+	be32_put(p + 6, (uint32_t)bl);
+	be64_put(p + 10, x);
+	if (al)
+		memcpy(p + OP_HDR, a, al);
+	if (bl)
+		memcpy(p + OP_HDR + al, b, bl);
+	t->rlen = need;
+}
+
+/* Replay one journal record: its ops in one txn. */
+static int
+replay_record(void *arg, const uint8_t *p, size_t n)
+{
+	struct store *s = arg;
+	struct store_txn *t;
+	int rc = store_begin(s, 1, &t);
+	if (rc)
+		return rc;
+	while (rc == 0 && n) {
+		uint64_t al = n >= OP_HDR ? be32_get(p + 2) : 0, bl = n >= OP_HDR ? be32_get(p + 6) : 0;
+		if (n < OP_HDR || al + bl > n - OP_HDR) {
+			rc = BABL_ECORRUPT;
+			break;
+		}
+		const uint8_t *a = p + OP_HDR, *b = a + al;
+		uint64_t x = be64_get(p + 10);
+		int db = p[1];
+		struct entry e;
+		uint8_t h[32];
+		switch (p[0]) {
+		case OP_APPEND:
+			if (entry_open(a, al, &e) || e.index != t->tail + 1) {
+				rc = BABL_ECORRUPT;
+				break;
+			}
+			memcpy(h, e.hash, 32);
+			struct iovec iov = {(void *)e.payload, e.len};
+			if ((rc = store_append(t, &e, &iov, e.len ? 1 : 0)) == 0 && memcmp(h, e.hash, 32))
+				rc = BABL_ECORRUPT; /* it does not chain to the log */
+			break;
+		case OP_PUT:
+			rc = db < DB_N ? store_put(t, db, a, al, b, bl) : BABL_ECORRUPT;
+			break;
+		case OP_DEL:
+			rc = db < DB_N ? store_del(t, db, a, al) : BABL_ECORRUPT;
+			break;
+		case OP_TRUNC:
+			rc = store_truncate_from(t, x);
+			break;
+		case OP_RESET:
+			rc = store_log_reset(t, x);
+			break;
+		case OP_DROP:
+			rc = store_log_drop_before(t, x);
+			break;
+		default:
+			rc = BABL_ECORRUPT;
+		}
+		p += OP_HDR + al + bl;
+		n -= OP_HDR + al + bl;
+	}
+	if (rc) {
+		store_abort(t);
+		snprintf(s->err, sizeof s->err, "the journal holds a record that cannot be "
+		    "applied to the store (%s)", babl_strerror(rc));
+		return rc;
+	}
+	return store_commit(t);
+}
+
+/*
+ * Make everything committed durable in LMDB and start a new journal
+ * generation from it.  The caller holds LMDB's writer lock (a write txn of
+ * this thread), so nothing commits meanwhile.  The new pin keeps the
+ * snapshot's pages from reuse until the next checkpoint, so that after a
+ * crash its meta pages, written back (restore_base), describe whole pages.
+ */
+static int
+checkpoint_locked(struct store *s, int clean)
+{
+	int fd, rc;
+	MDB_txn *pin = NULL;
+	MDB_envinfo info;
+	size_t n = clean ? 0 : 2 * s->psize;
+	uint8_t *meta = malloc(n ? n : 1);
+	if (!meta)
+		return BABL_ENOMEM;
+	if ((rc = mdb_env_sync(s->env, 1)) || (rc = mdb_env_get_fd(s->env, &fd))) {
+		free(meta);
+		return fail(s, "sync", rc);
+	}
+	if (n && pread(fd, meta, n, 0) != (ssize_t)n) {
+		free(meta);
+		snprintf(s->err, sizeof s->err, "reading data.mdb's meta pages: %s", strerror(errno));
+		return BABL_EIO;
+	}
+	if (!clean && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &pin))) {
+		free(meta);
+		return fail(s, "pin", rc);
+	}
+	rc = journal_checkpoint(s->j, meta, n);
+	free(meta);
+	if (rc) {
+		if (pin)
+			mdb_txn_abort(pin);
+		snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
+		return rc;
+	}
+	if (s->pin)
+		mdb_txn_abort(s->pin);
+	s->pin = pin;
+	s->pin_pg = mdb_env_info(s->env, &info) == 0 ? info.me_last_pgno : 0;
+	return 0;
+}
+
+static int
+checkpoint(struct store *s, int clean)
+{
+	MDB_txn *w;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
+	if (rc)
+		return fail(s, "checkpoint", rc);
+	rc = checkpoint_locked(s, clean);
+	mdb_txn_abort(w);
+	return rc;
+}
+
+/* Whether LMDB has taken so many pages since the pin that a checkpoint
+ * should free them. */
+static int
+pin_due(struct store *s)
+{
+	MDB_envinfo info;
+	return mdb_env_info(s->env, &info) == 0 && info.me_last_pgno > s->pin_pg + PIN_PAGES;
+}
+
+/*
+ * After an unclean stop, write the last checkpoint's meta pages back over
+ * data.mdb's (*replay 1: its records are to be replayed).  Nothing to do
+ * after a clean close (an empty base) or before any checkpoint, or if
+ * data.mdb is gone (a wiped node starts afresh).
+ */
+static int
+restore_base(struct store *s, const char *dir, int *replay)
+{
+	const uint8_t *base;
+	size_t n;
+	char p[4200];
+	*replay = 0;
+	if (!journal_base(s->j, &base, &n) || n == 0)
+		return 0;
+	snprintf(p, sizeof p, "%s/data.mdb", dir);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 || pwrite(fd, base, n, 0) != (ssize_t)n || fdatasync(fd)) {
+		snprintf(s->err, sizeof s->err, "restoring data.mdb from the journal: %s",
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return BABL_EIO;
+	}
+	close(fd);
+	*replay = 1;
+	return 0;
+}
+
+static int
+open_env(struct store **out, const char *dir, uint64_t map_bytes, int shared)
 {
 	struct store *s = calloc(1, sizeof *s);
 	MDB_txn *txn;
 	if (s)
 		pthread_mutex_init(&s->tail_lock, NULL);
-	int rc;
+	int rc, replay = 0;
 	if (!s)
 		return BABL_ENOMEM;
+	*out = s; /* the caller reads store_errstr, then store_close */
 	snprintf(s->path, sizeof s->path, "%s", dir);
+	if (!shared && ((rc = journal_open(&s->j, dir, s->err, sizeof s->err)) ||
+	    (rc = restore_base(s, dir, &replay))))
+		return rc;
 	if ((rc = mdb_env_create(&s->env)))
 		goto lmdb_fail;
 	mdb_env_set_maxdbs(s->env, DB_N + 2);
 	mdb_env_set_maxreaders(s->env, 256);
 	if ((rc = mdb_env_set_mapsize(s->env, map_bytes)))
 		goto lmdb_fail;
-	if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)))
+	if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS | (shared ? MDB_RDONLY : MDB_NOSYNC), 0600)))
 		goto lmdb_fail;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+	if ((rc = mdb_txn_begin(s->env, NULL, shared ? MDB_RDONLY : 0, &txn)))
 		goto lmdb_fail;
 	for (int i = 0; i < DB_N; i++) {
-		if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]))) {
+		if ((rc = mdb_dbi_open(txn, db_names[i], shared ? 0 : MDB_CREATE, &s->dbi[i]))) {
 			mdb_txn_abort(txn);
 			goto lmdb_fail;
 		}
@@ -155,17 +381,44 @@ store_open(struct store **out, const char *dir, uint64_t map_bytes)
 	if (mdb_env_stat(s->env, &mst) == 0)
 		s->psize = mst.ms_psize;
 	s->used_ref = used_bytes(s);
+	if (s->j && 2 * s->psize > JOURNAL_BASE_MAX) {
+		snprintf(s->err, sizeof s->err, "pages of %zu bytes are too large for the journal",
+		    s->psize);
+		return BABL_EINTERNAL;
+	}
 	if ((rc = load_tail(s))) {
-		/* s->err says why; keep it for the caller. */
-		*out = s;
+		/* s->err says why; keep it for the caller.  With records still
+		 * to replay, nothing may be written: they would be lost. */
+		if (replay)
+			s->broken = 1;
 		return rc;
 	}
-	*out = s;
+	if (replay) {
+		s->replaying = 1;
+		rc = journal_replay(s->j, replay_record, s);
+		s->replaying = 0;
+		if (rc) {
+			s->broken = 1;
+			return rc;
+		}
+	}
+	if (s->j && (rc = checkpoint(s, 0)))
+		return rc;
 	return 0;
 lmdb_fail:
-	rc = fail(s, dir, rc);
-	*out = s; /* the caller reads store_errstr, then store_close */
-	return rc;
+	return fail(s, dir, rc);
+}
+
+int
+store_open(struct store **out, const char *dir, uint64_t map_bytes)
+{
+	return open_env(out, dir, map_bytes, 0);
+}
+
+int
+store_open_shared(struct store **out, const char *dir, uint64_t map_bytes)
+{
+	return open_env(out, dir, map_bytes, 1);
 }
 
 void
@@ -173,8 +426,15 @@ store_close(struct store *s)
 {
 	if (!s)
 		return;
+	/* A clean close: durable in LMDB, nothing to restore at the next open
+	 * (so tools may edit data.mdb in between). */
+	if (s->j && s->pin && !s->broken)
+		checkpoint(s, 1);
+	if (s->pin)
+		mdb_txn_abort(s->pin);
 	if (s->env)
 		mdb_env_close(s->env);
+	journal_close(s->j);
 	free(s);
 }
 
@@ -197,6 +457,10 @@ store_begin(struct store *s, int write, struct store_txn **out)
 	struct store_txn *t = calloc(1, sizeof *t);
 	if (!t)
 		return BABL_ENOMEM;
+	if (write && s->broken) {
+		free(t);
+		return BABL_ECORRUPT;
+	}
 	int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
 	if (rc) {
 		free(t);
@@ -280,6 +544,18 @@ int
 store_commit(struct store_txn *t)
 {
 	struct store *s = t->s;
+	int jrc = 0;
+	/* Journalled: the record is durable before LMDB commits (unsynced). */
+	if (t->write && s->j && !s->replaying && !t->direct && t->rlen) {
+		if (t->rlen > journal_room(s->j))
+			jrc = checkpoint_locked(s, 0);
+		if (!jrc && (jrc = journal_append(s->j, t->rec, t->rlen)))
+			snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
+		if (jrc) {
+			store_abort(t);
+			return jrc;
+		}
+	}
 	int rc = mdb_txn_commit(t->txn);
 	if (rc == 0 && t->write) {
 		pthread_mutex_lock(&s->tail_lock);
@@ -287,10 +563,14 @@ store_commit(struct store_txn *t)
 		s->tail_term = t->tail_term;
 		memcpy(s->tail_hash, t->tail_hash, 32);
 		pthread_mutex_unlock(&s->tail_lock);
+		/* Too big for the journal: durable by a checkpoint. */
+		if (s->j && !s->replaying && (t->direct || pin_due(s)))
+			jrc = checkpoint(s, 0);
 		prezero(s);
 	}
+	free(t->rec);
 	free(t);
-	return rc ? fail(s, "commit", rc) : 0;
+	return rc ? fail(s, "commit", rc) : jrc;
 }
 
 void
@@ -299,6 +579,7 @@ store_abort(struct store_txn *t)
 	if (!t)
 		return;
 	mdb_txn_abort(t->txn);
+	free(t->rec);
 	free(t);
 }
 
@@ -308,7 +589,10 @@ store_put(struct store_txn *t, int db, const void *k, size_t kl, const void *v,
 {
 	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
 	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, 0);
-	return rc ? fail(t->s, "put", rc) : 0;
+	if (rc)
+		return fail(t->s, "put", rc);
+	journal_op(t, OP_PUT, db, k, kl, v, vl, 0);
+	return 0;
 }
 
 int
@@ -316,7 +600,10 @@ store_del(struct store_txn *t, int db, const void *k, size_t kl)
 {
 	MDB_val key = {kl, (void *)k};
 	int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
-	return rc && rc != MDB_NOTFOUND ? fail(t->s, "del", rc) : 0;
+	if (rc && rc != MDB_NOTFOUND)
+		return fail(t->s, "del", rc);
+	journal_op(t, OP_DEL, db, k, kl, NULL, 0, 0);
+	return 0;
 }
 
 int
@@ -359,6 +646,7 @@ store_append(struct store_txn *t, struct entry *e, const struct iovec *iov, int 
 		memcpy(p, iov[i].iov_base, iov[i].iov_len);
 		p += iov[i].iov_len;
 	}
+	journal_op(t, OP_APPEND, DB_LOG, val.mv_data, val.mv_size, NULL, 0, 0);
 	t->tail = e->index;
 	t->tail_term = e->term;
 	memcpy(t->tail_hash, e->hash, 32);
@@ -596,6 +884,7 @@ store_truncate_from(struct store_txn *t, uint64_t index)
 	}
 	if ((rc = log_delete_range(t, index, 0)))
 		return rc;
+	journal_op(t, OP_TRUNC, DB_LOG, NULL, 0, NULL, 0, index);
 	if (index > 1) {
 		t->tail = e.index;
 		t->tail_term = e.term;
@@ -614,6 +903,7 @@ store_log_reset(struct store_txn *t, uint64_t index)
 	int rc = log_delete_range(t, 0, 0);
 	if (rc)
 		return rc;
+	journal_op(t, OP_RESET, DB_LOG, NULL, 0, NULL, 0, index);
 	t->tail = index;
 	t->tail_term = 0;
 	memset(t->tail_hash, 0, 32);
@@ -623,7 +913,10 @@ store_log_reset(struct store_txn *t, uint64_t index)
 int
 store_log_drop_before(struct store_txn *t, uint64_t index)
 {
-	return log_delete_range(t, index, 1);
+	int rc = log_delete_range(t, index, 1);
+	if (rc == 0)
+		journal_op(t, OP_DROP, DB_LOG, NULL, 0, NULL, 0, index);
+	return rc;
 }
 
 int
@@ -652,8 +945,20 @@ store_log_first(struct store_txn *t, uint64_t *index)
 int
 store_grow(struct store *s, uint64_t map_bytes)
 {
-	int rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
-	return rc ? fail(s, "set map size", rc) : 0;
+	int rc;
+	/* LMDB wants no txn of this process open, the pin included: drop it
+	 * at a checkpoint (nothing then needs its pages) and pin again. */
+	if (s->pin) {
+		if ((rc = checkpoint(s, 0)))
+			return rc;
+		mdb_txn_abort(s->pin);
+		s->pin = NULL;
+	}
+	rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
+	int prc = s->j ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->pin) : 0;
+	if (prc)
+		s->broken = 1; /* unpinned, a crash could not be recovered */
+	return rc ? fail(s, "set map size", rc) : prc ? fail(s, "pin", prc) : 0;
 }
 
 uint64_t

@@ -4,8 +4,10 @@
  * Databases: the log (index -> entry, see entry.h), and the state that
  * applying the log builds: services, per-service call records, --id
  * outcomes and their recorded output, and meta values.  Write transactions
- * commit durably (LMDB's default sync).  One thread writes; any thread may
- * read in its own read transaction.
+ * commit durably: a small one as a journal record, synced (one flush),
+ * then to LMDB without a sync; a large one (over 256 KiB of changes) to
+ * LMDB and then a checkpoint (LMDB synced).  One thread writes; any
+ * thread may read in its own read transaction.
  *
  * Errors: BABL_EIO for LMDB failures (logged with mdb_strerror by the
  * caller through store_errstr), BABL_ECORRUPT when a stored entry fails its
@@ -38,8 +40,16 @@ enum store_db {
 struct store;
 struct store_txn;
 
-/* Open (creating) DIR/data.mdb.  map_bytes bounds the file's size. */
+/*
+ * Open (creating) DIR/data.mdb and its journal, DIR/journal (journal.h),
+ * which it locks: BABL_EBUSY if another process has the store open.  After
+ * an unclean stop, the journal's records since its last checkpoint are
+ * applied first.  map_bytes bounds the file's size.
+ */
 int store_open(struct store **out, const char *dir, uint64_t map_bytes);
+/* Open for reading beside the process that has it open (meshd --check on
+ * a running node): no journal, no writes. */
+int store_open_shared(struct store **out, const char *dir, uint64_t map_bytes);
 void store_close(struct store *s);
 
 /* The last LMDB error text, for logs. */
