@@ -22,13 +22,23 @@
 
 struct journal {
 	int fd;
-	uint64_t gen, seq; /* the generation, and its last record's number */
+	uint64_t gen, seq; /* the records' generation, and its last record's number */
 	uint64_t off;      /* where the next record goes */
-	uint64_t filled;   /* bytes of the file written so far */
+	uint64_t filled[2]; /* how far each region has been written ahead */
+	/* The newest slot: its generation, and base.  Only journal_checkpoint
+	 * changes them, so that it may run beside journal_append. */
+	uint64_t based;
+	int slot; /* where it lies; the next goes in the other */
 	uint8_t *base;
 	size_t nbase;
 	char err[256];
 };
+
+static uint64_t
+region(uint64_t gen)
+{
+	return JOURNAL_RECORDS + (gen & 1) * (uint64_t)JOURNAL_REGION;
+}
 
 static int
 io_fail(struct journal *j, const char *what)
@@ -122,7 +132,6 @@ int
 journal_open(struct journal **out, const char *dir, char *err, size_t errlen)
 {
 	char path[4200];
-	struct stat st;
 	struct journal *j = calloc(1, sizeof *j);
 	*out = NULL;
 	if (!j) {
@@ -144,26 +153,27 @@ journal_open(struct journal **out, const char *dir, char *err, size_t errlen)
 		free(j);
 		return busy ? BABL_EBUSY : BABL_EIO;
 	}
-	if (fstat(j->fd, &st)) {
-		snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
-		journal_close(j);
-		return BABL_EIO;
-	}
-	j->filled = (uint64_t)st.st_size;
+	/* What lies in the regions is not known: each is written ahead afresh
+	 * from its start when first used. */
+	j->slot = 1;
+	j->filled[0] = region(0);
+	j->filled[1] = region(1);
 	for (int i = 0; i < 2; i++) {
 		uint8_t *b = NULL;
 		size_t n = 0;
 		uint64_t g = read_slot(j, i, &b, &n);
-		if (g > j->gen) {
+		if (g > j->based) {
 			free(j->base);
-			j->gen = g;
+			j->based = g;
+			j->slot = i;
 			j->base = b;
 			j->nbase = n;
 		} else {
 			free(b);
 		}
 	}
-	j->off = JOURNAL_RECORDS;
+	j->gen = j->based;
+	j->off = region(j->gen);
 	*out = j;
 	return 0;
 }
@@ -183,7 +193,7 @@ journal_base(const struct journal *j, const uint8_t **p, size_t *n)
 {
 	*p = j->base;
 	*n = j->nbase;
-	return j->gen;
+	return j->based;
 }
 
 const char *
@@ -192,26 +202,28 @@ journal_errstr(const struct journal *j)
 	return j->err;
 }
 
-int
-journal_replay(struct journal *j, int (*fn)(void *, const uint8_t *, size_t), void *arg)
+/* Replay generation gen's records from its region's start: how many. */
+static int
+replay_gen(struct journal *j, uint64_t gen, int (*fn)(void *, const uint8_t *, size_t),
+    void *arg, uint64_t *count)
 {
 	uint8_t hdr[REC_HDR], h[HASH_LEN];
+	uint64_t off = region(gen), end = off + JOURNAL_REGION, seq = 0;
 	int rc = 0;
-	j->off = JOURNAL_RECORDS;
-	j->seq = 0;
-	while (rc == 0 && j->gen) {
-		if (read_at(j->fd, hdr, sizeof hdr, j->off) || be32_get(hdr) != REC_MAGIC ||
-		    be64_get(hdr + 8) != j->gen || be64_get(hdr + 16) != j->seq + 1)
+	*count = 0;
+	while (rc == 0) {
+		if (read_at(j->fd, hdr, sizeof hdr, off) || be32_get(hdr) != REC_MAGIC ||
+		    be64_get(hdr + 8) != gen || be64_get(hdr + 16) != seq + 1)
 			break;
 		uint64_t len = be32_get(hdr + 4);
-		if (j->off + REC_HDR + len + HASH_LEN > JOURNAL_MAX)
+		if (off + REC_HDR + len + HASH_LEN > end)
 			break;
 		uint8_t *b = malloc(len + HASH_LEN);
 		if (!b) {
 			snprintf(j->err, sizeof j->err, "journal: out of memory replaying");
 			return BABL_ENOMEM;
 		}
-		if (read_at(j->fd, b, len + HASH_LEN, j->off + REC_HDR)) {
+		if (read_at(j->fd, b, len + HASH_LEN, off + REC_HDR)) {
 			free(b);
 			break;
 		}
@@ -223,18 +235,40 @@ journal_replay(struct journal *j, int (*fn)(void *, const uint8_t *, size_t), vo
 		rc = fn(arg, b, len);
 		free(b);
 		if (rc == 0) {
-			j->off += REC_HDR + len + HASH_LEN;
-			j->seq++;
+			off += REC_HDR + len + HASH_LEN;
+			seq++;
 		}
 	}
+	if (seq) {
+		j->gen = gen;
+		j->off = off;
+		j->seq = seq;
+	}
+	*count = seq;
+	return rc;
+}
+
+int
+journal_replay(struct journal *j, int (*fn)(void *, const uint8_t *, size_t), void *arg)
+{
+	uint64_t n;
+	if (j->based == 0)
+		return 0;
+	j->gen = j->based;
+	j->off = region(j->gen);
+	j->seq = 0;
+	int rc = replay_gen(j, j->based, fn, arg, &n);
+	/* The next generation's records, if its checkpoint did not finish. */
+	if (rc == 0)
+		rc = replay_gen(j, j->based + 1, fn, arg, &n);
 	return rc;
 }
 
 uint64_t
 journal_room(const struct journal *j)
 {
-	uint64_t used = j->off + REC_HDR + HASH_LEN;
-	return used < JOURNAL_MAX ? JOURNAL_MAX - used : 0;
+	uint64_t used = j->off + REC_HDR + HASH_LEN, end = region(j->gen) + JOURNAL_REGION;
+	return used < end ? end - used : 0;
 }
 
 /* Make sure bytes up to end have been written, so that a sync of a record
@@ -243,17 +277,22 @@ static int
 fill_to(struct journal *j, uint64_t end)
 {
 	static const uint8_t zeros[1 << 16];
-	if (end <= j->filled)
+	uint64_t *filled = &j->filled[j->gen & 1];
+	uint64_t last = region(j->gen) + JOURNAL_REGION;
+	if (*filled < j->off)
+		*filled = j->off; /* (records lie before it) */
+	if (end <= *filled)
 		return 0;
-	uint64_t to = (end + ZERO_STEP - 1) / ZERO_STEP * ZERO_STEP;
-	if (to > JOURNAL_MAX)
-		to = JOURNAL_MAX;
-	while (j->filled < to) {
-		uint64_t k = to - j->filled < sizeof zeros ? to - j->filled : sizeof zeros;
+	uint64_t to = (end - JOURNAL_RECORDS + ZERO_STEP - 1) / ZERO_STEP * ZERO_STEP +
+	    JOURNAL_RECORDS;
+	if (to > last)
+		to = last;
+	while (*filled < to) {
+		uint64_t k = to - *filled < sizeof zeros ? to - *filled : sizeof zeros;
 		struct iovec v = {(void *)zeros, (size_t)k};
-		if (write_at(j->fd, &v, 1, j->filled))
+		if (write_at(j->fd, &v, 1, *filled))
 			return io_fail(j, "writing ahead");
-		j->filled += k;
+		*filled += k;
 	}
 	return 0;
 }
@@ -286,35 +325,46 @@ journal_append(struct journal *j, const void *body, size_t n)
 	return 0;
 }
 
+uint64_t
+journal_rotate(struct journal *j)
+{
+	j->gen++;
+	j->seq = 0;
+	j->off = region(j->gen);
+	return j->gen;
+}
+
 int
-journal_checkpoint(struct journal *j, const void *base, size_t n)
+journal_checkpoint(struct journal *j, uint64_t gen, const void *base, size_t n,
+    char *err, size_t errlen)
 {
 	uint8_t hdr[SLOT_HDR], h[HASH_LEN];
 	if (n > JOURNAL_BASE_MAX)
 		return BABL_ETOOBIG;
 	uint8_t *copy = malloc(n ? n : 1);
-	if (!copy)
+	if (!copy) {
+		snprintf(err, errlen, "journal: out of memory");
 		return BABL_ENOMEM;
-	memcpy(copy, base, n);
-	uint64_t gen = j->gen + 1;
+	}
+	if (n)
+		memcpy(copy, base, n);
 	be32_put(hdr, SLOT_MAGIC);
 	be32_put(hdr + 4, (uint32_t)n);
 	be64_put(hdr + 8, gen);
 	seal(h, hdr, sizeof hdr, base, n);
 	struct iovec iov[3] = {{hdr, sizeof hdr}, {(void *)base, n}, {h, sizeof h}};
 	errno = 0;
-	if (write_at(j->fd, iov, 3, (gen & 1) * (uint64_t)JOURNAL_SLOT) || fdatasync(j->fd)) {
+	int slot = !j->slot;
+	if (write_at(j->fd, iov, 3, (uint64_t)slot * JOURNAL_SLOT) || fdatasync(j->fd)) {
+		snprintf(err, errlen, "journal: writing a checkpoint: %s",
+		    errno ? strerror(errno) : "short write");
 		free(copy);
-		return io_fail(j, "writing a checkpoint");
+		return BABL_EIO;
 	}
-	uint64_t end = (gen & 1) * (uint64_t)JOURNAL_SLOT + SLOT_HDR + n + HASH_LEN;
-	if (end > j->filled)
-		j->filled = end;
 	free(j->base);
 	j->base = copy;
 	j->nbase = n;
-	j->gen = gen;
-	j->seq = 0;
-	j->off = JOURNAL_RECORDS;
+	j->based = gen;
+	j->slot = slot;
 	return 0;
 }

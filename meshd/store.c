@@ -37,9 +37,24 @@ struct store {
 	 * (store_open_shared), which only reads. */
 	struct journal *j;
 	MDB_txn *pin;      /* the last checkpoint's snapshot: its pages stay */
-	uint64_t pin_pg;   /* LMDB's last page at that checkpoint */
+	uint64_t pin_pg;   /* LMDB's last page when the newest checkpoint began */
 	int replaying;     /* applying the journal: nothing is journalled */
 	int broken;        /* records could not be replayed: no writes */
+	struct ckpt {
+		/* The checkpoint thread (ckpt_main) and what it is given.  The
+		 * fields below lock are the thread's while busy. */
+		pthread_t thread;
+		int started;
+		pthread_mutex_t lock;
+		pthread_cond_t cond;
+		int busy, done, stop; /* given, finished (not yet collected), end */
+		int rc;               /* its failure, with why in err */
+		char err[256];
+		int fd;               /* data.mdb */
+		uint64_t gen;         /* the journal generation it bases */
+		uint8_t *meta;        /* LMDB's meta pages, 2 * psize bytes */
+		MDB_txn *pin;         /* the snapshot they describe */
+	} ck;
 };
 
 struct store_txn {
@@ -244,69 +259,189 @@ replay_record(void *arg, const uint8_t *p, size_t n)
 }
 
 /*
- * Make everything committed durable in LMDB and start a new journal
- * generation from it.  The caller holds LMDB's writer lock (a write txn of
- * this thread), so nothing commits meanwhile.  The new pin keeps the
- * snapshot's pages from reuse until the next checkpoint, so that after a
- * crash its meta pages, written back (restore_base), describe whole pages.
+ * Checkpoints.  One begins (ckpt_begin) in the writer, between two
+ * commits: it copies LMDB's meta pages as they are after the last commit,
+ * pins that snapshot with a read txn, and rotates the journal, so that
+ * the next commits' records go to the next generation.  The checkpoint
+ * thread then syncs data.mdb (every page of that snapshot is written
+ * before its meta pages were copied) and writes the journal slot; commits
+ * go on meanwhile.  The writer collects it (ckpt_collect) at a later
+ * commit, dropping the older pin: both snapshots keep their pages while a
+ * crash could need either.
+ */
+static void *
+ckpt_main(void *arg)
+{
+	struct store *s = arg;
+	struct ckpt *c = &s->ck;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->stop && (!c->busy || c->done))
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (c->stop)
+			break;
+		pthread_mutex_unlock(&c->lock);
+		int rc = 0;
+		char err[sizeof c->err] = "";
+		if (fdatasync(c->fd)) {
+			snprintf(err, sizeof err, "syncing data.mdb: %s", strerror(errno));
+			rc = BABL_EIO;
+		} else {
+			rc = journal_checkpoint(s->j, c->gen, c->meta, 2 * s->psize, err, sizeof err);
+		}
+		pthread_mutex_lock(&c->lock);
+		if (rc && !c->rc) {
+			c->rc = rc;
+			memcpy(c->err, err, sizeof err);
+		}
+		c->done = 1;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Take a finished checkpoint's pin as the pin (waiting for it first if
+ * wait): the checkpoint thread's failure, or 0. */
+static int
+ckpt_collect(struct store *s, int wait)
+{
+	struct ckpt *c = &s->ck;
+	pthread_mutex_lock(&c->lock);
+	while (wait && c->busy && !c->done)
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (c->busy && c->done) {
+		if (s->pin)
+			mdb_txn_abort(s->pin);
+		s->pin = c->pin;
+		c->pin = NULL;
+		c->busy = c->done = 0;
+	}
+	int rc = c->rc;
+	if (rc)
+		snprintf(s->err, sizeof s->err, "%s", c->err);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* Whether a checkpoint is under way (begun, not collected). */
+static int
+ckpt_busy(struct store *s)
+{
+	pthread_mutex_lock(&s->ck.lock);
+	int busy = s->ck.busy;
+	pthread_mutex_unlock(&s->ck.lock);
+	return busy;
+}
+
+/*
+ * Begin a checkpoint of what is committed.  The caller holds LMDB's writer
+ * lock (it is in a write txn, or in store_commit's), and no checkpoint is
+ * under way.
  */
 static int
-checkpoint_locked(struct store *s, int clean)
+ckpt_begin(struct store *s)
 {
-	int fd, rc;
-	MDB_txn *pin = NULL;
+	struct ckpt *c = &s->ck;
 	MDB_envinfo info;
-	size_t n = clean ? 0 : 2 * s->psize;
-	uint8_t *meta = malloc(n ? n : 1);
-	if (!meta)
-		return BABL_ENOMEM;
-	if ((rc = mdb_env_sync(s->env, 1)) || (rc = mdb_env_get_fd(s->env, &fd))) {
-		free(meta);
-		return fail(s, "sync", rc);
-	}
-	if (n && pread(fd, meta, n, 0) != (ssize_t)n) {
-		free(meta);
-		snprintf(s->err, sizeof s->err, "reading data.mdb's meta pages: %s", strerror(errno));
+	MDB_txn *pin;
+	size_t n = 2 * s->psize;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &pin);
+	if (rc)
+		return fail(s, "pin", rc);
+	if (pread(c->fd, c->meta, n, 0) != (ssize_t)n) {
+		snprintf(s->err, sizeof s->err, "reading data.mdb's meta pages: %s",
+		    errno ? strerror(errno) : "short read");
+		mdb_txn_abort(pin);
 		return BABL_EIO;
 	}
-	if (!clean && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &pin))) {
-		free(meta);
-		return fail(s, "pin", rc);
-	}
-	rc = journal_checkpoint(s->j, meta, n);
-	free(meta);
-	if (rc) {
-		if (pin)
-			mdb_txn_abort(pin);
-		snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
-		return rc;
-	}
-	if (s->pin)
-		mdb_txn_abort(s->pin);
-	s->pin = pin;
 	s->pin_pg = mdb_env_info(s->env, &info) == 0 ? info.me_last_pgno : 0;
+	pthread_mutex_lock(&c->lock);
+	c->gen = journal_rotate(s->j);
+	c->pin = pin;
+	c->busy = 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
+/* A checkpoint of what is committed, done when this returns: holding
+ * LMDB's writer lock so that nothing commits meanwhile. */
 static int
-checkpoint(struct store *s, int clean)
+checkpoint(struct store *s)
 {
 	MDB_txn *w;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
 	if (rc)
 		return fail(s, "checkpoint", rc);
-	rc = checkpoint_locked(s, clean);
+	if ((rc = ckpt_collect(s, 1)) == 0 && (rc = ckpt_begin(s)) == 0)
+		rc = ckpt_collect(s, 1);
 	mdb_txn_abort(w);
 	return rc;
 }
 
-/* Whether LMDB has taken so many pages since the pin that a checkpoint
- * should free them. */
+/*
+ * At a clean close: LMDB synced, and an empty base in the journal, so that
+ * nothing is restored at the next open (and tools may change data.mdb in
+ * between).
+ */
+static int
+checkpoint_clean(struct store *s)
+{
+	char err[sizeof s->err];
+	MDB_txn *w;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
+	if (rc)
+		return fail(s, "checkpoint", rc);
+	if ((rc = ckpt_collect(s, 1)) == 0) {
+		if (fdatasync(s->ck.fd)) {
+			snprintf(s->err, sizeof s->err, "syncing data.mdb: %s", strerror(errno));
+			rc = BABL_EIO;
+		} else if ((rc = journal_checkpoint(s->j, journal_rotate(s->j), "", 0, err,
+		    sizeof err))) {
+			snprintf(s->err, sizeof s->err, "%s", err);
+		}
+	}
+	mdb_txn_abort(w);
+	return rc;
+}
+
+/* Whether LMDB has taken so many pages since the newest checkpoint began
+ * that another should free them: PIN_PAGES, or a 32nd of a smaller map. */
 static int
 pin_due(struct store *s)
 {
 	MDB_envinfo info;
-	return mdb_env_info(s->env, &info) == 0 && info.me_last_pgno > s->pin_pg + PIN_PAGES;
+	if (mdb_env_info(s->env, &info))
+		return 0;
+	uint64_t step = info.me_mapsize / s->psize / 32;
+	if (step > PIN_PAGES)
+		step = PIN_PAGES;
+	return info.me_last_pgno > s->pin_pg + step;
+}
+
+/* Ready the checkpoint thread, once LMDB is open. */
+static int
+ckpt_start(struct store *s)
+{
+	struct ckpt *c = &s->ck;
+	if (2 * s->psize > JOURNAL_BASE_MAX) {
+		snprintf(s->err, sizeof s->err, "pages of %zu bytes are too large for the journal",
+		    s->psize);
+		return BABL_EINTERNAL;
+	}
+	int rc = mdb_env_get_fd(s->env, &c->fd);
+	if (rc)
+		return fail(s, "data.mdb", rc);
+	if (!(c->meta = malloc(2 * s->psize)))
+		return BABL_ENOMEM;
+	if ((rc = pthread_create(&c->thread, NULL, ckpt_main, s))) {
+		snprintf(s->err, sizeof s->err, "cannot start the checkpoint thread: %s",
+		    strerror(rc));
+		return BABL_EIO;
+	}
+	c->started = 1;
+	return 0;
 }
 
 /*
@@ -345,8 +480,11 @@ open_env(struct store **out, const char *dir, uint64_t map_bytes, int shared)
 {
 	struct store *s = calloc(1, sizeof *s);
 	MDB_txn *txn;
-	if (s)
+	if (s) {
 		pthread_mutex_init(&s->tail_lock, NULL);
+		pthread_mutex_init(&s->ck.lock, NULL);
+		pthread_cond_init(&s->ck.cond, NULL);
+	}
 	int rc, replay = 0;
 	if (!s)
 		return BABL_ENOMEM;
@@ -381,11 +519,8 @@ open_env(struct store **out, const char *dir, uint64_t map_bytes, int shared)
 	if (mdb_env_stat(s->env, &mst) == 0)
 		s->psize = mst.ms_psize;
 	s->used_ref = used_bytes(s);
-	if (s->j && 2 * s->psize > JOURNAL_BASE_MAX) {
-		snprintf(s->err, sizeof s->err, "pages of %zu bytes are too large for the journal",
-		    s->psize);
-		return BABL_EINTERNAL;
-	}
+	if (s->j && (rc = ckpt_start(s)))
+		return rc;
 	if ((rc = load_tail(s))) {
 		/* s->err says why; keep it for the caller.  With records still
 		 * to replay, nothing may be written: they would be lost. */
@@ -394,6 +529,11 @@ open_env(struct store **out, const char *dir, uint64_t map_bytes, int shared)
 		return rc;
 	}
 	if (replay) {
+		/* The base's pages stay until a checkpoint replaces it. */
+		if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->pin))) {
+			s->broken = 1;
+			return fail(s, "pin", rc);
+		}
 		s->replaying = 1;
 		rc = journal_replay(s->j, replay_record, s);
 		s->replaying = 0;
@@ -402,7 +542,7 @@ open_env(struct store **out, const char *dir, uint64_t map_bytes, int shared)
 			return rc;
 		}
 	}
-	if (s->j && (rc = checkpoint(s, 0)))
+	if (s->j && (rc = checkpoint(s)))
 		return rc;
 	return 0;
 lmdb_fail:
@@ -429,7 +569,18 @@ store_close(struct store *s)
 	/* A clean close: durable in LMDB, nothing to restore at the next open
 	 * (so tools may edit data.mdb in between). */
 	if (s->j && s->pin && !s->broken)
-		checkpoint(s, 1);
+		checkpoint_clean(s);
+	if (s->ck.started) {
+		ckpt_collect(s, 1);
+		pthread_mutex_lock(&s->ck.lock);
+		s->ck.stop = 1;
+		pthread_cond_broadcast(&s->ck.cond);
+		pthread_mutex_unlock(&s->ck.lock);
+		pthread_join(s->ck.thread, NULL);
+	}
+	pthread_mutex_destroy(&s->ck.lock);
+	pthread_cond_destroy(&s->ck.cond);
+	free(s->ck.meta);
 	if (s->pin)
 		mdb_txn_abort(s->pin);
 	if (s->env)
@@ -547,8 +698,19 @@ store_commit(struct store_txn *t)
 	int jrc = 0;
 	/* Journalled: the record is durable before LMDB commits (unsynced). */
 	if (t->write && s->j && !s->replaying && !t->direct && t->rlen) {
-		if (t->rlen > journal_room(s->j))
-			jrc = checkpoint_locked(s, 0);
+		/* A checkpoint begins when LMDB has grown past the pin, or when
+		 * the record does not fit: it rotates the journal to the other
+		 * region, once the one under way (which bases that region's
+		 * records) has ended. */
+		int busy = 0, full = 0;
+		if ((jrc = ckpt_collect(s, 0)) == 0) {
+			busy = ckpt_busy(s);
+			full = t->rlen > journal_room(s->j);
+		}
+		if (!jrc && full && busy && (jrc = ckpt_collect(s, 1)) == 0)
+			busy = 0;
+		if (!jrc && !busy && (full || pin_due(s)))
+			jrc = ckpt_begin(s);
 		if (!jrc && (jrc = journal_append(s->j, t->rec, t->rlen)))
 			snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
 		if (jrc) {
@@ -564,8 +726,8 @@ store_commit(struct store_txn *t)
 		memcpy(s->tail_hash, t->tail_hash, 32);
 		pthread_mutex_unlock(&s->tail_lock);
 		/* Too big for the journal: durable by a checkpoint. */
-		if (s->j && !s->replaying && (t->direct || pin_due(s)))
-			jrc = checkpoint(s, 0);
+		if (s->j && !s->replaying && t->direct)
+			jrc = checkpoint(s);
 		prezero(s);
 	}
 	free(t->rec);
@@ -948,8 +1110,8 @@ store_grow(struct store *s, uint64_t map_bytes)
 	int rc;
 	/* LMDB wants no txn of this process open, the pin included: drop it
 	 * at a checkpoint (nothing then needs its pages) and pin again. */
-	if (s->pin) {
-		if ((rc = checkpoint(s, 0)))
+	if (s->j) {
+		if ((rc = checkpoint(s)))
 			return rc;
 		mdb_txn_abort(s->pin);
 		s->pin = NULL;

@@ -112,6 +112,8 @@ t_rm_lmdb(const char *dir)
 	unlink(p);
 	snprintf(p, sizeof p, "%s/lock.mdb", dir);
 	unlink(p);
+	snprintf(p, sizeof p, "%s/journal", dir);
+	unlink(p);
 	rmdir(dir);
 }
 

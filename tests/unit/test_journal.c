@@ -2,8 +2,9 @@
  * test_journal.c - the store's write-ahead journal on a real file: records
  * come back in order after a reopen; a torn or garbled record ends the
  * replay there, and appends go on from it; records of an older generation
- * never replay; a torn checkpoint falls back to the one before; a second
- * opener is refused while the file is locked.
+ * never replay; a torn checkpoint falls back to the one before; records
+ * of a generation whose checkpoint never came replay after the older
+ * base's; a second opener is refused while the file is locked.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -99,6 +100,14 @@ flip(uint64_t off)
 	close(fd);
 }
 
+/* Rotate and checkpoint with base b. */
+static int
+ckpt(struct journal *j, const char *b)
+{
+	char err[256];
+	return journal_checkpoint(j, journal_rotate(j), b, strlen(b), err, sizeof err);
+}
+
 static void
 case_order_and_torn_tail(void)
 {
@@ -109,8 +118,8 @@ case_order_and_torn_tail(void)
 	struct journal *j = jopen();
 	T_EQ_INT(journal_base(j, &base, &nb), 0);
 	T_EQ_INT(journal_append(j, "x", 1), BABL_EINTERNAL); /* no base yet */
-	T_EQ_INT(journal_checkpoint(j, "base-one", 8), 0);
-	uint64_t off = JOURNAL_RECORDS;
+	T_EQ_INT(ckpt(j, "base-one"), 0);
+	uint64_t off = JOURNAL_RECORDS + JOURNAL_REGION; /* generation 1 */
 	for (int i = 0; i < 100; i++) {
 		size_t n = body(i, b);
 		T_EQ_INT(journal_append(j, b, n), 0);
@@ -147,29 +156,79 @@ case_generations(void)
 	size_t nb;
 	fresh();
 	struct journal *j = jopen();
-	T_EQ_INT(journal_checkpoint(j, "g1", 2), 0);
+	T_EQ_INT(ckpt(j, "g1"), 0);
 	for (int i = 0; i < 50; i++)
 		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
-	/* A new generation: its 10 records lie over the first 10 of the old;
-	 * the 40 old ones after them must not replay. */
-	T_EQ_INT(journal_checkpoint(j, "g2", 2), 0);
+	T_EQ_INT(ckpt(j, "g2"), 0);
+	for (int i = 0; i < 20; i++)
+		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	/* Generation 3 is in the first one's region: its 10 records lie over
+	 * the first 10 of the old; the 40 old ones after them must not
+	 * replay, nor generation 2's. */
+	T_EQ_INT(ckpt(j, "g3"), 0);
 	for (int i = 0; i < 10; i++)
 		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
 	journal_close(j);
 	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 2);
-	T_EQ_MEM(base, "g2", 2);
+	T_EQ_INT(journal_base(j, &base, &nb), 3);
+	T_EQ_MEM(base, "g3", 2);
 	T_EQ_INT(replayed(j), 10);
 
-	/* A third checkpoint (slot 1 again) that is torn: the second stands,
-	 * with its records (which the third did not touch). */
-	T_EQ_INT(journal_checkpoint(j, "g3", 2), 0);
+	/* A fourth checkpoint (in the second's slot) that is torn: the third
+	 * stands, with its records (which the fourth did not touch). */
+	T_EQ_INT(ckpt(j, "g4"), 0);
 	journal_close(j);
 	flip(JOURNAL_SLOT + 17);
 	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 2);
-	T_EQ_MEM(base, "g2", 2);
+	T_EQ_INT(journal_base(j, &base, &nb), 3);
+	T_EQ_MEM(base, "g3", 2);
 	T_EQ_INT(replayed(j), 10);
+	journal_close(j);
+	cleanup();
+}
+
+/* A rotation whose checkpoint was never written (a crash while it ran):
+ * the new generation's records replay after the old base's own. */
+static void
+case_unfinished(void)
+{
+	uint8_t b[512];
+	const uint8_t *base;
+	size_t nb;
+	char err[256];
+	fresh();
+	struct journal *j = jopen();
+	T_EQ_INT(ckpt(j, "b1"), 0);
+	for (int i = 0; i < 5; i++)
+		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	T_EQ_INT(journal_rotate(j), 2);
+	for (int i = 5; i < 12; i++)
+		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	journal_close(j);
+
+	j = jopen();
+	T_EQ_INT(journal_base(j, &base, &nb), 1);
+	T_EQ_MEM(base, "b1", 2);
+	T_EQ_INT(replayed(j), 12);
+	/* The next checkpoint skips generation 2, and goes in the slot that
+	 * does not hold the base: torn, the base and all 12 still stand. */
+	uint64_t g = journal_rotate(j);
+	T_EQ_INT(g, 3);
+	T_EQ_INT(journal_checkpoint(j, g, "b3", 2, err, sizeof err), 0);
+	journal_close(j);
+	flip(JOURNAL_SLOT + 17);
+	j = jopen();
+	T_EQ_INT(journal_base(j, &base, &nb), 1);
+	T_EQ_INT(replayed(j), 12);
+	/* Whole, it bases a fresh generation. */
+	T_EQ_INT(ckpt(j, "b4"), 0);
+	for (int i = 0; i < 3; i++)
+		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	journal_close(j);
+	j = jopen();
+	T_EQ_INT(journal_base(j, &base, &nb), 3);
+	T_EQ_MEM(base, "b4", 2);
+	T_EQ_INT(replayed(j), 3);
 	journal_close(j);
 	cleanup();
 }
@@ -195,7 +254,7 @@ case_full(void)
 	static uint8_t big[1 << 20];
 	fresh();
 	struct journal *j = jopen();
-	T_EQ_INT(journal_checkpoint(j, "b", 1), 0);
+	T_EQ_INT(ckpt(j, "b"), 0);
 	int n = 0;
 	while (journal_room(j) >= sizeof big) {
 		T_EQ_INT(journal_append(j, big, sizeof big), 0);
@@ -203,7 +262,7 @@ case_full(void)
 	}
 	T_ASSERT(n >= 31);
 	T_EQ_INT(journal_append(j, big, sizeof big), BABL_ETOOBIG);
-	T_EQ_INT(journal_checkpoint(j, "c", 1), 0);
+	T_EQ_INT(ckpt(j, "c"), 0);
 	T_EQ_INT(journal_append(j, big, sizeof big), 0);
 	journal_close(j);
 	cleanup();
@@ -212,6 +271,7 @@ case_full(void)
 static const struct t_case cases[] = {
 	{"order_and_torn_tail", case_order_and_torn_tail},
 	{"generations", case_generations},
+	{"unfinished", case_unfinished},
 	{"locked", case_locked},
 	{"full", case_full},
 	{0},
