@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ struct store_txn {
 #define REC_DIRECT (256u << 10)
 /* Checkpoint once LMDB has taken this many pages past the pinned snapshot
  * (the pin keeps freed pages from reuse, so the file grows meanwhile). */
-#define PIN_PAGES 4096
+#define PIN_PAGES 512
 
 enum { OP_APPEND = 1, OP_PUT, OP_DEL, OP_TRUNC, OP_RESET, OP_DROP };
 #define OP_HDR 18 /* op, db, a's length, b's length, x */
@@ -435,7 +436,14 @@ ckpt_start(struct store *s)
 		return fail(s, "data.mdb", rc);
 	if (!(c->meta = malloc(2 * s->psize)))
 		return BABL_ENOMEM;
-	if ((rc = pthread_create(&c->thread, NULL, ckpt_main, s))) {
+	/* The thread takes no signals: they are the process's main thread's
+	 * (it is made with every signal blocked, the creator's mask kept). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&c->thread, NULL, ckpt_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
 		snprintf(s->err, sizeof s->err, "cannot start the checkpoint thread: %s",
 		    strerror(rc));
 		return BABL_EIO;
