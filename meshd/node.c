@@ -6407,9 +6407,6 @@ node_run(const struct node_config *cfg)
 		fatalx("cannot create the data directory %s: %s", n->data, strerror(errno));
 	if ((size_t)snprintf(n->run_dir, sizeof n->run_dir, "%s/run", n->data) >= sizeof n->run_dir)
 		fatalx("the data path is too long");
-	remove_tree(n->run_dir);
-	if (mkdir(n->run_dir, 0711) < 0 && errno != EEXIST)
-		fatalx("cannot create %s: %s", n->run_dir, strerror(errno));
 
 	n->cluster = cfg->node_id != 0 || cfg->check_log;
 	n->checking = cfg->check_log != NULL;
@@ -6430,6 +6427,11 @@ node_run(const struct node_config *cfg)
 		fatalx("cannot open the log in %s: %s (%s)%s", n->data, babl_strerror(rc),
 		    store_errstr(n->st), rc == BABL_ECORRUPT ?
 		    "; the node will not apply a damaged log: run 'meshd --check' to see where" : "");
+	/* Only once the store is ours (its journal is locked): another meshd
+	 * may be using this directory's run/. */
+	remove_tree(n->run_dir);
+	if (mkdir(n->run_dir, 0711) < 0 && errno != EEXIST)
+		fatalx("cannot create %s: %s", n->run_dir, strerror(errno));
 	uint64_t tail;
 	store_tail(n->st, &tail, NULL, NULL);
 	/* The tail's last entries are checked at every start; all with --check. */

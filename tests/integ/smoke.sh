@@ -30,4 +30,10 @@ check "meshd stops cleanly on SIGTERM" stop_meshd a
 start_meshd a || finish
 check_eq "cat is still deployed after a restart" hello "$(echo hello | babl cat)"
 
+# A second meshd on the same data directory is refused (the journal is
+# locked), and the first serves on.
+check_exit 1 timeout 20 "$BABL_BUILD/meshd" --data "$T/a" --listen "ipc://$T/second.sock"
+check_stderr_contains "in use by another process"
+check_eq "the first node still serves" hello "$(echo hello | babl cat)"
+
 finish
