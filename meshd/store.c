@@ -48,7 +48,10 @@ struct store {
 		int started;
 		pthread_mutex_t lock;
 		pthread_cond_t cond;
-		int busy, done, stop; /* given, finished (not yet collected), end */
+		int busy;   /* begun, not yet collected */
+		int posted; /* given to the thread (else run by the writer) */
+		int done;   /* finished */
+		int stop;
 		int rc;               /* its failure, with why in err */
 		char err[256];
 		int fd;               /* data.mdb */
@@ -270,6 +273,34 @@ replay_record(void *arg, const uint8_t *p, size_t n)
  * commit, dropping the older pin: both snapshots keep their pages while a
  * crash could need either.
  */
+/* A checkpoint's work: sync data.mdb, then write generation gen's slot
+ * with base. */
+static int
+ckpt_work(struct store *s, uint64_t gen, const void *base, size_t n, char *err,
+    size_t errlen)
+{
+	if (fdatasync(s->ck.fd)) {
+		snprintf(err, errlen, "syncing data.mdb: %s", strerror(errno));
+		return BABL_EIO;
+	}
+	return journal_checkpoint(s->j, gen, base, n, err, errlen);
+}
+
+/* Mark the checkpoint begun as finished, with rc. */
+static void
+ckpt_done(struct ckpt *c, int rc, const char *err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (rc && !c->rc) {
+		c->rc = rc;
+		snprintf(c->err, sizeof c->err, "%s", err);
+	}
+	c->done = 1;
+	c->posted = 0;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void *
 ckpt_main(void *arg)
 {
@@ -277,26 +308,14 @@ ckpt_main(void *arg)
 	struct ckpt *c = &s->ck;
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		while (!c->stop && (!c->busy || c->done))
+		while (!c->stop && !c->posted)
 			pthread_cond_wait(&c->cond, &c->lock);
 		if (c->stop)
 			break;
 		pthread_mutex_unlock(&c->lock);
-		int rc = 0;
 		char err[sizeof c->err] = "";
-		if (fdatasync(c->fd)) {
-			snprintf(err, sizeof err, "syncing data.mdb: %s", strerror(errno));
-			rc = BABL_EIO;
-		} else {
-			rc = journal_checkpoint(s->j, c->gen, c->meta, 2 * s->psize, err, sizeof err);
-		}
+		ckpt_done(c, ckpt_work(s, c->gen, c->meta, 2 * s->psize, err, sizeof err), err);
 		pthread_mutex_lock(&c->lock);
-		if (rc && !c->rc) {
-			c->rc = rc;
-			memcpy(c->err, err, sizeof err);
-		}
-		c->done = 1;
-		pthread_cond_broadcast(&c->cond);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -336,12 +355,13 @@ ckpt_busy(struct store *s)
 }
 
 /*
- * Begin a checkpoint of what is committed.  The caller holds LMDB's writer
- * lock (it is in a write txn, or in store_commit's), and no checkpoint is
- * under way.
+ * Begin a checkpoint of what is committed, for the thread if post, else
+ * for the caller to run (ckpt_work, ckpt_done).  The caller holds LMDB's
+ * writer lock (it is in a write txn, or in store_commit's), and no
+ * checkpoint is under way.
  */
 static int
-ckpt_begin(struct store *s)
+ckpt_begin(struct store *s, int post)
 {
 	struct ckpt *c = &s->ck;
 	MDB_envinfo info;
@@ -361,22 +381,27 @@ ckpt_begin(struct store *s)
 	c->gen = journal_rotate(s->j);
 	c->pin = pin;
 	c->busy = 1;
+	c->posted = post;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
-/* A checkpoint of what is committed, done when this returns: holding
- * LMDB's writer lock so that nothing commits meanwhile. */
+/* A checkpoint of what is committed, done when this returns (in this
+ * thread): holding LMDB's writer lock so that nothing commits meanwhile. */
 static int
 checkpoint(struct store *s)
 {
 	MDB_txn *w;
+	char err[sizeof s->ck.err] = "";
 	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
 	if (rc)
 		return fail(s, "checkpoint", rc);
-	if ((rc = ckpt_collect(s, 1)) == 0 && (rc = ckpt_begin(s)) == 0)
+	if ((rc = ckpt_collect(s, 1)) == 0 && (rc = ckpt_begin(s, 0)) == 0) {
+		ckpt_done(&s->ck, ckpt_work(s, s->ck.gen, s->ck.meta, 2 * s->psize, err,
+		    sizeof err), err);
 		rc = ckpt_collect(s, 1);
+	}
 	mdb_txn_abort(w);
 	return rc;
 }
@@ -394,15 +419,9 @@ checkpoint_clean(struct store *s)
 	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
 	if (rc)
 		return fail(s, "checkpoint", rc);
-	if ((rc = ckpt_collect(s, 1)) == 0) {
-		if (fdatasync(s->ck.fd)) {
-			snprintf(s->err, sizeof s->err, "syncing data.mdb: %s", strerror(errno));
-			rc = BABL_EIO;
-		} else if ((rc = journal_checkpoint(s->j, journal_rotate(s->j), "", 0, err,
-		    sizeof err))) {
-			snprintf(s->err, sizeof s->err, "%s", err);
-		}
-	}
+	if ((rc = ckpt_collect(s, 1)) == 0 &&
+	    (rc = ckpt_work(s, journal_rotate(s->j), "", 0, err, sizeof err)))
+		snprintf(s->err, sizeof s->err, "%s", err);
 	mdb_txn_abort(w);
 	return rc;
 }
@@ -718,7 +737,7 @@ store_commit(struct store_txn *t)
 		if (!jrc && full && busy && (jrc = ckpt_collect(s, 1)) == 0)
 			busy = 0;
 		if (!jrc && !busy && (full || pin_due(s)))
-			jrc = ckpt_begin(s);
+			jrc = ckpt_begin(s, 1);
 		if (!jrc && (jrc = journal_append(s->j, t->rec, t->rlen)))
 			snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
 		if (jrc) {
