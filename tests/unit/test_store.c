@@ -986,6 +986,57 @@ read8(int fd, uint8_t b[8])
 	return 1;
 }
 
+/* A child that appends transactions of ten entries until killed, saying
+ * each commit's last index on the pipe whose read end is *rfd. */
+static pid_t
+start_writer(int big, int *rfd)
+{
+	int fds[2];
+	T_EQ_INT(pipe(fds), 0);
+	pid_t pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(child_append(1000000, 10, big, fds[1]));
+	}
+	close(fds[1]);
+	*rfd = fds[0];
+	return pid;
+}
+
+/* Kill the writer; *reported becomes the last commit it said. */
+static void
+kill_writer(int round, pid_t pid, int rfd, uint64_t *reported)
+{
+	uint8_t b[8];
+	int st;
+	kill(pid, SIGKILL);
+	T_EQ_INT(waitpid(pid, &st, 0), pid);
+	if (!WIFSIGNALED(st))
+		T_FAIL("round %d: the writer was not killed (status %d)", round,
+		    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	/* Commits it reported after the parent stopped reading. */
+	while (read8(rfd, b))
+		*reported = be64_get(b);
+	close(rfd);
+	T_ASSERT(*reported > 0);
+}
+
+/* Reopen after a killed writer: every reported commit is there, nothing
+ * of a half-done one (commits come in tens), and the log verifies. */
+static struct store *
+reopen_after(int round, uint64_t reported, uint64_t *tail)
+{
+	struct store *s = reopen(1024 * MiB);
+	store_tail(s, tail, NULL, NULL);
+	if (*tail < reported)
+		T_FAIL("round %d: tail %llu < reported commit %llu", round,
+		    (unsigned long long)*tail, (unsigned long long)reported);
+	T_EQ_INT(*tail % 10, 0);
+	verify_ok(s, *tail);
+	return s;
+}
+
 /*
  * A writer killed with SIGKILL at a random moment, most likely in the middle
  * of a transaction of ten big entries: every commit it reported is there,
@@ -998,43 +1049,18 @@ child_killed(int big)
 	setup();
 	uint64_t reported = 0;
 	for (int round = 0; round < 6; round++) {
-		int fds[2];
-		T_EQ_INT(pipe(fds), 0);
-		pid_t pid = fork();
-		T_ASSERT(pid >= 0);
-		if (pid == 0) {
-			close(fds[0]);
-			_exit(child_append(1000000, 10, big, fds[1]));
-		}
-		close(fds[1]);
+		int rfd;
+		uint64_t tail;
+		pid_t pid = start_writer(big, &rfd);
 		/* Wait for a random number of commits, then a random while. */
 		int commits = 1 + (int)(rnd() % 12);
 		uint8_t b[8];
-		for (int c = 0; c < commits && read8(fds[0], b); c++)
+		for (int c = 0; c < commits && read8(rfd, b); c++)
 			reported = be64_get(b);
 		struct timespec ts = {0, (long)(rnd() % 20000) * 1000};
 		nanosleep(&ts, NULL);
-		kill(pid, SIGKILL);
-		int st;
-		T_EQ_INT(waitpid(pid, &st, 0), pid);
-		if (!WIFSIGNALED(st))
-			T_FAIL("round %d: the writer was not killed (status %d)", round,
-			    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-		/* Commits it reported after the parent stopped reading. */
-		while (read8(fds[0], b))
-			reported = be64_get(b);
-		close(fds[0]);
-		T_ASSERT(reported > 0);
-
-		struct store *s = reopen(1024 * MiB);
-		uint64_t tail;
-		store_tail(s, &tail, NULL, NULL);
-		if (tail < reported)
-			T_FAIL("round %d: tail %llu < reported commit %llu", round,
-			    (unsigned long long)tail, (unsigned long long)reported);
-		/* Commits come in tens: nothing of a half-done transaction. */
-		T_EQ_INT(tail % 10, 0);
-		verify_ok(s, tail);
+		kill_writer(round, pid, rfd, &reported);
+		reopen_after(round, reported, &tail);
 		close_store();
 	}
 	struct store *s = reopen(1024 * MiB);
@@ -1091,30 +1117,19 @@ case_power_cut(void)
 	setup();
 	uint64_t reported = 0;
 	for (int round = 0; round < 4; round++) {
-		int fds[2];
-		T_EQ_INT(pipe(fds), 0);
-		pid_t pid = fork();
-		T_ASSERT(pid >= 0);
-		if (pid == 0) {
-			close(fds[0]);
-			_exit(child_append(1000000, 10, 0, fds[1]));
-		}
-		close(fds[1]);
+		int rfd;
+		uint64_t tail;
+		pid_t pid = start_writer(0, &rfd);
 		/* After its first commit its open has checkpointed: the pages
 		 * that checkpoint describes no longer change. */
 		uint8_t b[8];
-		T_ASSERT(read8(fds[0], b));
+		T_ASSERT(read8(rfd, b));
 		size_t n0, n1;
 		uint8_t *cut = read_data(&n0);
 		int commits = 5 + (int)(rnd() % 20);
-		for (int c = 0; c < commits && read8(fds[0], b); c++)
+		for (int c = 0; c < commits && read8(rfd, b); c++)
 			reported = be64_get(b);
-		kill(pid, SIGKILL);
-		int st;
-		T_EQ_INT(waitpid(pid, &st, 0), pid);
-		while (read8(fds[0], b))
-			reported = be64_get(b);
-		close(fds[0]);
+		kill_writer(round, pid, rfd, &reported);
 
 		uint8_t *now = read_data(&n1);
 		for (size_t off = 0; off + PAGE <= n0 && off + PAGE <= n1; off += PAGE)
@@ -1129,14 +1144,7 @@ case_power_cut(void)
 		free(cut);
 		free(now);
 
-		struct store *s = reopen(1024 * MiB);
-		uint64_t tail;
-		store_tail(s, &tail, NULL, NULL);
-		if (tail < reported)
-			T_FAIL("round %d: tail %llu < reported commit %llu", round,
-			    (unsigned long long)tail, (unsigned long long)reported);
-		T_EQ_INT(tail % 10, 0);
-		verify_ok(s, tail);
+		struct store *s = reopen_after(round, reported, &tail);
 		check_entries(s, tail, 0);
 		close_store();
 	}
