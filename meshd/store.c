@@ -426,9 +426,10 @@ checkpoint_clean(struct store *s)
 	return rc;
 }
 
-/* Whether LMDB has taken so many pages since the newest checkpoint began
- * that another should free them: PIN_PAGES, or a 32nd of a smaller map. */
-static int
+/* How many steps of pages LMDB has taken since the newest checkpoint
+ * began (a step: PIN_PAGES, or a 32nd of a smaller map): one or more, and
+ * another checkpoint should free them. */
+static uint64_t
 pin_due(struct store *s)
 {
 	MDB_envinfo info;
@@ -437,7 +438,9 @@ pin_due(struct store *s)
 	uint64_t step = info.me_mapsize / s->psize / 32;
 	if (step > PIN_PAGES)
 		step = PIN_PAGES;
-	return info.me_last_pgno > s->pin_pg + step;
+	if (step == 0 || info.me_last_pgno <= s->pin_pg)
+		return 0;
+	return (info.me_last_pgno - s->pin_pg) / step;
 }
 
 /* Ready the checkpoint thread, once LMDB is open. */
@@ -729,14 +732,19 @@ store_commit(struct store_txn *t)
 		 * the record does not fit: it rotates the journal to the other
 		 * region, once the one under way (which bases that region's
 		 * records) has ended. */
+		/* When LMDB has taken eight steps of pages while a checkpoint
+		 * runs (a slow disk), commits wait for it: the pinned pages
+		 * would otherwise fill the map. */
 		int busy = 0, full = 0;
+		uint64_t due = 0;
 		if ((jrc = ckpt_collect(s, 0)) == 0) {
 			busy = ckpt_busy(s);
 			full = t->rlen > journal_room(s->j);
+			due = pin_due(s);
 		}
-		if (!jrc && full && busy && (jrc = ckpt_collect(s, 1)) == 0)
+		if (!jrc && (full || due >= 8) && busy && (jrc = ckpt_collect(s, 1)) == 0)
 			busy = 0;
-		if (!jrc && !busy && (full || pin_due(s)))
+		if (!jrc && !busy && (full || due))
 			jrc = ckpt_begin(s, 1);
 		if (!jrc && (jrc = journal_append(s->j, t->rec, t->rlen)))
 			snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
