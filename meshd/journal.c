@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -202,15 +201,15 @@ journal_errstr(const struct journal *j)
 	return j->err;
 }
 
-/* Replay generation gen's records from its region's start: how many. */
+/* Replay generation gen's records from its region's start; appends go on
+ * after the last, if there was one. */
 static int
 replay_gen(struct journal *j, uint64_t gen, int (*fn)(void *, const uint8_t *, size_t),
-    void *arg, uint64_t *count)
+    void *arg)
 {
 	uint8_t hdr[REC_HDR], h[HASH_LEN];
 	uint64_t off = region(gen), end = off + JOURNAL_REGION, seq = 0;
 	int rc = 0;
-	*count = 0;
 	while (rc == 0) {
 		if (read_at(j->fd, hdr, sizeof hdr, off) || be32_get(hdr) != REC_MAGIC ||
 		    be64_get(hdr + 8) != gen || be64_get(hdr + 16) != seq + 1)
@@ -244,23 +243,21 @@ replay_gen(struct journal *j, uint64_t gen, int (*fn)(void *, const uint8_t *, s
 		j->off = off;
 		j->seq = seq;
 	}
-	*count = seq;
 	return rc;
 }
 
 int
 journal_replay(struct journal *j, int (*fn)(void *, const uint8_t *, size_t), void *arg)
 {
-	uint64_t n;
 	if (j->based == 0)
 		return 0;
 	j->gen = j->based;
 	j->off = region(j->gen);
 	j->seq = 0;
-	int rc = replay_gen(j, j->based, fn, arg, &n);
+	int rc = replay_gen(j, j->based, fn, arg);
 	/* The next generation's records, if its checkpoint did not finish. */
 	if (rc == 0)
-		rc = replay_gen(j, j->based + 1, fn, arg, &n);
+		rc = replay_gen(j, j->based + 1, fn, arg);
 	return rc;
 }
 

@@ -321,37 +321,35 @@ ckpt_main(void *arg)
 	return NULL;
 }
 
-/* Take a finished checkpoint's pin as the pin (waiting for it first if
- * wait): the checkpoint thread's failure, or 0. */
+/*
+ * Take a finished checkpoint's pin as the pin (waiting for it first if
+ * wait); *busy, if given, is whether one is still under way.  Returns the
+ * checkpoint thread's failure, or 0.  A failed checkpoint leaves the older
+ * pin: its base is still the one a crash restores.
+ */
 static int
-ckpt_collect(struct store *s, int wait)
+ckpt_collect(struct store *s, int wait, int *busy)
 {
 	struct ckpt *c = &s->ck;
 	pthread_mutex_lock(&c->lock);
 	while (wait && c->busy && !c->done)
 		pthread_cond_wait(&c->cond, &c->lock);
 	if (c->busy && c->done) {
-		if (s->pin)
-			mdb_txn_abort(s->pin);
-		s->pin = c->pin;
+		MDB_txn *drop = c->rc ? c->pin : s->pin;
+		if (!c->rc)
+			s->pin = c->pin;
+		if (drop)
+			mdb_txn_abort(drop);
 		c->pin = NULL;
 		c->busy = c->done = 0;
 	}
+	if (busy)
+		*busy = c->busy;
 	int rc = c->rc;
 	if (rc)
 		snprintf(s->err, sizeof s->err, "%s", c->err);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
-}
-
-/* Whether a checkpoint is under way (begun, not collected). */
-static int
-ckpt_busy(struct store *s)
-{
-	pthread_mutex_lock(&s->ck.lock);
-	int busy = s->ck.busy;
-	pthread_mutex_unlock(&s->ck.lock);
-	return busy;
 }
 
 /*
@@ -397,10 +395,10 @@ checkpoint(struct store *s)
 	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
 	if (rc)
 		return fail(s, "checkpoint", rc);
-	if ((rc = ckpt_collect(s, 1)) == 0 && (rc = ckpt_begin(s, 0)) == 0) {
+	if ((rc = ckpt_collect(s, 1, NULL)) == 0 && (rc = ckpt_begin(s, 0)) == 0) {
 		ckpt_done(&s->ck, ckpt_work(s, s->ck.gen, s->ck.meta, 2 * s->psize, err,
 		    sizeof err), err);
-		rc = ckpt_collect(s, 1);
+		rc = ckpt_collect(s, 1, NULL);
 	}
 	mdb_txn_abort(w);
 	return rc;
@@ -419,7 +417,7 @@ checkpoint_clean(struct store *s)
 	int rc = mdb_txn_begin(s->env, NULL, 0, &w);
 	if (rc)
 		return fail(s, "checkpoint", rc);
-	if ((rc = ckpt_collect(s, 1)) == 0 &&
+	if ((rc = ckpt_collect(s, 1, NULL)) == 0 &&
 	    (rc = ckpt_work(s, journal_rotate(s->j), "", 0, err, sizeof err)))
 		snprintf(s->err, sizeof s->err, "%s", err);
 	mdb_txn_abort(w);
@@ -441,6 +439,28 @@ pin_due(struct store *s)
 	if (step == 0 || info.me_last_pgno <= s->pin_pg)
 		return 0;
 	return (info.me_last_pgno - s->pin_pg) / step;
+}
+
+/*
+ * Before a journal record of n bytes: begin a checkpoint if LMDB has taken
+ * a step of pages past the pin, or if the record does not fit in the
+ * journal's region (the checkpoint rotates it to the other).  One under way
+ * must end first if the region is full (it bases the other region's
+ * records), or if LMDB has taken eight steps meanwhile (a slow disk: the
+ * pinned pages would otherwise fill the map).
+ */
+static int
+ckpt_due(struct store *s, size_t n)
+{
+	int busy;
+	int rc = ckpt_collect(s, 0, &busy);
+	if (rc)
+		return rc;
+	int full = n > journal_room(s->j);
+	uint64_t due = pin_due(s);
+	if (busy && (full || due >= 8) && (rc = ckpt_collect(s, 1, &busy)))
+		return rc;
+	return !busy && (full || due) ? ckpt_begin(s, 1) : 0;
 }
 
 /* Ready the checkpoint thread, once LMDB is open. */
@@ -601,7 +621,7 @@ store_close(struct store *s)
 	if (s->j && s->pin && !s->broken)
 		checkpoint_clean(s);
 	if (s->ck.started) {
-		ckpt_collect(s, 1);
+		ckpt_collect(s, 1, NULL);
 		pthread_mutex_lock(&s->ck.lock);
 		s->ck.stop = 1;
 		pthread_cond_broadcast(&s->ck.cond);
@@ -727,26 +747,10 @@ store_commit(struct store_txn *t)
 	struct store *s = t->s;
 	int jrc = 0;
 	/* Journalled: the record is durable before LMDB commits (unsynced). */
-	if (t->write && s->j && !s->replaying && !t->direct && t->rlen) {
-		/* A checkpoint begins when LMDB has grown past the pin, or when
-		 * the record does not fit: it rotates the journal to the other
-		 * region, once the one under way (which bases that region's
-		 * records) has ended. */
-		/* When LMDB has taken eight steps of pages while a checkpoint
-		 * runs (a slow disk), commits wait for it: the pinned pages
-		 * would otherwise fill the map. */
-		int busy = 0, full = 0;
-		uint64_t due = 0;
-		if ((jrc = ckpt_collect(s, 0)) == 0) {
-			busy = ckpt_busy(s);
-			full = t->rlen > journal_room(s->j);
-			due = pin_due(s);
-		}
-		if (!jrc && (full || due >= 8) && busy && (jrc = ckpt_collect(s, 1)) == 0)
-			busy = 0;
-		if (!jrc && !busy && (full || due))
-			jrc = ckpt_begin(s, 1);
-		if (!jrc && (jrc = journal_append(s->j, t->rec, t->rlen)))
+	int journalled = t->write && s->j && !s->replaying && !t->direct && t->rlen;
+	if (journalled) {
+		if ((jrc = ckpt_due(s, t->rlen)) == 0 &&
+		    (jrc = journal_append(s->j, t->rec, t->rlen)))
 			snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
 		if (jrc) {
 			store_abort(t);
@@ -764,6 +768,11 @@ store_commit(struct store_txn *t)
 		if (s->j && !s->replaying && t->direct)
 			jrc = checkpoint(s);
 		prezero(s);
+	} else if (rc && journalled) {
+		/* Its record is in the journal, but LMDB has not taken it: a
+		 * checkpoint starts a generation without it, so that it never
+		 * replays. */
+		checkpoint(s);
 	}
 	free(t->rec);
 	free(t);
