@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "entry.h"
@@ -28,12 +27,7 @@ struct store {
 	pthread_mutex_t tail_lock;
 	uint64_t tail, tail_term;
 	uint8_t tail_hash[32];
-	/* Zeroed space kept past the used end of data.mdb (prezero), also
-	 * under tail_lock. */
 	size_t psize;
-	uint64_t zero_end;
-	uint64_t used_ref, commits; /* the data's size at the last look, and
-	                               commits since */
 	/* The journal (journal.h); NULL in a store opened beside its owner
 	 * (store_open_shared), which only reads. */
 	struct journal *j;
@@ -561,14 +555,9 @@ open_env(struct store **out, const char *dir, uint64_t map_bytes, int shared)
 	}
 	if ((rc = mdb_txn_commit(txn)))
 		goto lmdb_fail;
-	int fd;
-	struct stat fst;
 	MDB_stat mst;
-	if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &fst) == 0)
-		s->zero_end = (uint64_t)fst.st_size;
 	if (mdb_env_stat(s->env, &mst) == 0)
 		s->psize = mst.ms_psize;
-	s->used_ref = used_bytes(s);
 	if (s->j && (rc = ckpt_start(s)))
 		return rc;
 	if ((rc = load_tail(s))) {
@@ -674,73 +663,6 @@ store_begin(struct store *s, int write, struct store_txn **out)
 	return 0;
 }
 
-/*
- * Keep written zeros ahead of the data's end.  When a commit's pages land
- * past the end of data.mdb, its sync must also commit the file system's
- * journal (new blocks, a new size): a 4 KiB write and fdatasync took a
- * median 160-210 us that way on this ext4, and 90-130 us over blocks
- * already written.  So after a commit that leaves less than ZERO_LOW bytes
- * of zeros past the end, the file grows by ZERO_CHUNK bytes of written,
- * synced zeros.  LMDB does not mind a longer file: it works from its meta
- * pages.
- *
- * Only small commits gain: when the data grew by ZERO_SMALL bytes or more
- * a commit since the last look (a bulk stream), the journal is a small
- * part of each sync and zeroing would double what is written, so the file
- * is left to grow by itself.  The zeros are written inside a write
- * transaction that writes nothing else, which holds off every other
- * writer; the transaction is then aborted.
- */
-enum {
-	ZERO_CHUNK = 8 << 20,
-	ZERO_LOW = 2 << 20,
-	ZERO_SMALL = 64 << 10,
-};
-
-/* Called after a write commit, outside any transaction. */
-static void
-prezero(struct store *s)
-{
-	uint64_t used = used_bytes(s);
-	int go = 0;
-	pthread_mutex_lock(&s->tail_lock);
-	s->commits++;
-	if (used && used + ZERO_LOW > s->zero_end) {
-		go = used < s->used_ref ||
-		    used - s->used_ref < (uint64_t)ZERO_SMALL * s->commits;
-		s->used_ref = used;
-		s->commits = 0;
-	}
-	pthread_mutex_unlock(&s->tail_lock);
-	MDB_txn *txn;
-	if (!go || mdb_txn_begin(s->env, NULL, 0, &txn))
-		return;
-	/* The writer lock is held: nobody writes pages past the end now. */
-	static const uint8_t zeros[1 << 16];
-	uint64_t map = store_map_size(s), end = 0;
-	struct stat st;
-	int fd;
-	if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) {
-		uint64_t at = ((uint64_t)st.st_size + 4095) / 4096 * 4096;
-		uint64_t to = at + ZERO_CHUNK < map ? at + ZERO_CHUNK : map;
-		end = at;
-		while (at < to) {
-			size_t n = to - at < sizeof zeros ? to - at : sizeof zeros;
-			ssize_t w = pwrite(fd, zeros, n, (off_t)at);
-			if (w <= 0)
-				break; /* a full disk: LMDB will say so itself */
-			at += (uint64_t)w;
-		}
-		if (at > end && fdatasync(fd) == 0)
-			end = at;
-	}
-	mdb_txn_abort(txn);
-	pthread_mutex_lock(&s->tail_lock);
-	if (end > s->zero_end)
-		s->zero_end = end;
-	pthread_mutex_unlock(&s->tail_lock);
-}
-
 int
 store_commit(struct store_txn *t)
 {
@@ -767,7 +689,6 @@ store_commit(struct store_txn *t)
 		/* Too big for the journal: durable by a checkpoint. */
 		if (s->j && !s->replaying && t->direct)
 			jrc = checkpoint(s);
-		prezero(s);
 	} else if (rc && journalled) {
 		/* Its record is in the journal, but LMDB has not taken it: a
 		 * checkpoint starts a generation without it, so that it never

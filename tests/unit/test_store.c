@@ -1076,8 +1076,8 @@ case_child_killed(void)
 	child_killed(1);
 }
 
-/* The same with small entries: the writer is often killed while it writes
- * zeros ahead of the data (see below). */
+/* The same with small entries: the writer is killed among many small
+ * commits, each a journal record of its own. */
 static void
 case_child_killed_small(void)
 {
@@ -1151,66 +1151,6 @@ case_power_cut(void)
 	remove_dir();
 }
 
-/* data.mdb's length, and the bytes its blocks hold. */
-static void
-file_size(uint64_t *len, uint64_t *alloc)
-{
-	char p[128];
-	struct stat st;
-	snprintf(p, sizeof p, "%s/data.mdb", dir);
-	T_EQ_INT(stat(p, &st), 0);
-	*len = (uint64_t)st.st_size;
-	*alloc = (uint64_t)st.st_blocks * 512;
-}
-
-/*
- * Small commits keep written zeros (not a hole) ahead of the data, so that
- * their syncs need not grow the file; the log reads and grows the same
- * across them and across reopening.  Bulk commits leave the file alone.
- */
-static void
-case_prezero(void)
-{
-	uint8_t h[32];
-	uint64_t len, alloc;
-	setup();
-	struct store *s = reopen(64 * MiB);
-	append_range(s, 1, 2000, 1, h);
-	file_size(&len, &alloc);
-	uint64_t used = store_used_bytes(s);
-	if (len < used + 2 * MiB || alloc < len)
-		T_FAIL("after small commits: %llu bytes used, file of %llu with "
-		    "%llu allocated; want 2 MiB or more of written zeros after "
-		    "the data", (unsigned long long)used, (unsigned long long)len,
-		    (unsigned long long)alloc);
-	s = reopen(64 * MiB);
-	check_tail(s, 2000, h);
-	append_range(s, 2001, 30000, 3, h);
-	s = reopen(64 * MiB);
-	check_log(s, 30000, h, 0);
-	T_ASSERT(store_used_bytes(s) > used + 4 * MiB); /* past the first zeros */
-	remove_dir();
-
-	setup();
-	s = reopen(256 * MiB);
-	uint64_t i = 1;
-	while (store_used_bytes(s) < 48 * MiB) {
-		struct store_txn *t;
-		T_EQ_INT(store_begin(s, 1, &t), 0);
-		for (int k = 0; k < 32; k++, i++)
-			T_EQ_INT(append_one(t, i, 1, h), 0);
-		T_EQ_INT(store_commit(t), 0);
-	}
-	file_size(&len, &alloc);
-	used = store_used_bytes(s);
-	if (len > used + MiB)
-		T_FAIL("after bulk commits: %llu bytes used, file of %llu",
-		    (unsigned long long)used, (unsigned long long)len);
-	s = reopen(256 * MiB);
-	check_entries(s, i - 1, 1);
-	remove_dir();
-}
-
 static const struct t_case cases[] = {
 	{"append_one_txn", case_append_one_txn},
 	{"append_across_txns", case_append_across_txns},
@@ -1229,7 +1169,6 @@ static const struct t_case cases[] = {
 	{"child_killed", case_child_killed},
 	{"child_killed_small", case_child_killed_small},
 	{"power_cut", case_power_cut},
-	{"prezero", case_prezero},
 	{0},
 };
 
