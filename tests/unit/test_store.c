@@ -4,7 +4,8 @@
  * place (a changed byte, an entry that does not chain, a gap, a bad last
  * entry), prefix scans both ways, meta values, a full map, and durability
  * across processes (a writer that exits without closing, and one killed
- * with SIGKILL in the middle of a write transaction).
+ * with SIGKILL in the middle of a write transaction), and a checkpoint
+ * whose sync of data.mdb fails.
  *
  * Each case works on real LMDB files in its own directory under /tmp, which
  * it removes at its end; a case that fails leaves its directory behind, and
@@ -20,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1151,6 +1154,80 @@ case_power_cut(void)
 	remove_dir();
 }
 
+/*
+ * A disk that cannot sync data.mdb.  This program defines fdatasync, so
+ * the store's calls (and LMDB's) come here: a sync of a file named
+ * data.mdb fails with EIO while sync_fail is set.  Every other file syncs
+ * as usual.
+ */
+static atomic_int sync_fail;
+
+static int
+is_data_mdb(int fd)
+{
+	char p[64], path[4096];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(p, path, sizeof path - 1);
+	if (n < 9)
+		return 0;
+	path[n] = 0;
+	return strcmp(path + n - 9, "/data.mdb") == 0;
+}
+
+int
+fdatasync(int fd)
+{
+	if (sync_fail && is_data_mdb(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+/*
+ * A checkpoint whose sync of data.mdb fails: later commits fail with an
+ * error that says so, and nothing acknowledged before is lost.  The store
+ * is then closed with the disk still failing (a crash, in effect), and
+ * reopened once the disk works again.
+ */
+static void
+case_failed_checkpoint(void)
+{
+	uint8_t h[32];
+	setup();
+	struct store *s = reopen(64 * MiB);
+	append_range(s, 1, 2000, 10, h);
+	sync_fail = 1;
+	uint64_t acked = 2000, i = 2001;
+	int rc = 0;
+	/* A checkpoint is due within 2 MiB of pages. */
+	while (rc == 0 && i < 2000 + 40000) {
+		struct store_txn *t;
+		T_EQ_INT(store_begin(s, 1, &t), 0);
+		uint64_t j = i;
+		for (int k = 0; k < 8 && rc == 0; k++, j++)
+			rc = append_one(t, j, 0, NULL);
+		if (rc) {
+			store_abort(t);
+			break;
+		}
+		if ((rc = store_commit(t)) == 0) {
+			acked = j - 1;
+			i = j;
+		}
+	}
+	if (rc != BABL_EIO || !strstr(store_errstr(s), "syncing data.mdb"))
+		T_FAIL("after a failed sync: rc %d, \"%s\"; want BABL_EIO, syncing data.mdb",
+		    rc, store_errstr(s));
+	T_ASSERT(acked > 2000);
+	close_store();
+	sync_fail = 0;
+	s = reopen(64 * MiB);
+	check_entries(s, acked, 0);
+	verify_ok(s, acked);
+	remove_dir();
+}
+
 static const struct t_case cases[] = {
 	{"append_one_txn", case_append_one_txn},
 	{"append_across_txns", case_append_across_txns},
@@ -1169,6 +1246,7 @@ static const struct t_case cases[] = {
 	{"child_killed", case_child_killed},
 	{"child_killed_small", case_child_killed_small},
 	{"power_cut", case_power_cut},
+	{"failed_checkpoint", case_failed_checkpoint},
 	{0},
 };
 
