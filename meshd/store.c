@@ -668,8 +668,9 @@ store_commit(struct store_txn *t)
 {
 	struct store *s = t->s;
 	int jrc = 0;
-	/* Journalled: the record is durable before LMDB commits (unsynced). */
-	int journalled = t->write && s->j && !s->replaying && !t->direct && t->rlen;
+	/* Journalled (journal_op built a record): the record is durable
+	 * before LMDB commits (unsynced). */
+	int journalled = t->rlen != 0;
 	if (journalled) {
 		if ((jrc = ckpt_due(s, t->rlen)) == 0 &&
 		    (jrc = journal_append(s->j, t->rec, t->rlen)))
@@ -687,7 +688,7 @@ store_commit(struct store_txn *t)
 		memcpy(s->tail_hash, t->tail_hash, 32);
 		pthread_mutex_unlock(&s->tail_lock);
 		/* Too big for the journal: durable by a checkpoint. */
-		if (s->j && !s->replaying && t->direct)
+		if (t->direct)
 			jrc = checkpoint(s);
 	} else if (rc && journalled) {
 		/* Its record is in the journal, but LMDB has not taken it: a

@@ -108,15 +108,49 @@ ckpt(struct journal *j, const char *b)
 	return journal_checkpoint(j, journal_rotate(j), b, strlen(b), err, sizeof err);
 }
 
+/* Append the records body(from) .. body(to - 1). */
+static void
+append_bodies(struct journal *j, int from, int to)
+{
+	uint8_t b[512];
+	for (int i = from; i < to; i++)
+		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+}
+
+/* j's base is generation gen's, holding the bytes of want (if not NULL). */
+static void
+expect_base(struct journal *j, uint64_t gen, const char *want)
+{
+	const uint8_t *base;
+	size_t nb;
+	T_EQ_INT(journal_base(j, &base, &nb), gen);
+	if (want) {
+		T_EQ_INT(nb, strlen(want));
+		T_EQ_MEM(base, want, nb);
+	}
+}
+
+/* Close j, flip the byte at flip_at (if not 0), and open the file again:
+ * its base is gen's (holding want, if not NULL), and nrec records replay. */
+static struct journal *
+reopen_expect(struct journal *j, uint64_t flip_at, uint64_t gen, const char *want, int nrec)
+{
+	journal_close(j);
+	if (flip_at)
+		flip(flip_at);
+	j = jopen();
+	expect_base(j, gen, want);
+	T_EQ_INT(replayed(j), nrec);
+	return j;
+}
+
 static void
 case_order_and_torn_tail(void)
 {
 	uint8_t b[512];
-	const uint8_t *base;
-	size_t nb;
 	fresh();
 	struct journal *j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 0);
+	expect_base(j, 0, NULL);
 	T_EQ_INT(journal_append(j, "x", 1), BABL_EINTERNAL); /* no base yet */
 	T_EQ_INT(ckpt(j, "base-one"), 0);
 	uint64_t off = JOURNAL_RECORDS + JOURNAL_REGION; /* generation 1 */
@@ -126,24 +160,13 @@ case_order_and_torn_tail(void)
 		if (i < 99)
 			off += 24 + n + 32;
 	}
-	journal_close(j);
-
-	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 1);
-	T_EQ_INT(nb, 8);
-	T_EQ_MEM(base, "base-one", 8);
-	T_EQ_INT(replayed(j), 100);
-	journal_close(j);
+	j = reopen_expect(j, 0, 1, "base-one", 100);
 
 	/* The last record torn (a byte of its body changed): 99 replay, and
 	 * the next append takes its place. */
-	flip(off + 24 + 50);
-	j = jopen();
-	T_EQ_INT(replayed(j), 99);
+	j = reopen_expect(j, off + 24 + 50, 1, "base-one", 99);
 	T_EQ_INT(journal_append(j, b, body(99, b)), 0);
-	journal_close(j);
-	j = jopen();
-	T_EQ_INT(replayed(j), 100);
+	j = reopen_expect(j, 0, 1, "base-one", 100);
 	journal_close(j);
 	cleanup();
 }
@@ -151,38 +174,23 @@ case_order_and_torn_tail(void)
 static void
 case_generations(void)
 {
-	uint8_t b[512];
-	const uint8_t *base;
-	size_t nb;
 	fresh();
 	struct journal *j = jopen();
 	T_EQ_INT(ckpt(j, "g1"), 0);
-	for (int i = 0; i < 50; i++)
-		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	append_bodies(j, 0, 50);
 	T_EQ_INT(ckpt(j, "g2"), 0);
-	for (int i = 0; i < 20; i++)
-		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	append_bodies(j, 0, 20);
 	/* Generation 3 is in the first one's region: its 10 records lie over
 	 * the first 10 of the old; the 40 old ones after them must not
 	 * replay, nor generation 2's. */
 	T_EQ_INT(ckpt(j, "g3"), 0);
-	for (int i = 0; i < 10; i++)
-		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
-	journal_close(j);
-	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 3);
-	T_EQ_MEM(base, "g3", 2);
-	T_EQ_INT(replayed(j), 10);
+	append_bodies(j, 0, 10);
+	j = reopen_expect(j, 0, 3, "g3", 10);
 
 	/* A fourth checkpoint (in the second's slot) that is torn: the third
 	 * stands, with its records (which the fourth did not touch). */
 	T_EQ_INT(ckpt(j, "g4"), 0);
-	journal_close(j);
-	flip(JOURNAL_SLOT + 17);
-	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 3);
-	T_EQ_MEM(base, "g3", 2);
-	T_EQ_INT(replayed(j), 10);
+	j = reopen_expect(j, JOURNAL_SLOT + 17, 3, "g3", 10);
 	journal_close(j);
 	cleanup();
 }
@@ -192,43 +200,24 @@ case_generations(void)
 static void
 case_unfinished(void)
 {
-	uint8_t b[512];
-	const uint8_t *base;
-	size_t nb;
 	char err[256];
 	fresh();
 	struct journal *j = jopen();
 	T_EQ_INT(ckpt(j, "b1"), 0);
-	for (int i = 0; i < 5; i++)
-		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
+	append_bodies(j, 0, 5);
 	T_EQ_INT(journal_rotate(j), 2);
-	for (int i = 5; i < 12; i++)
-		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
-	journal_close(j);
-
-	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 1);
-	T_EQ_MEM(base, "b1", 2);
-	T_EQ_INT(replayed(j), 12);
+	append_bodies(j, 5, 12);
+	j = reopen_expect(j, 0, 1, "b1", 12);
 	/* The next checkpoint skips generation 2, and goes in the slot that
 	 * does not hold the base: torn, the base and all 12 still stand. */
 	uint64_t g = journal_rotate(j);
 	T_EQ_INT(g, 3);
 	T_EQ_INT(journal_checkpoint(j, g, "b3", 2, err, sizeof err), 0);
-	journal_close(j);
-	flip(JOURNAL_SLOT + 17);
-	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 1);
-	T_EQ_INT(replayed(j), 12);
+	j = reopen_expect(j, JOURNAL_SLOT + 17, 1, NULL, 12);
 	/* Whole, it bases a fresh generation. */
 	T_EQ_INT(ckpt(j, "b4"), 0);
-	for (int i = 0; i < 3; i++)
-		T_EQ_INT(journal_append(j, b, body(i, b)), 0);
-	journal_close(j);
-	j = jopen();
-	T_EQ_INT(journal_base(j, &base, &nb), 3);
-	T_EQ_MEM(base, "b4", 2);
-	T_EQ_INT(replayed(j), 3);
+	append_bodies(j, 0, 3);
+	j = reopen_expect(j, 0, 3, "b4", 3);
 	journal_close(j);
 	cleanup();
 }
