@@ -617,7 +617,15 @@ case_map_full(void)
 	rstore_state_free(&st);
 	rs = reopen(0, ceiling, ceiling, NULL);
 	check_log(rs, 1, last);
-	T_EQ_INT(rstore_persist(rs, &rd, NULL, NULL), BABL_ETOOBIG);
+	/* Reopened, the pages that the store's checkpoints held pinned when
+	 * it failed are free again (how many depends on the checkpoint
+	 * thread's timing): the same ready fails the same way, or fits whole. */
+	rc = rstore_persist(rs, &rd, NULL, NULL);
+	if (rc != BABL_ETOOBIG && rc != 0)
+		T_FAIL("the failed ready again: %d (%s); want BABL_ETOOBIG or 0", rc,
+		    rstore_errstr(rs));
+	if (rc == 0)
+		last++;
 	check_log(rs, 1, last);
 	/* A higher ceiling lets the same ready in, after a truncation. */
 	rs = reopen(0, ceiling, 4 * ceiling, NULL);
