@@ -61,24 +61,38 @@ diverged_is() {
 	[ "$(babl -n "$1" -t 3 status | sed -n 's/^diverged: *\([0-9]*\).*/\1/p')" = "$2" ]
 }
 
-# grow_log N: calls to lecho through the leader until its log passes N
-# entries (about 4 entries a call).  A loaded machine may stall a disk past
-# the election timeout, and the mesh elect another leader mid-run: the calls
-# then under way are told to call again, and the run goes on through the new
-# leader (up to 3 runs).  Any other error fails it.
-grow_log() {
-	local c r try
+# load SERVICE CONCURRENCY ROUNDS: babl-load through the leader; its
+# summary on stdout.  A loaded machine may stall a disk or a node past the
+# election timeout, and the mesh elect another leader mid-run: the calls
+# then under way are told to call again, and the run is made again through
+# the new leader (up to 3 runs, each noted in $T/load.retried; see
+# say_retried).  Any other error fails it.
+load() {
+	local try
 	for ((try = 0; try < 3; try++)); do
 		relead
-		c=$(commit_of "$LEADER_URL")
-		r=$((($1 - ${c:-0}) / 4 / 32 + 1))
-		"$BABL_BUILD/tests/babl-load" -n "$LEADER_URL" -c 32 --rounds $((r > 0 ? r : 1)) \
-			-d 600 lecho >"$T/load.out" 2>"$T/load.err" && return 0
+		"$BABL_BUILD/tests/babl-load" -n "$LEADER_URL" -c "$2" --rounds "$3" -d 600 "$1" \
+			>"$T/load.out" 2>"$T/load.err" && { cat "$T/load.out"; return 0; }
 		cat "$T/load.out" "$T/load.err"
 		grep '^babl-load: ' "$T/load.err" | grep -qv 'lost the leadership' && return 1
-		echo "run $((try + 1)): $(sed -n 's/.* errors=\([0-9]*\) .*/\1/p' "$T/load.out") calls failed" >>"$T/load.retried"
+		echo "run $((try + 1)): $(sed -n 's/.* errors=\([0-9]*\) .*/\1/p' "$T/load.out") calls failed" \
+			>>"$T/load.retried"
 	done
 	return 1
+}
+say_retried() {
+	[ -s "$T/load.retried" ] && echo "    the mesh elected another leader mid-run: $(cat "$T/load.retried")"
+	rm -f "$T/load.retried"
+}
+
+# grow_log N: calls to lecho until the leader's log passes N entries
+# (about 4 entries a call).
+grow_log() {
+	local c r
+	relead
+	c=$(commit_of "$LEADER_URL")
+	r=$((($1 - ${c:-0}) / 4 / 32 + 1))
+	load lecho 32 $((r > 0 ? r : 1))
 }
 
 # ---- the mesh and its guard
@@ -105,12 +119,12 @@ check "deploy rnd (reads /dev/urandom)" babl deploy rnd -- /usr/bin/od -An -N8 -
 
 # ---- 1. deterministic services: no report
 half=$((calls / 2))
-check "$((half / 16 * 16)) calls to cat, no error" \
-	"$BABL_BUILD/tests/babl-load" -n "$LEADER_URL" -c 16 --rounds $((half / 16)) -d 600 cat
+check "$((half / 16 * 16)) calls to cat, no error" load cat 16 $((half / 16))
 grep calls= "$T/out" | sed 's/^/    /'
-check "$((half / 16 * 16)) calls to the Lua counter, no error" \
-	"$BABL_BUILD/tests/babl-load" -n "$LEADER_URL" -c 16 --rounds $((half / 16)) -d 600 counter
+say_retried
+check "$((half / 16 * 16)) calls to the Lua counter, no error" load counter 16 $((half / 16))
 grep calls= "$T/out" | sed 's/^/    /'
+say_retried
 check "the guard catches up" wait_until $((120 * _slow)) caught_up
 _run babl -n "$GURL" verify
 check_eq "babl verify after $((half / 16 * 32)) deterministic calls: exit 0" 0 "$RC"
@@ -265,7 +279,7 @@ if [ "$_slow" = 1 ]; then
 	printf 'function handle(req)\n  babl.write(babl.readall())\nend\n' >"$T/lecho.lua"
 	check "deploy lecho (a Lua echo)" babl -n "$LEADER_URL" deploy lecho "$T/lecho.lua"
 	check "calls to lecho (32 at a time) until the log passes 100,000 entries" grow_log 100000
-	[ -s "$T/load.retried" ] && echo "    the mesh elected another leader mid-run: $(cat "$T/load.retried")"
+	say_retried
 	relead
 	c=$(commit_of "$LEADER_URL")
 	check "the log holds at least 100,000 entries ($c)" test "${c:-0}" -ge 100000
