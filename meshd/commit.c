@@ -279,12 +279,12 @@ queue_op(struct committer *c, int db, int del, const void *k, size_t kl,
 	return 0;
 }
 
-void
-commit_flush(struct committer *c)
+/* Hand the gathered ops over (c->mu held). */
+static void
+flush_locked(struct committer *c)
 {
 	if (!c->lops)
 		return;
-	pthread_mutex_lock(&c->mu);
 	int idle = !c->ops;
 	*c->opt = c->lops;
 	c->opt = c->lopt;
@@ -292,7 +292,28 @@ commit_flush(struct committer *c)
 	c->lopt = &c->lops;
 	if (idle) /* (once waiting for ops to share a transaction, it needs no call) */
 		pthread_cond_signal(&c->cv);
+}
+
+void
+commit_flush(struct committer *c)
+{
+	if (!c->lops)
+		return;
+	pthread_mutex_lock(&c->mu);
+	flush_locked(c);
 	pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t
+commit_flush_mark(struct committer *c)
+{
+	pthread_mutex_lock(&c->mu);
+	flush_locked(c);
+	/* The batch being written may have been taken without them; the one
+	 * after it takes every queued op. */
+	uint64_t mark = c->txns + 2;
+	pthread_mutex_unlock(&c->mu);
+	return mark;
 }
 
 int

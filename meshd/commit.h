@@ -56,6 +56,14 @@ int commit_put(struct committer *c, int db, const void *k, size_t kl,
     const void *v, size_t vl);
 int commit_del(struct committer *c, int db, const void *k, size_t kl);
 void commit_flush(struct committer *c);
+/*
+ * commit_flush, and the number of the transaction by which every write
+ * handed over so far is committed: once commit_stats counts that many,
+ * the store holds them.  (Counted before the hand-over, the thread could
+ * start a batch without them in between, and a reader trust the store a
+ * transaction too early.)
+ */
+uint64_t commit_flush_mark(struct committer *c);
 
 /*
  * Queue a proposal, or a list of them linked by next, in order (ownership

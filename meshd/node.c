@@ -3480,25 +3480,24 @@ kv_blocked(struct node *n, const uint8_t sid[32], uint64_t call)
 static void
 kv_now(struct node *n, const uint8_t sid[32], uint64_t call, int cache, const struct ent_outcome *o)
 {
-	uint64_t txns, ents;
 	struct rd r;
 	int del;
 	struct wire_str wk, wv;
 	apply_writes(n, sid, o);
-	commit_stats(n->cm, &txns, &ents);
+	uint64_t durable_at = commit_flush_mark(n->cm);
 	rd_init(&r, o->writes.p, o->writes.len);
 	while (wp_next_write(&r, &del, &wk, &wv) == 1) {
-		/* Later calls read these before the store has them; they are
-		 * durable once the transaction after the one under way commits. */
+		/* Later calls read these before the store has them, until the
+		 * transaction that holds them commits. */
 		if (cache)
 			kvc_put(n->kvc, sid, wk.p, wk.len, del, wv.p, wv.len, call);
 		if (!n->cluster)
-			kvc_applied(n->kvc, sid, wk.p, wk.len, call, txns + 2);
+			kvc_applied(n->kvc, sid, wk.p, wk.len, call, durable_at);
 	}
 	/* On a mesh, this member's own run may have cached other keys than
 	 * the outcome in the log writes: all of the call's go. */
 	if (n->cluster)
-		kvc_applied_all(n->kvc, call, txns + 2);
+		kvc_applied_all(n->kvc, call, durable_at);
 }
 
 static void

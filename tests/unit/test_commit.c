@@ -2,7 +2,9 @@
  * test_commit.c - the commit thread on a real LMDB store: proposals come
  * back in order, durable, once the wake fd says so; with commit_pace
  * saying many calls run, a lone proposal is still written (the thread
- * waits for more only a little), and commit_sync does not wait at all.
+ * waits for more only a little), and commit_sync does not wait at all;
+ * a write handed over by commit_flush_mark is in the store once the
+ * transaction count reaches the mark, whatever batch the thread was in.
  *
  * Each case has its own directory under /tmp, removed at its end.
  */
@@ -151,10 +153,58 @@ case_paced_sync(void)
 	teardown();
 }
 
+/*
+ * The kv cache trusts the store with a write once commit_stats reaches the
+ * mark: it must hold even while the thread takes batches of proposals in
+ * between (each round queues some behind the batch being written).
+ */
+static void
+case_flush_mark(void)
+{
+	uint64_t index = 1;
+
+	setup();
+	for (uint32_t i = 0; i < 2000; i++) {
+		uint8_t v[4];
+		for (int k = 0; k < 3; k++, index++)
+			commit_submit(cm, mkprop(index, "a proposal to ride along"));
+		v[0] = (uint8_t)(i >> 24), v[1] = (uint8_t)(i >> 16);
+		v[2] = (uint8_t)(i >> 8), v[3] = (uint8_t)i;
+		T_EQ_INT(commit_put(cm, DB_KV, "key", 3, v, 4), 0);
+		if (i % 3)
+			usleep(i % 200); /* the thread may start a batch meanwhile */
+		uint64_t mark = commit_flush_mark(cm), txns, ents;
+		/* (Proposals go on coming, as on a busy node.) */
+		for (int tries = 0; tries < 5000; tries++) {
+			commit_stats(cm, &txns, &ents);
+			if (txns >= mark)
+				break;
+			commit_submit(cm, mkprop(index++, "another"));
+			usleep(100);
+		}
+		T_ASSERT(txns >= mark);
+		struct store_txn *t;
+		const void *got;
+		size_t gl;
+		T_EQ_INT(store_begin(st, 0, &t), 0);
+		T_EQ_INT(store_get(t, DB_KV, "key", 3, &got, &gl), 0);
+		T_EQ_INT(gl, 4);
+		T_EQ_INT(memcmp(got, v, 4), 0);
+		store_abort(t);
+		int err;
+		for (struct prop *p = commit_take(cm, &err), *nx; p; p = nx) {
+			nx = p->next;
+			prop_free(p);
+		}
+	}
+	teardown();
+}
+
 static const struct t_case cases[] = {
 	{"in_order", case_in_order},
 	{"paced_alone", case_paced_alone},
 	{"paced_sync", case_paced_sync},
+	{"flush_mark", case_flush_mark},
 	{0},
 };
 
