@@ -3566,8 +3566,20 @@ outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
 {
 	call_closed(n, c->index);
 	record_call(n, c->svc->sid, c->index, c->time_ms, c->reqid, c->ver->n, o);
-	if (o->nwrites && o->why == ENT_WHY_NONE) /* a cancelled run changes nothing */
-		kv_apply(n, c->svc->sid, c->index, !c->outcome_proposed || !c->lua, o);
+	if (!(o->nwrites && o->why == ENT_WHY_NONE)) /* a cancelled run changes nothing */
+		return;
+	/*
+	 * One node: a run whose outcome is proposed has its writes in the
+	 * cache already (lua_outcome_proposed), and they are the log's.  On a
+	 * mesh the log's OUTCOME may be another node's: the run here may have
+	 * ended otherwise (no free slot for a Lua worker on a guard far behind,
+	 * say) and cached nothing, or other writes.  Its own go, and the log's
+	 * are cached, so later calls here read what the log says.
+	 */
+	int cache = n->kvc && (!c->outcome_proposed || !c->lua || n->cluster);
+	if (n->cluster && c->outcome_proposed && n->kvc)
+		kvc_drop(n->kvc, c->index);
+	kv_apply(n, c->svc->sid, c->index, cache, o);
 }
 
 static void
