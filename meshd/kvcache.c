@@ -127,17 +127,6 @@ kvc_applied(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl, 
 		e->durable_at = durable_at;
 }
 
-void
-kvc_applied_all(struct kvcache *c, uint64_t call, uint64_t durable_at)
-{
-	if (!c->n)
-		return;
-	for (int i = 0; i < NBUCKETS; i++)
-		for (struct kvc_ent *e = c->b[i]; e; e = e->next)
-			if (e->call == call)
-				e->durable_at = durable_at;
-}
-
 /* Remove the entries for which gone(e, arg) says so. */
 static void
 remove_if(struct kvcache *c, int (*gone)(const struct kvc_ent *, uint64_t), uint64_t arg)

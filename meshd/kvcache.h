@@ -31,13 +31,10 @@ int kvc_get(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
  * of the commit thread has committed (unless a later call wrote k since). */
 void kvc_applied(struct kvcache *c, const uint8_t sid[32], const void *k, size_t kl,
     uint64_t call, uint64_t durable_at);
-/* The same for every key call wrote here (a walk of the whole cache): for a
- * member whose own run of call may have written other keys than the log's
- * outcome applies. */
-void kvc_applied_all(struct kvcache *c, uint64_t call, uint64_t durable_at);
 
 /* Forget call's writes that were never applied (its outcome, in the log,
- * says it changed nothing): reads go to the store for those keys again. */
+ * says it changed nothing, or is another node's run): reads go to the
+ * store for those keys again. */
 void kvc_drop(struct kvcache *c, uint64_t call);
 
 /* Drop what the store now holds (txns: transactions committed so far). */

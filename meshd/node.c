@@ -3485,19 +3485,19 @@ kv_now(struct node *n, const uint8_t sid[32], uint64_t call, int cache, const st
 	struct wire_str wk, wv;
 	apply_writes(n, sid, o);
 	uint64_t durable_at = commit_flush_mark(n->cm);
+	/* On a mesh the log's OUTCOME may be another node's: what this
+	 * node's own run cached for the call (other writes, or none) goes,
+	 * and the log's take its place. */
+	if (cache && n->cluster)
+		kvc_drop(n->kvc, call);
 	rd_init(&r, o->writes.p, o->writes.len);
 	while (wp_next_write(&r, &del, &wk, &wv) == 1) {
 		/* Later calls read these before the store has them, until the
 		 * transaction that holds them commits. */
 		if (cache)
 			kvc_put(n->kvc, sid, wk.p, wk.len, del, wv.p, wv.len, call);
-		if (!n->cluster)
-			kvc_applied(n->kvc, sid, wk.p, wk.len, call, durable_at);
+		kvc_applied(n->kvc, sid, wk.p, wk.len, call, durable_at);
 	}
-	/* On a mesh, this member's own run may have cached other keys than
-	 * the outcome in the log writes: all of the call's go. */
-	if (n->cluster)
-		kvc_applied_all(n->kvc, call, durable_at);
 }
 
 static void
@@ -3571,14 +3571,10 @@ outcome_state(struct node *n, struct call *c, const struct ent_outcome *o)
 	/*
 	 * One node: a run whose outcome is proposed has its writes in the
 	 * cache already (lua_outcome_proposed), and they are the log's.  On a
-	 * mesh the log's OUTCOME may be another node's: the run here may have
-	 * ended otherwise (no free slot for a Lua worker on a guard far behind,
-	 * say) and cached nothing, or other writes.  Its own go, and the log's
-	 * are cached, so later calls here read what the log says.
+	 * mesh the run here may have ended otherwise (no free slot for a Lua
+	 * worker on a guard far behind, say): the log's are cached (kv_now).
 	 */
 	int cache = n->kvc && (!c->outcome_proposed || !c->lua || n->cluster);
-	if (n->cluster && c->outcome_proposed && n->kvc)
-		kvc_drop(n->kvc, c->index);
 	kv_apply(n, c->svc->sid, c->index, cache, o);
 }
 

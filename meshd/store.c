@@ -267,6 +267,7 @@ replay_record(void *arg, const uint8_t *p, size_t n)
  * commit, dropping the older pin: both snapshots keep their pages while a
  * crash could need either.
  */
+
 /* A checkpoint's work: sync data.mdb, then write generation gen's slot
  * with base. */
 static int
