@@ -23,6 +23,7 @@ struct journal {
 	int fd;
 	uint64_t gen, seq; /* the records' generation, and its last record's number */
 	uint64_t off;      /* where the next record goes */
+	uint64_t last;     /* where the last one appended begins (else off) */
 	uint64_t filled[2]; /* how far each region has been written ahead */
 	/* The newest slot: its generation, and base.  Only journal_checkpoint
 	 * changes them, so that it may run beside journal_append. */
@@ -172,7 +173,7 @@ journal_open(struct journal **out, const char *dir, char *err, size_t errlen)
 		}
 	}
 	j->gen = j->based;
-	j->off = region(j->gen);
+	j->off = j->last = region(j->gen);
 	*out = j;
 	return 0;
 }
@@ -240,7 +241,7 @@ replay_gen(struct journal *j, uint64_t gen, int (*fn)(void *, const uint8_t *, s
 	}
 	if (seq) {
 		j->gen = gen;
-		j->off = off;
+		j->off = j->last = off;
 		j->seq = seq;
 	}
 	return rc;
@@ -252,7 +253,7 @@ journal_replay(struct journal *j, int (*fn)(void *, const uint8_t *, size_t), vo
 	if (j->based == 0)
 		return 0;
 	j->gen = j->based;
-	j->off = region(j->gen);
+	j->off = j->last = region(j->gen);
 	j->seq = 0;
 	int rc = replay_gen(j, j->based, fn, arg);
 	/* The next generation's records, if its checkpoint did not finish. */
@@ -317,8 +318,24 @@ journal_append(struct journal *j, const void *body, size_t n)
 		return io_fail(j, "writing a record");
 	if (fdatasync(j->fd))
 		return io_fail(j, "syncing a record");
+	j->last = j->off;
 	j->off = end;
 	j->seq++;
+	return 0;
+}
+
+int
+journal_unappend(struct journal *j)
+{
+	static const uint8_t zeros[REC_HDR];
+	if (j->last >= j->off || !j->seq)
+		return BABL_EINTERNAL;
+	struct iovec v = {(void *)zeros, sizeof zeros};
+	errno = 0;
+	if (write_at(j->fd, &v, 1, j->last) || fdatasync(j->fd))
+		return io_fail(j, "taking back a record");
+	j->off = j->last;
+	j->seq--;
 	return 0;
 }
 
@@ -327,7 +344,7 @@ journal_rotate(struct journal *j)
 {
 	j->gen++;
 	j->seq = 0;
-	j->off = region(j->gen);
+	j->off = j->last = region(j->gen);
 	return j->gen;
 }
 

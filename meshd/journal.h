@@ -73,6 +73,15 @@ uint64_t journal_room(const struct journal *j);
 int journal_append(struct journal *j, const void *body, size_t n);
 
 /*
+ * Take back the record journal_append wrote last (the commit it was for
+ * failed after it): its header is zeroed and synced, so that no replay
+ * goes past it, and the next record goes in its place.  Only the blocks
+ * the record already has are written: it works on a full disk.
+ * BABL_EINTERNAL if there is no such record, BABL_EIO on a failure.
+ */
+int journal_unappend(struct journal *j);
+
+/*
  * Start the next generation: records appended from now on go to it, in
  * the other region.  Returns its number, for journal_checkpoint.  Not
  * while a journal_checkpoint runs, and not again before the last

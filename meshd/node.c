@@ -648,6 +648,15 @@ send_error(struct session *s, int code, const char *fmt, ...)
 	session_flush(s);
 }
 
+/* What callers hear once the log cannot be written (n->failed). */
+static const char *
+failed_text(const struct node *n)
+{
+	return store_disk_full(n->st) ?
+	    "the node cannot write its log: its disk is full (it takes no calls until it is restarted)" :
+	    "the node cannot write its log: an I/O error (it takes no calls until it is restarted)";
+}
+
 static void
 send_text(struct session *s, const char *text, size_t len)
 {
@@ -2763,7 +2772,10 @@ handle_call(struct session *s, const struct wire_frame *f)
 		return;
 	}
 	if (n->stopping || n->failed) {
-		send_error(s, BABL_EBUSY, "node is %s", n->failed ? "unable to write its log" : "shutting down");
+		if (n->failed)
+			send_error(s, BABL_EBUSY, "%s", failed_text(n));
+		else
+			send_error(s, BABL_EBUSY, "node is shutting down");
 		return;
 	}
 	uint8_t ikey[32];
@@ -3147,7 +3159,8 @@ q_status(struct node *n, struct text *t)
 	text_add(t, "uptime:      %" PRId64 "d %02" PRId64 ":%02" PRId64 ":%02" PRId64 "\n",
 	    up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
 	if (n->failed)
-		text_add(t, "state:       FAILED: the log cannot be written; see the node's log\n");
+		text_add(t, "state:       FAILED: the log cannot be written%s; see the node's log\n",
+		    store_disk_full(n->st) ? " (its disk is full)" : "");
 	{
 		uint64_t self = n->cluster ? n->cfg->node_id : 1;
 		uint64_t mine = reports(n, NULL, NULL, self);
@@ -3277,7 +3290,8 @@ handle_deploy(struct session *s, const struct wire_frame *f)
 		return;
 	}
 	if (n->stopping || n->failed) {
-		send_error(s, BABL_EBUSY, "node is not accepting deploys now");
+		send_error(s, BABL_EBUSY, "%s", n->failed ? failed_text(n) :
+		    "node is not accepting deploys now");
 		return;
 	}
 	struct wbuf b = {0};
@@ -3907,6 +3921,26 @@ apply_prop(struct node *n, struct prop *p)
 	prop_free(p);
 }
 
+static void call_drop_session(struct call *c, int err, const char *why);
+static void call_drop_waiters(struct call *c, int err, const char *why);
+
+/*
+ * The log cannot be written, so nothing a call does from now on can take
+ * effect: its caller, and whoever waits on it, hears so at once instead of
+ * waiting for input or an outcome that will never be written, and its run
+ * is stopped.
+ */
+static void
+fail_calls(struct node *n)
+{
+	const char *why = failed_text(n);
+	for (struct call *c = n->calls; c; c = c->next) {
+		call_drop_session(c, BABL_EIO, why);
+		call_drop_waiters(c, BABL_EIO, why);
+		call_kill(c, ENT_WHY_CANCELLED, why);
+	}
+}
+
 static void
 apply_done(struct node *n)
 {
@@ -3916,23 +3950,22 @@ apply_done(struct node *n)
 		return;
 	if (err && !n->failed) {
 		n->failed = err;
-		log_warnx("the log cannot be written (%s); refusing new calls and deploys",
-		    babl_strerror(err));
+		log_warnx("the log cannot be written (%s: %s); refusing new calls and deploys "
+		    "until a restart", babl_strerror(err), store_errstr(n->st));
+		fail_calls(n);
 	}
 	uint64_t last = 0;
 	while (p) {
 		struct prop *nx = p->next;
 		last = p->e.index;
 		if (err) {
-			/* Not durable: nothing of it may take effect. */
-			struct call *c = p->e.type == ENT_CALL ? p->owner : NULL;
-			if (c && c->sess)
-				send_error(c->sess, BABL_EIO, "the node cannot write its log");
+			/* Not durable: nothing of it may take effect.  (Its call's
+			 * caller heard so in fail_calls.) */
 			if (p->e.type == ENT_DEPLOY && p->owner) {
 				struct session *s = p->owner;
 				s->pinned--;
 				if (!s->dead)
-					send_error(s, BABL_EIO, "the node cannot write its log");
+					send_error(s, BABL_EIO, "%s", failed_text(n));
 			}
 			prop_free(p);
 		} else {
@@ -4263,10 +4296,10 @@ props_forget(struct node *n, const void *owner)
 			p->owner = NULL;
 }
 
-/* The caller of c hears why its call cannot go on here; c stays, as a
- * member's run of the call, if its CALL is in the log. */
+/* The caller of c hears why its call cannot go on here (err, why); c
+ * stays, as a member's run of the call, if its CALL is in the log. */
 static void
-call_drop_session(struct call *c, const char *why)
+call_drop_session(struct call *c, int err, const char *why)
 {
 	struct session *s = c->sess;
 	if (!s)
@@ -4274,7 +4307,21 @@ call_drop_session(struct call *c, const char *why)
 	s->call = NULL;
 	c->sess = NULL;
 	if (!s->dead)
-		send_error(s, BABL_EUNREACH, "%s", why);
+		send_error(s, err, "%s", why);
+}
+
+/* So do the sessions that wait on c (the same --id called again). */
+static void
+call_drop_waiters(struct call *c, int err, const char *why)
+{
+	for (struct session *w = c->waiters, *nx; w; w = nx) {
+		nx = w->wnext;
+		w->waiting = NULL;
+		w->wnext = NULL;
+		if (!w->dead)
+			send_error(w, err, "%s", why);
+	}
+	c->waiters = NULL;
 }
 
 #define LOST_LEAD "the node lost the leadership of the mesh mid-call; call again " \
@@ -4289,15 +4336,8 @@ prop_fail(struct node *n, struct prop *p, const char *why)
 		struct call *c = p->owner;
 		if (!c)
 			break;
-		call_drop_session(c, why);
-		for (struct session *w = c->waiters, *nx; w; w = nx) {
-			nx = w->wnext;
-			w->waiting = NULL;
-			w->wnext = NULL;
-			if (!w->dead)
-				send_error(w, BABL_EUNREACH, "%s", why);
-		}
-		c->waiters = NULL;
+		call_drop_session(c, BABL_EUNREACH, why);
+		call_drop_waiters(c, BABL_EUNREACH, why);
 		call_free(c);
 		break;
 	}
@@ -4309,7 +4349,7 @@ prop_fail(struct node *n, struct prop *p, const char *why)
 			break;
 		if (p->e.type == ENT_INPUT)
 			call_window_sub(c, p->e.len - 8);
-		call_drop_session(c, why);
+		call_drop_session(c, BABL_EUNREACH, why);
 		break;
 	}
 	case ENT_OUTCOME: {

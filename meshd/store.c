@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "entry.h"
@@ -35,6 +36,7 @@ struct store {
 	uint64_t pin_pg;   /* LMDB's last page when the newest checkpoint began */
 	int replaying;     /* applying the journal: nothing is journalled */
 	int broken;        /* records could not be replayed: no writes */
+	int full;          /* a commit failed on a full file system */
 	struct ckpt {
 		/* The checkpoint thread (ckpt_main) and what it is given.  The
 		 * fields below lock are the thread's while busy. */
@@ -88,6 +90,36 @@ fail(struct store *s, const char *what, int rc)
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
 		return BABL_ECORRUPT;
 	return BABL_EIO;
+}
+
+/* Less room than this left when a write fails: the disk is full. */
+#define DISK_LOW (16u << 20)
+
+/*
+ * After a failed write: if the file system is (nearly) full, add that to
+ * err.  LMDB reports a short write as EIO, and a sync may fail with EIO
+ * for the same cause, so the errno alone does not tell.  Root may use the
+ * blocks reserved for it, others may not.
+ */
+static void
+note_space(struct store *s)
+{
+	struct statvfs v;
+	if (statvfs(s->path, &v))
+		return;
+	uint64_t room = (uint64_t)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * v.f_frsize;
+	if (room >= DISK_LOW)
+		return;
+	s->full = 1;
+	size_t l = strlen(s->err);
+	snprintf(s->err + l, sizeof s->err - l, "; its file system is full (%llu KiB free)",
+	    (unsigned long long)(room >> 10));
+}
+
+int
+store_disk_full(const struct store *s)
+{
+	return s->full;
 }
 
 /* Bytes of data.mdb that LMDB uses: up to its last page. */
@@ -678,10 +710,11 @@ store_commit(struct store_txn *t)
 			snprintf(s->err, sizeof s->err, "%s", journal_errstr(s->j));
 		if (jrc) {
 			store_abort(t);
+			note_space(s);
 			return jrc;
 		}
 	}
-	int rc = mdb_txn_commit(t->txn);
+	int rc = mdb_txn_commit(t->txn), lost = 0;
 	if (rc == 0 && t->write) {
 		pthread_mutex_lock(&s->tail_lock);
 		s->tail = t->tail;
@@ -692,14 +725,25 @@ store_commit(struct store_txn *t)
 		if (t->direct)
 			jrc = checkpoint(s);
 	} else if (rc && journalled) {
-		/* Its record is in the journal, but LMDB has not taken it: a
-		 * checkpoint starts a generation without it, so that it never
-		 * replays. */
-		checkpoint(s);
+		/* Its record is in the journal, but LMDB has not taken it: the
+		 * record is taken back so that it never replays, or, if even
+		 * that fails, a checkpoint starts a generation without it.
+		 * (Replayed, the writes of a commit reported failed would take
+		 * effect at the next start.) */
+		lost = journal_unappend(s->j) && checkpoint(s);
 	}
 	free(t->rec);
 	free(t);
-	return rc ? fail(s, "commit", rc) : jrc;
+	if (rc)
+		jrc = fail(s, "commit", rc);
+	if (jrc)
+		note_space(s);
+	if (lost) {
+		size_t l = strlen(s->err);
+		snprintf(s->err + l, sizeof s->err - l, "; its journal record could not be "
+		    "taken back, so the next start may apply it");
+	}
+	return jrc;
 }
 
 void

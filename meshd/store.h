@@ -55,6 +55,13 @@ void store_close(struct store *s);
 /* The last LMDB error text, for logs. */
 const char *store_errstr(const struct store *s);
 
+/*
+ * Whether the last failed commit found the file system that holds the
+ * store full (store_errstr then says so, with the space left): freeing
+ * space and restarting is the remedy, not a repair.
+ */
+int store_disk_full(const struct store *s);
+
 /* The committed tail of the log: last index (0 if empty), its hash, term. */
 void store_tail(const struct store *s, uint64_t *index, uint8_t hash[32],
     uint64_t *term);

@@ -4,7 +4,8 @@
  * replay there, and appends go on from it; records of an older generation
  * never replay; a torn checkpoint falls back to the one before; records
  * of a generation whose checkpoint never came replay after the older
- * base's; a second opener is refused while the file is locked.
+ * base's; a record taken back (its commit failed) never replays; a second
+ * opener is refused while the file is locked.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -195,6 +196,38 @@ case_generations(void)
 	cleanup();
 }
 
+/* A record taken back (the commit it was written for failed) is gone
+ * after a reopen, the one appended next takes its place, and only the last
+ * record appended can be taken back. */
+static void
+case_unappend(void)
+{
+	uint8_t b[512];
+	fresh();
+	struct journal *j = jopen();
+	T_EQ_INT(ckpt(j, "u"), 0);
+	T_EQ_INT(journal_unappend(j), BABL_EINTERNAL); /* nothing appended yet */
+	append_bodies(j, 0, 5);
+	T_EQ_INT(journal_append(j, "not this", 8), 0);
+	T_EQ_INT(journal_unappend(j), 0);
+	T_EQ_INT(journal_unappend(j), BABL_EINTERNAL); /* once */
+	j = reopen_expect(j, 0, 1, "u", 5);
+	T_EQ_INT(journal_unappend(j), BABL_EINTERNAL); /* not after a reopen */
+
+	/* Taken back, then written again in its place, then more after it. */
+	T_EQ_INT(journal_append(j, "not this", 8), 0);
+	T_EQ_INT(journal_unappend(j), 0);
+	append_bodies(j, 5, 8);
+	j = reopen_expect(j, 0, 1, "u", 8);
+	/* Nor does a rotation leave one to take back. */
+	T_EQ_INT(ckpt(j, "v"), 0);
+	T_EQ_INT(journal_unappend(j), BABL_EINTERNAL);
+	T_EQ_INT(journal_append(j, b, body(0, b)), 0);
+	j = reopen_expect(j, 0, 2, "v", 1);
+	journal_close(j);
+	cleanup();
+}
+
 /* A rotation whose checkpoint was never written (a crash while it ran):
  * the new generation's records replay after the old base's own. */
 static void
@@ -261,6 +294,7 @@ static const struct t_case cases[] = {
 	{"order_and_torn_tail", case_order_and_torn_tail},
 	{"generations", case_generations},
 	{"unfinished", case_unfinished},
+	{"unappend", case_unappend},
 	{"locked", case_locked},
 	{"full", case_full},
 	{0},
