@@ -328,7 +328,7 @@ int
 journal_unappend(struct journal *j)
 {
 	static const uint8_t zeros[REC_HDR];
-	if (j->last >= j->off || !j->seq)
+	if (j->last >= j->off) /* (open, replay and rotate set last = off) */
 		return BABL_EINTERNAL;
 	struct iovec v = {(void *)zeros, sizeof zeros};
 	errno = 0;

@@ -2772,10 +2772,7 @@ handle_call(struct session *s, const struct wire_frame *f)
 		return;
 	}
 	if (n->stopping || n->failed) {
-		if (n->failed)
-			send_error(s, BABL_EBUSY, "%s", failed_text(n));
-		else
-			send_error(s, BABL_EBUSY, "node is shutting down");
+		send_error(s, BABL_EBUSY, "%s", n->failed ? failed_text(n) : "node is shutting down");
 		return;
 	}
 	uint8_t ikey[32];
@@ -3921,6 +3918,15 @@ apply_prop(struct node *n, struct prop *p)
 	prop_free(p);
 }
 
+/* A deploy that will not be applied: its session hears why. */
+static void
+deploy_fail(struct session *s, int err, const char *why)
+{
+	s->pinned--;
+	if (!s->dead)
+		send_error(s, err, "%s", why);
+}
+
 static void call_drop_session(struct call *c, int err, const char *why);
 static void call_drop_waiters(struct call *c, int err, const char *why);
 
@@ -3961,12 +3967,8 @@ apply_done(struct node *n)
 		if (err) {
 			/* Not durable: nothing of it may take effect.  (Its call's
 			 * caller heard so in fail_calls.) */
-			if (p->e.type == ENT_DEPLOY && p->owner) {
-				struct session *s = p->owner;
-				s->pinned--;
-				if (!s->dead)
-					send_error(s, BABL_EIO, "%s", failed_text(n));
-			}
+			if (p->e.type == ENT_DEPLOY && p->owner)
+				deploy_fail(p->owner, BABL_EIO, failed_text(n));
 			prop_free(p);
 		} else {
 			apply_prop(n, p);
@@ -4361,15 +4363,10 @@ prop_fail(struct node *n, struct prop *p, const char *why)
 		}
 		break;
 	}
-	case ENT_DEPLOY: {
-		struct session *s = p->owner;
-		if (s) {
-			s->pinned--;
-			if (!s->dead)
-				send_error(s, BABL_EUNREACH, "%s", why);
-		}
+	case ENT_DEPLOY:
+		if (p->owner)
+			deploy_fail(p->owner, BABL_EUNREACH, why);
 		break;
-	}
 	case ENT_NOOP:
 		if (p->owner) { /* the --id records are local: let them land */
 			commit_sync(n->cm);

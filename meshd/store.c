@@ -4,6 +4,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,19 @@ fail(struct store *s, const char *what, int rc)
 	return BABL_EIO;
 }
 
+/* Add to err what else is known of the failure. */
+static void err_add(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+err_add(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+	size_t l = strlen(s->err);
+	va_start(ap, fmt);
+	vsnprintf(s->err + l, sizeof s->err - l, fmt, ap);
+	va_end(ap);
+}
+
 /* Less room than this left when a write fails: the disk is full. */
 #define DISK_LOW (16u << 20)
 
@@ -111,9 +125,7 @@ note_space(struct store *s)
 	if (room >= DISK_LOW)
 		return;
 	s->full = 1;
-	size_t l = strlen(s->err);
-	snprintf(s->err + l, sizeof s->err - l, "; its file system is full (%llu KiB free)",
-	    (unsigned long long)(room >> 10));
+	err_add(s, "; its file system is full (%llu KiB free)", (unsigned long long)(room >> 10));
 }
 
 int
@@ -738,11 +750,9 @@ store_commit(struct store_txn *t)
 		jrc = fail(s, "commit", rc);
 	if (jrc)
 		note_space(s);
-	if (lost) {
-		size_t l = strlen(s->err);
-		snprintf(s->err + l, sizeof s->err - l, "; its journal record could not be "
-		    "taken back, so the next start may apply it");
-	}
+	if (lost)
+		err_add(s, "; its journal record could not be taken back, so the next "
+		    "start may apply it");
 	return jrc;
 }
 
