@@ -59,27 +59,6 @@ trap '_mesh_down; _cleanup' EXIT
 
 # ---- helpers
 
-# raft_of URL: "commit applied last" as the node reports it.
-raft_of() {
-	"${CLI[@]}" -n "$1" -t 3 status 2>/dev/null |
-		sed -n 's/^raft: *commit \([0-9]*\), applied \([0-9]*\), last \([0-9]*\).*/\1 \2 \3/p'
-}
-role_of() {
-	"${CLI[@]}" -n "$1" -t 2 status 2>/dev/null | sed -n 's/^role: *\([a-z]*\).*/\1/p'
-}
-# converged URL...: every node has applied all it has, and all report the
-# same commit, applied and last index.
-converged() {
-	local u r first="" c a l
-	for u in "$@"; do
-		r=$(raft_of "$u")
-		[ -n "$r" ] || return 1
-		read -r c a l <<<"$r"
-		[ "$c" = "$a" ] && [ "$a" = "$l" ] || return 1
-		[ -z "$first" ] && first=$r
-		[ "$r" = "$first" ] || return 1
-	done
-}
 # calls_of URL SERVICE: the service's calls as babl log lists them on the
 # node (the header line dropped).
 calls_of() { "${CLI[@]}" -n "$1" -t 5 log "$2" 2>&1 | grep -E '^[0-9]+ '; }
@@ -157,20 +136,8 @@ $(join "$T/rec.$first" "$T/rec.$d" | awk '$2 != $4 || $3 != $5' | head -n 3 | wh
 	check_eq "$*: every node recorded the same output for every --id call" "" "$diffs"
 }
 pid_of() { cat "$T/n$1.pid" 2>/dev/null; }
-# within SECS CMD...: poll CMD until it succeeds, for at most SECS seconds
-# (lib.sh's wait_until counts tries, and a status query can take seconds).
-within() {
-	local end=$((SECONDS + $1))
-	shift
-	while :; do
-		"$@" >/dev/null 2>&1 && return 0
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.1
-	done
-}
 alive_node() { local p; p=$(pid_of "$1") && kill -0 "$p" 2>/dev/null; }
 
-CLI=(babl)
 
 # =====================================================================
 # 1. a three-node mesh: deploys through a follower, calls through every node

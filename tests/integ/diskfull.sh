@@ -8,7 +8,12 @@
 # failed has not taken effect (counter.lua: its count is the acknowledged
 # calls' plus one; the journal record of the failed commit used to replay
 # and count once more).
-# timeout: 240
+#
+# Then a mesh of three whose leader's disk fills up: the leader exits,
+# saying why; another node leads and the calls go on (a call the failure
+# cuts off is told to retry); the acknowledged counter values are 1..K, each
+# once; restarted with room, the node catches up with the same log.
+# timeout: 420
 if [ -z "${BABL_DISKFULL_NS-}" ]; then
 	if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
 		BABL_DISKFULL_NS=1 exec unshare -m --propagation private "$0" "$@"
@@ -27,18 +32,22 @@ mount -t tmpfs -o size=40m babl-diskfull "$D" || {
 	exit 1
 }
 
-# The end, wherever it comes: the nodes stop before the tmpfs goes.
+# The end, wherever it comes: the nodes stop before their tmpfs go.
+MOUNTS=("$D")
 end() {
 	stop_meshd full
-	umount "$D"
+	[ -n "${CLUSTER-}" ] && "$CLUSTER" stop >/dev/null 2>&1
+	umount "${MOUNTS[@]}"
 	finish
 }
 
-# fill KIB: a file that leaves KIB KiB free on the tmpfs.
+# fill [DIR] KIB: a file that leaves KIB KiB free on DIR's file system (the
+# node's tmpfs by default).
 fill() {
-	local avail
-	avail=$(df --output=avail -B1 "$D" | tail -1)
-	head -c $((avail - $1 * 1024)) /dev/zero >"$D/filler"
+	local dir=$D avail
+	[ $# -gt 1 ] && { dir=$1; shift; }
+	avail=$(df --output=avail -B1 "$dir" | tail -1)
+	head -c $((avail - $1 * 1024)) /dev/zero >"$dir/filler"
 }
 
 start_meshd full || end
@@ -87,4 +96,86 @@ start_meshd full || end
 check_eq "after a restart, the count is the acknowledged calls' plus one" \
 	$((acked + 1)) "$(echo | babl counter)"
 check "meshd --check verifies the log" meshd --check --data "$D"
+stop_meshd full
+
+# --- a mesh whose leader's disk fills up
+W=$((10 * _slow))
+mesh_env 6
+for i in 1 2 3; do
+	mkdir -p "$T/n$i"
+	mount -t tmpfs -o size=96m "babl-diskfull-n$i" "$T/n$i" || end
+	MOUNTS+=("$T/n$i")
+done
+_run "$CLUSTER" start 3
+ALL=$(cat "$T/out")
+IFS=, read -r -a N <<<"$ALL"
+N=("" "${N[@]}") # N[1] .. N[3]
+leader() { "$CLUSTER" leader 2>/dev/null; }
+has_leader() { [ -n "$(leader)" ]; }
+check "a leader is elected" within "$W" has_leader
+L=$(leader)
+another_leads() { local l; l=$(leader); [ -n "$l" ] && [ "$l" != "$L" ]; }
+check "deploy cat on the mesh" babl -n "$ALL" deploy cat -- cat
+check "deploy counter on the mesh" babl -n "$ALL" deploy mcount "$root/contrib/services/counter.lua"
+# gone ID: node ID's process has ended (a zombie nobody reaped has too).
+gone() {
+	local p st
+	p=$(cat "$T/n$1.pid") || return 0
+	read -r _ _ st _ <"/proc/$p/stat" 2>/dev/null || return 0
+	[ "$st" = Z ]
+}
+# count I: mcount with --id c$I through any node, the same id again until
+# it is acknowledged (at most 30 tries); its output goes to counts.
+count() {
+	local try out
+	for ((try = 0; try < 30; try++)); do
+		if out=$(timeout -k 2 $((15 * _slow)) babl -n "$ALL" -t $((10 * _slow)) --id "c$1" mcount \
+			</dev/null 2>>"$T/count.err"); then
+			echo "$out" >>"$T/counts"
+			return 0
+		fi
+		sleep 0.3
+	done
+	return 1
+}
+fill "$T/n$L" 8192
+head -c $((6 << 20)) /dev/urandom >"$T/in6"
+: >"$T/counts"
+: >"$T/streams.err"
+cut_off=0 streams=0 wrong=0 i=0
+# Streams (6 MiB each, through the first node that answers) fill the
+# leader's 8 MiB of room; counter calls go between them, and on for a few
+# rounds once the leader is gone.
+for ((round = 0; round < 8; round++)); do
+	count $((++i)) || break
+	if ! gone "$L"; then
+		streams=$((streams + 1))
+		if timeout -k 5 $((60 * _slow)) babl -n "$ALL" cat <"$T/in6" >"$T/out6" 2>"$T/stream.err"; then
+			cmp -s "$T/in6" "$T/out6" || wrong=$((wrong + 1))
+		else
+			echo "exit $?: $(cat "$T/stream.err")" >>"$T/streams.err"
+			cut_off=$((cut_off + 1))
+		fi
+	fi
+	count $((++i)) || break
+done
+echo "    leader: node $L; $streams streams, $cut_off cut off; $(wc -l <"$T/counts") counter calls acknowledged"
+check "the leader, its disk full, has exited" within "$W" gone "$L"
+check "its log says why" grep -q "cannot persist the replicated log.*its file system is full" "$T/n$L.log"
+check "another node leads" within "$W" another_leads
+check_eq "every counter call was acknowledged" "$i" "$(wc -l <"$T/counts")"
+check_eq "the acknowledged values are 1..$i, each once" "$(seq "$i")" "$(cat "$T/counts")"
+check_eq "no stream came back different" 0 "$wrong"
+# (exit 69, the node unreachable: the leader the client talked to closed
+# the connection, or the node it went through lost its link to the leader)
+check_eq "a stream cut off by the failure exited 69, saying the node or the leader went" "" \
+	"$(grep -Ev '^exit 69: babl: (cat: the node closed the connection before the call ended|the connection to the leader .* was lost mid-call; retry)' \
+		"$T/streams.err")"
+check_eq "the counter goes on" $((i + 1)) "$(echo | babl -n "$ALL" mcount)"
+rm -f "$T/n$L/filler"
+check "node $L starts again, with room" "$CLUSTER" restart "$L"
+check "node $L catches up with the same log" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
+check_eq "through node $L, the counter goes on" $((i + 2)) "$(echo | babl -n "${N[$L]}" mcount)"
+"$CLUSTER" stop >/dev/null 2>&1
+check "meshd --check verifies node $L's log" meshd --check --data "$T/n$L"
 end

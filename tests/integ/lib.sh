@@ -22,6 +22,9 @@
 #   wait_until SECS CMD...        poll CMD until it succeeds (1 if it never does)
 #   port_block N                  N free consecutive loopback ports (the first)
 #   mesh_env N                    scripts/cluster ($CLUSTER) with its mesh in $T
+#   raft_of URL, role_of URL      a node's "commit applied last", its role
+#   converged URL...              the nodes have applied the same whole log
+#   within SECS CMD...            as wait_until, in seconds of the clock
 #
 # Checks (each prints "ok   NAME" or "FAIL NAME" with the details, and the
 # tail of the meshd logs on failure).  The command checks keep the last
@@ -148,6 +151,45 @@ mesh_env() {
 	unset MESHD_FLAGS
 	BABL_CLUSTER_PORT=$(port_block "$1") || { echo "$SUITE: no free ports" >&2; exit 1; }
 	export BABL_CLUSTER_PORT
+}
+
+# The mesh helpers ask their questions with ${CLI[@]} (a script may run
+# babl in a network namespace instead).
+CLI=(babl)
+
+# raft_of URL: "commit applied last" as the node reports it.
+raft_of() {
+	"${CLI[@]}" -n "$1" -t 3 status 2>/dev/null |
+		sed -n 's/^raft: *commit \([0-9]*\), applied \([0-9]*\), last \([0-9]*\).*/\1 \2 \3/p'
+}
+role_of() {
+	"${CLI[@]}" -n "$1" -t 2 status 2>/dev/null | sed -n 's/^role: *\([a-z]*\).*/\1/p'
+}
+
+# converged URL...: every node has applied all it has, and all report the
+# same commit, applied and last index.
+converged() {
+	local u r first="" c a l
+	for u in "$@"; do
+		r=$(raft_of "$u")
+		[ -n "$r" ] || return 1
+		read -r c a l <<<"$r"
+		[ "$c" = "$a" ] && [ "$a" = "$l" ] || return 1
+		[ -z "$first" ] && first=$r
+		[ "$r" = "$first" ] || return 1
+	done
+}
+
+# within SECS CMD...: poll CMD until it succeeds, for at most SECS seconds
+# (wait_until counts tries, and a status query can take seconds).
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
 }
 
 _alive() { [ -n "${MESHD_PID[$1]-}" ] && kill -0 "${MESHD_PID[$1]}" 2>/dev/null; }
