@@ -10,9 +10,11 @@
 # and count once more).
 #
 # Then a mesh of three whose leader's disk fills up: the leader exits,
-# saying why; another node leads and the calls go on (a call the failure
-# cuts off is told to retry); the acknowledged counter values are 1..K, each
-# once; restarted with room, the node catches up with the same log.
+# saying why; another node leads and the calls go on (a stream the failure
+# cuts off exits 69, saying so); the acknowledged counter values are 1..K,
+# each once; restarted with room, the node catches up with the same log.
+# Then a follower's disk fills up: it exits, saying why, and the calls
+# through the others go on without an error.
 # timeout: 420
 if [ -z "${BABL_DISKFULL_NS-}" ]; then
 	if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
@@ -176,6 +178,29 @@ rm -f "$T/n$L/filler"
 check "node $L starts again, with room" "$CLUSTER" restart "$L"
 check "node $L catches up with the same log" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
 check_eq "through node $L, the counter goes on" $((i + 2)) "$(echo | babl -n "${N[$L]}" mcount)"
+
+# --- then a follower's disk fills up: it exits, saying why, and streams
+# through the other two nodes go on without an error.
+check "a leader is elected" within "$W" has_leader
+L2=$(leader)
+F=$((L2 % 3 + 1))
+O=$((F % 3 + 1)) # (O may be L2: both URLs then name the leader)
+[ "$O" = "$F" ] && O=$((O % 3 + 1))
+fill "$T/n$F" 8192
+bad=0
+for ((k = 0; k < 4; k++)); do
+	timeout -k 5 $((60 * _slow)) babl -n "${N[$L2]},${N[$O]}" cat <"$T/in6" >"$T/out6" 2>>"$T/fstreams.err" &&
+		cmp -s "$T/in6" "$T/out6" || bad=$((bad + 1))
+done
+check "follower $F, its disk full, has exited" within "$W" gone "$F"
+check "its log says why" grep -q "cannot persist the replicated log.*its file system is full" "$T/n$F.log"
+check_eq "every stream through the other two came back whole" "0 streams failed: " \
+	"$bad streams failed: $(cat "$T/fstreams.err")"
+check_eq "the counter goes on" $((i + 3)) "$(echo | babl -n "${N[$L2]}" mcount)"
+rm -f "$T/n$F/filler"
+check "node $F starts again, with room" "$CLUSTER" restart "$F"
+check "node $F catches up with the same log" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
 "$CLUSTER" stop >/dev/null 2>&1
 check "meshd --check verifies node $L's log" meshd --check --data "$T/n$L"
+check "meshd --check verifies node $F's log" meshd --check --data "$T/n$F"
 end
