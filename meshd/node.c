@@ -6598,7 +6598,9 @@ node_run(const struct node_config *cfg)
 		n->pend = q->next;
 		prop_free(q);
 	}
-	commit_sync(n->cm);
+	int werr = commit_sync(n->cm);
+	if (werr && !n->failed)
+		n->failed = werr;
 	commit_stop(n->cm);
 	rtrans_close(n->rt);
 	raft_close(n->raft);
@@ -6651,8 +6653,15 @@ node_run(const struct node_config *cfg)
 	free(n->wd_clean);
 	free(n->bend);
 	idset_clear(&n->open);
+	if (n->failed) {
+		/* Not a clean stop: a supervisor should hear of it. */
+		log_warnx("stopped; the log could not be written, so the last writes "
+		    "were not made (what was acknowledged is kept)");
+		status = 1;
+	} else {
+		log_info("stopped");
+	}
 	free(n);
-	log_info("stopped");
 	return status;
 }
 

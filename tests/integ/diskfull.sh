@@ -72,7 +72,9 @@ check_exit 75 babl deploy cat2 -- cat
 check "the node log names the full file system" grep -q "its file system is full" "$T/full.log"
 
 rm -f "$D/filler"
-stop_meshd full
+check_exit 1 stop_meshd full
+check "a stop after the log failed is not clean: it says so and exits 1" \
+	grep -q "stopped; the log could not be written" "$T/full.log"
 start_meshd full || end
 check_eq "after a restart with room again, calls work" hello "$(echo hello | babl cat)"
 check "babl verify" babl verify
