@@ -2527,7 +2527,8 @@ lua_worker_gone(struct node *n, struct lw *w)
 			continue;
 		if (!c->why) {
 			c->why = ENT_WHY_WORKER;
-			snprintf(c->msg, sizeof c->msg, "the Lua worker running it died");
+			snprintf(c->msg, sizeof c->msg, "the Lua worker running it died or was "
+			    "stopped (the node's log says why); none of its changes were kept");
 		}
 		c->exited = 1;
 		c->status = SIGKILL;
@@ -3055,6 +3056,7 @@ why_text(uint8_t why)
 	case ENT_WHY_SPAWN: return "not started";
 	case ENT_WHY_PROGRAM: return "program mismatch";
 	case ENT_WHY_RESTART: return "node restarted";
+	case ENT_WHY_WORKER: return "Lua worker died";
 	default: return NULL;
 	}
 }
@@ -3625,7 +3627,7 @@ outcome_finish(struct node *n, struct call *c, const struct ent_outcome *o)
 		    o->why == ENT_WHY_SPAWN)
 			send_error(s, o->why == ENT_WHY_INPUT_LIMIT ? BABL_EINPUT : BABL_ENOENT, "%s: %s",
 			    c->svc->name, c->msg[0] ? c->msg : w);
-		else if (o->why == ENT_WHY_TIMEOUT)
+		else if (o->why == ENT_WHY_TIMEOUT || o->why == ENT_WHY_WORKER)
 			send_exit(s, o->kind, o->code, c->msg);
 		else if (o->why == ENT_WHY_CANCELLED)
 			/* Not the run's exit status, which may be 0: the log

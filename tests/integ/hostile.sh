@@ -2,7 +2,9 @@
 # hostile.sh - a misbehaving service (tests/helpers/hostile.c) under small
 # limits: each misbehaviour is refused or stopped, the environment and
 # filesystem are confined, nothing is left running, and the node serves on.
-# timeout: 180
+# Then a Lua worker that misbehaves (tests/helpers/badworker): each way
+# fails the call with the cause on stderr and none of its changes.
+# timeout: 240
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 
@@ -156,5 +158,42 @@ check "babl log hostile" babl log hostile
 keep
 check "babl log hostile records the wall-clock kill as timeout" grep -q 'signal 9 (timeout)' "$T/view"
 check "babl status" babl status
+check "babl verify" babl verify
+stop_meshd a
+
+# ---- a Lua worker that misbehaves: tests/helpers/badworker stands in for
+# meshd-lua, and each script names what it does (badworker.c).  However the
+# worker talks back, the call ends with 137 and the cause on stderr, keeps
+# none of its kv writes, and the node serves on.
+export MESHD_LUA=$BABL_BUILD/tests/badworker
+start_meshd w || finish
+unset MESHD_LUA
+check "deploy cat on node w" babl deploy cat -- cat
+MODES="garbage huge cut exit badwrites othercall"
+for m in $MODES; do
+	printf -- '-- badworker: %s\nfunction handle(req)\n  babl.kv.set("k", "set")\nend\n' "$m" >"$T/$m.lua"
+	babl deploy "$m" "$T/$m.lua" >/dev/null 2>&1 || check "deploy $m" false
+done
+for m in $MODES; do
+	check_exit 137 bash -c "echo x | timeout -k 5 30 babl $m"
+	check_stderr_contains "the Lua worker running it died or was stopped (the node's log says why); none of its changes were kept"
+	[ "$m" = othercall ] && check_eq "othercall: no output of another call reaches the caller" "" "$(cat "$T/out")"
+	still_serving "a worker that does '$m'"
+done
+check "the node's log says a worker sent a malformed message" \
+	grep -q "Lua worker [0-9]* sent a malformed message; killing it" "$T/w.log"
+check "... and a malformed frame" grep -q "Lua worker [0-9]* sent a malformed frame; killing it" "$T/w.log"
+check "babl log badwrites" babl log badwrites
+keep
+check "babl log records the worker's death" grep -q 'signal 9 (Lua worker died)' "$T/view"
+# With the real worker again: none of those calls' writes were kept.
+stop_meshd w
+start_meshd w || finish
+printf 'function handle(req)\n  babl.write(tostring(babl.kv.get("k")), "\\n")\nend\n' >"$T/getk.lua"
+for m in $MODES; do
+	babl deploy "$m" "$T/getk.lua" >/dev/null 2>&1 || check "deploy $m again" false
+done
+check_eq "no call of a misbehaving worker set its kv" "nil nil nil nil nil nil" \
+	"$(for m in $MODES; do babl "$m" </dev/null 2>&1; done | tr '\n' ' ' | sed 's/ $//')"
 check "babl verify" babl verify
 finish
