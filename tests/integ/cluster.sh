@@ -136,7 +136,6 @@ $(join "$T/rec.$first" "$T/rec.$d" | awk '$2 != $4 || $3 != $5' | head -n 3 | wh
 	check_eq "$*: every node recorded the same output for every --id call" "" "$diffs"
 }
 pid_of() { cat "$T/n$1.pid" 2>/dev/null; }
-alive_node() { local p; p=$(pid_of "$1") && kill -0 "$p" 2>/dev/null; }
 
 
 # =====================================================================
@@ -230,7 +229,7 @@ F=$((L % 3 + 1))
 kill -KILL "$(pid_of "$L")"
 check_eq "a call through follower $F right after kill -9 of leader $L waits for the next leader" \
 	"after the kill" "$(echo 'after the kill' | timeout 30 babl -n "${N[$F]}" cat)"
-for ((i = 0; i < 50; i++)); do alive_node "$L" || break; sleep 0.1; done
+for ((i = 0; i < 50; i++)); do node_alive "$L" || break; sleep 0.1; done
 check "restart node $L" "$CLUSTER" restart "$L"
 check "node $L is back (its status answers)" wait_until "$W" babl -n "${N[$L]}" -t 2 status
 check "node $L catches up" within "$W" converged "${N[1]}" "${N[2]}" "${N[3]}"
@@ -403,7 +402,7 @@ else
 fi
 
 for i in 1 2 3; do
-	check "node $i is still running" alive_node "$i"
+	check "node $i is still running" node_alive "$i"
 done
 check "all nodes converge on the same applied index" \
 	within "$((2 * W))" converged "${N[1]}" "${N[2]}" "${N[3]}"

@@ -121,13 +121,7 @@ L=$(leader)
 another_leads() { local l; l=$(leader); [ -n "$l" ] && [ "$l" != "$L" ]; }
 check "deploy cat on the mesh" babl -n "$ALL" deploy cat -- cat
 check "deploy counter on the mesh" babl -n "$ALL" deploy mcount "$root/contrib/services/counter.lua"
-# gone ID: node ID's process has ended (a zombie nobody reaped has too).
-gone() {
-	local p st
-	p=$(cat "$T/n$1.pid") || return 0
-	read -r _ _ st _ <"/proc/$p/stat" 2>/dev/null || return 0
-	[ "$st" = Z ]
-}
+exited() { ! node_alive "$1"; }
 # count I: mcount with --id c$I through any node, the same id again until
 # it is acknowledged (at most 30 tries); its output goes to counts.
 count() {
@@ -152,7 +146,7 @@ cut_off=0 streams=0 wrong=0 i=0
 # rounds once the leader is gone.
 for ((round = 0; round < 8; round++)); do
 	count $((++i)) || break
-	if ! gone "$L"; then
+	if node_alive "$L"; then
 		streams=$((streams + 1))
 		if timeout -k 5 $((60 * _slow)) babl -n "$ALL" cat <"$T/in6" >"$T/out6" 2>"$T/stream.err"; then
 			cmp -s "$T/in6" "$T/out6" || wrong=$((wrong + 1))
@@ -164,7 +158,7 @@ for ((round = 0; round < 8; round++)); do
 	count $((++i)) || break
 done
 echo "    leader: node $L; $streams streams, $cut_off cut off; $(wc -l <"$T/counts") counter calls acknowledged"
-check "the leader, its disk full, has exited" within "$W" gone "$L"
+check "the leader, its disk full, has exited" within "$W" exited "$L"
 check "its log says why" grep -q "cannot persist the replicated log.*its file system is full" "$T/n$L.log"
 check "another node leads" within "$W" another_leads
 check_eq "every counter call was acknowledged" "$i" "$(wc -l <"$T/counts")"
@@ -194,7 +188,7 @@ for ((k = 0; k < 4; k++)); do
 	timeout -k 5 $((60 * _slow)) babl -n "${N[$L2]},${N[$O]}" cat <"$T/in6" >"$T/out6" 2>>"$T/fstreams.err" &&
 		cmp -s "$T/in6" "$T/out6" || bad=$((bad + 1))
 done
-check "follower $F, its disk full, has exited" within "$W" gone "$F"
+check "follower $F, its disk full, has exited" within "$W" exited "$F"
 check "its log says why" grep -q "cannot persist the replicated log.*its file system is full" "$T/n$F.log"
 check_eq "every stream through the other two came back whole" "0 streams failed: " \
 	"$bad streams failed: $(cat "$T/fstreams.err")"

@@ -24,6 +24,7 @@
 #   mesh_env N                    scripts/cluster ($CLUSTER) with its mesh in $T
 #   raft_of URL, role_of URL      a node's "commit applied last", its role
 #   converged URL...              the nodes have applied the same whole log
+#   node_alive ID                 node ID of that mesh runs (not a zombie)
 #   within SECS CMD...            as wait_until, in seconds of the clock
 #
 # Checks (each prints "ok   NAME" or "FAIL NAME" with the details, and the
@@ -178,6 +179,15 @@ converged() {
 		[ -z "$first" ] && first=$r
 		[ "$r" = "$first" ] || return 1
 	done
+}
+
+# node_alive ID: node ID of the mesh in $T (scripts/cluster's) runs.  One
+# that has exited is not, though no one has reaped it yet (a zombie).
+node_alive() {
+	local p st
+	p=$(cat "$T/n$1.pid" 2>/dev/null) || return 1
+	read -r _ _ st _ <"/proc/$p/stat" 2>/dev/null || return 1
+	[ "$st" != Z ]
 }
 
 # within SECS CMD...: poll CMD until it succeeds, for at most SECS seconds
